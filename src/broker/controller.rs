@@ -1,0 +1,168 @@
+//! Catalogue changes. They run on shard 0 (the controller), are persisted, and
+//! then every shard adopts the new version before the caller is answered.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use kafka_protocol::ResponseError;
+
+use super::state::{local, ShardState};
+use crate::cluster::catalog::valid_topic_name;
+use crate::cluster::{topic_config, Catalog, TopicMeta};
+use crate::shard;
+
+pub const CONTROLLER_SHARD: shard::ShardId = 0;
+
+/// Kafka error code and message for one failed item.
+pub type ApiError = (ResponseError, String);
+
+#[derive(Clone, Debug)]
+pub struct TopicSpec {
+    pub name: String,
+    /// -1: broker default (`num.partitions`).
+    pub partitions: i32,
+    /// -1: broker default (`default.replication.factor`).
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+pub enum Change {
+    Create { specs: Vec<TopicSpec>, validate_only: bool },
+    Delete { names: Vec<String> },
+    AddPartitions { topic: String, total: i32, validate_only: bool },
+    /// Replace or edit a topic's overrides: (key, Some(value)) sets, None removes.
+    Configs { topic: String, edits: Vec<(String, Option<String>)>, replace: bool, validate_only: bool },
+}
+
+/// Apply a change through the controller; one result per item, in order.
+pub async fn submit(change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)> {
+    shard::submit_to(CONTROLLER_SHARD, move || apply_on_controller(change))
+        .await
+        .unwrap_or_else(|e| vec![(String::new(), Err((ResponseError::NotController, e.to_string())))])
+}
+
+async fn apply_on_controller(change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)> {
+    let state = local();
+    let _guard = state.controller_lock.lock().await;
+    let mut next = (*state.catalog()).clone();
+    let results = edit(&state, &mut next, change);
+    let changed = results.iter().any(|(_, r)| r.is_ok()) && next != *state.catalog();
+    if !changed {
+        return results;
+    }
+    next.version += 1;
+    if let Err(e) = next.save(&state.cfg.log_dir) {
+        let msg = format!("cannot persist cluster metadata: {e}");
+        return results.into_iter().map(|(n, _)| (n, Err((ResponseError::KafkaStorageError, msg.clone())))).collect();
+    }
+    for s in 0..shard::count() {
+        let c = next.clone();
+        let r = shard::submit_to(s, move || async move { local().apply_catalog(Rc::new(c)).await.map_err(|e| e.to_string()) }).await;
+        if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
+            tracing::error!(shard = s, error = %e, "shard failed to apply metadata version {}", next.version);
+        }
+    }
+    results
+}
+
+fn edit(state: &ShardState, c: &mut Catalog, change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)> {
+    let validate_only = matches!(
+        change,
+        Change::Create { validate_only: true, .. }
+            | Change::AddPartitions { validate_only: true, .. }
+            | Change::Configs { validate_only: true, .. }
+    );
+    let mut scratch = c.clone();
+    let target = if validate_only { &mut scratch } else { c };
+    match change {
+        Change::Create { specs, .. } => specs.into_iter().map(|s| (s.name.clone(), create(state, target, s))).collect(),
+        Change::Delete { names } => names
+            .into_iter()
+            .map(|n| {
+                let r = target
+                    .topics
+                    .remove(&n)
+                    .ok_or((ResponseError::UnknownTopicOrPartition, format!("Topic '{n}' does not exist")));
+                (n, r)
+            })
+            .collect(),
+        Change::AddPartitions { topic, total, .. } => {
+            let r = match target.topics.get_mut(&topic) {
+                None => Err((ResponseError::UnknownTopicOrPartition, format!("Topic '{topic}' does not exist"))),
+                Some(t) if total <= t.partitions => Err((
+                    ResponseError::InvalidPartitions,
+                    format!("Topic currently has {} partitions, which is higher than the requested {total}.", t.partitions),
+                )),
+                Some(t) => {
+                    t.partitions = total;
+                    Ok(t.clone())
+                }
+            };
+            vec![(topic, r)]
+        }
+        Change::Configs { topic, edits, replace, .. } => {
+            let r = match target.topics.get_mut(&topic) {
+                None => Err((ResponseError::UnknownTopicOrPartition, format!("Topic '{topic}' does not exist"))),
+                Some(t) => edit_configs(&mut t.configs, edits, replace).map(|()| t.clone()),
+            };
+            vec![(topic, r)]
+        }
+    }
+}
+
+fn edit_configs(
+    configs: &mut BTreeMap<String, String>,
+    edits: Vec<(String, Option<String>)>,
+    replace: bool,
+) -> Result<(), ApiError> {
+    let mut next = if replace { BTreeMap::new() } else { configs.clone() };
+    for (k, v) in edits {
+        match v {
+            Some(v) => {
+                topic_config::validate(&k, &v).map_err(|m| (ResponseError::InvalidConfig, m))?;
+                next.insert(k, v);
+            }
+            None => {
+                topic_config::validate(&k, &topic_config::default_value(&k, &crate::config::BrokerConfig::default()))
+                    .map_err(|m| (ResponseError::InvalidConfig, m))?;
+                next.remove(&k);
+            }
+        }
+    }
+    *configs = next;
+    Ok(())
+}
+
+fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta, ApiError> {
+    if !valid_topic_name(&s.name) {
+        return Err((
+            ResponseError::InvalidTopicException,
+            format!("Topic name '{}' is illegal: it must be 1-249 characters of [a-zA-Z0-9._-]", s.name),
+        ));
+    }
+    if c.topics.contains_key(&s.name) {
+        return Err((ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", s.name)));
+    }
+    let partitions = if s.partitions == -1 { state.cfg.num_partitions } else { s.partitions };
+    if partitions <= 0 {
+        return Err((ResponseError::InvalidPartitions, "Number of partitions must be larger than 0.".into()));
+    }
+    let rf = if s.replication_factor == -1 { state.cfg.default_replication_factor } else { s.replication_factor };
+    if rf <= 0 {
+        return Err((ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0.".into()));
+    }
+    if rf > 1 {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
+        ));
+    }
+    let mut configs = BTreeMap::new();
+    for (k, v) in s.configs {
+        topic_config::validate(&k, &v).map_err(|m| (ResponseError::InvalidConfig, m))?;
+        configs.insert(k, v);
+    }
+    let meta = TopicMeta { name: s.name.clone(), id: uuid::Uuid::new_v4(), partitions, configs };
+    c.topics.insert(s.name, meta.clone());
+    Ok(meta)
+}

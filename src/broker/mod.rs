@@ -1,0 +1,124 @@
+//! The broker process: start shards, open logs, serve, shut down cleanly.
+
+pub mod controller;
+pub mod state;
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::BrokerConfig;
+use crate::shard::{self, RuntimeConfig};
+use crate::storage::format;
+pub use state::ShardState;
+
+/// Read or create `meta.properties`; returns the cluster id.
+fn ensure_meta_properties(cfg: &BrokerConfig) -> anyhow::Result<String> {
+    let path = cfg.log_dir.join(format::META_PROPERTIES_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let (cluster_id, node_id) = format::decode_meta_properties(&text)
+            .ok_or_else(|| anyhow::anyhow!("{} is malformed", path.display()))?;
+        if node_id != cfg.broker_id {
+            anyhow::bail!(
+                "{} belongs to broker.id {node_id}, but this broker is configured as {}",
+                path.display(),
+                cfg.broker_id
+            );
+        }
+        return Ok(cluster_id);
+    }
+    let cluster_id = format::base64_url(uuid::Uuid::new_v4().as_bytes());
+    crate::storage::log::write_atomically(&path, format::encode_meta_properties(&cluster_id, cfg.broker_id).as_bytes())?;
+    Ok(cluster_id)
+}
+
+/// Run the broker until SIGTERM/SIGINT.
+pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.log_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create log.dirs {}: {e}", cfg.log_dir.display()))?;
+    let cluster_id = ensure_meta_properties(&cfg)?;
+    let marker = cfg.log_dir.join(format::CLEAN_SHUTDOWN_FILE);
+    let clean = marker.exists();
+    if clean {
+        std::fs::remove_file(&marker)?;
+    } else {
+        tracing::info!("no clean-shutdown marker: partition tails will be checked");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    raise_memlock_limit();
+
+    let cpus = shard::available_cpus();
+    let nr_shards = if cfg.smp == 0 { cpus.len() } else { cfg.smp };
+    let rt = RuntimeConfig {
+        cpus,
+        nr_shards,
+        cross_shard_queue_depth: cfg.cross_shard_queue_depth,
+        io_memory_bytes: cfg.io_memory_bytes_per_shard,
+    };
+    let cfg = Arc::new(cfg);
+    let failed = Arc::new(AtomicBool::new(false));
+    let (cfg2, stop2, failed2) = (cfg.clone(), stop.clone(), failed.clone());
+    shard::run(rt, move |id| {
+        let (cfg, stop, failed, cluster_id) = (cfg2.clone(), stop2.clone(), failed2.clone(), cluster_id.clone());
+        async move {
+            if let Err(e) = shard_main(id, cfg, cluster_id, clean, stop.clone()).await {
+                tracing::error!(shard = id, error = %e, "shard failed");
+                failed.store(true, Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    })?;
+    if failed.load(Ordering::SeqCst) {
+        anyhow::bail!("broker stopped after an error (see log above)");
+    }
+    std::fs::write(&marker, b"")?;
+    tracing::info!("clean shutdown complete");
+    Ok(())
+}
+
+/// glommio registers DMA memory, which counts against RLIMIT_MEMLOCK; lift the
+/// soft limit to the hard one so the default per-shard io memory fits.
+fn raise_memlock_limit() {
+    // SAFETY: plain getrlimit/setrlimit on our own process.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+        }
+    }
+}
+
+async fn shard_main(
+    id: shard::ShardId,
+    cfg: Arc<BrokerConfig>,
+    cluster_id: String,
+    clean: bool,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    crate::shard::io::prime_device_probe(&cfg.log_dir).await?;
+    let state = ShardState::start(id, (*cfg).clone(), cluster_id, clean).await?;
+    let listener = crate::net::listen(&state)?;
+    if id == 0 {
+        tracing::info!(shards = shard::count(), "sluice broker listening on {}", cfg.listener);
+    }
+    let server = shard::spawn(crate::net::serve(listener, state.clone()));
+    let retention = shard::spawn(state::retention_loop(state.clone()));
+    while !stop.load(Ordering::Relaxed) {
+        shard::sleep(Duration::from_millis(100)).await;
+    }
+    drop(server);
+    drop(retention);
+    state.shutdown().await;
+    Ok(())
+}
+
+pub fn data_dir_is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true)
+}
+
+pub type State = Rc<ShardState>;

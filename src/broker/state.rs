@@ -1,0 +1,174 @@
+//! Everything one shard owns: its copy of the catalogue and shard table, the
+//! logs of its partitions, and its group committer.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::cluster::topic_config;
+use crate::cluster::Catalog;
+use crate::config::BrokerConfig;
+use crate::shard::{self, ShardId, ShardTable};
+use crate::storage::commit::{close_writer, persist_active_index, Committer};
+use crate::storage::log::SharedLog;
+use crate::storage::recovery::{open_partition, OpenParams};
+use crate::storage::tail_cache::TailBudget;
+use crate::storage::{now_ms, retention};
+
+pub struct ShardState {
+    pub id: ShardId,
+    pub cfg: BrokerConfig,
+    pub cluster_id: String,
+    pub catalog: RefCell<Rc<Catalog>>,
+    pub table: RefCell<ShardTable>,
+    pub logs: RefCell<HashMap<(String, i32), SharedLog>>,
+    pub committer: Rc<Committer>,
+    tail_budget: Rc<TailBudget>,
+    clean_start: bool,
+    /// Serialises catalogue changes (used on the controller shard only).
+    pub controller_lock: futures::lock::Mutex<()>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<Rc<ShardState>>> = const { RefCell::new(None) };
+}
+
+/// This shard's state (for work shipped here from other shards).
+pub fn local() -> Rc<ShardState> {
+    STATE.with(|s| s.borrow().clone().expect("shard state not started"))
+}
+
+impl ShardState {
+    pub async fn start(id: ShardId, cfg: BrokerConfig, cluster_id: String, clean: bool) -> anyhow::Result<Rc<Self>> {
+        let catalog = Catalog::load(&cfg.log_dir)?;
+        let state = Rc::new(ShardState {
+            id,
+            cluster_id,
+            catalog: RefCell::new(Rc::new(Catalog::default())),
+            table: RefCell::new(ShardTable::new(shard::count())),
+            logs: RefCell::new(HashMap::new()),
+            committer: Committer::new(),
+            tail_budget: TailBudget::new(cfg.tail_cache_bytes_per_shard),
+            clean_start: clean,
+            controller_lock: futures::lock::Mutex::new(()),
+            cfg,
+        });
+        STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
+        shard::spawn(state.committer.clone().run()).detach();
+        if let Some(ms) = state.cfg.log.flush_interval_ms {
+            let st = state.clone();
+            shard::spawn(Committer::run_periodic_sync(move || st.logs.borrow().values().cloned().collect(), ms)).detach();
+        }
+        state.apply_catalog(Rc::new(catalog)).await?;
+        Ok(state)
+    }
+
+    pub fn catalog(&self) -> Rc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    pub fn log(&self, topic: &str, partition: i32) -> Option<SharedLog> {
+        // The key type forces an owned String; this map is per shard and the
+        // lookup is cheap next to the append or read it precedes.
+        self.logs.borrow().get(&(topic.to_string(), partition)).cloned()
+    }
+
+    /// Adopt a new catalogue: rebuild the shard table, open the logs this shard
+    /// now owns, close and delete those of deleted topics, apply config changes.
+    pub async fn apply_catalog(&self, catalog: Rc<Catalog>) -> anyhow::Result<()> {
+        let old = self.catalog();
+        if catalog.version < old.version {
+            return Ok(());
+        }
+        self.table
+            .borrow_mut()
+            .rebuild(catalog.version, catalog.topics.values().map(|t| (t.name.as_str(), t.partitions)));
+        *self.catalog.borrow_mut() = catalog.clone();
+        // Deleted topics (or recreated under a new id): close and remove.
+        let gone: Vec<(String, i32)> = self
+            .logs
+            .borrow()
+            .iter()
+            .filter(|((t, _), log)| catalog.topics.get(t).is_none_or(|m| m.id != log.borrow().topic_id))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            let log = self.logs.borrow_mut().remove(&key).unwrap();
+            let dir = log.borrow().dir.clone();
+            close_log(&log).await;
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
+            }
+        }
+        let mine: Vec<(String, i32)> =
+            self.table.borrow().partitions_on(self.id).map(|(t, p)| (t.to_string(), p)).collect();
+        for (topic, p) in mine {
+            let meta = catalog.topics[&topic].clone();
+            let config = topic_config::resolve(&self.cfg, &meta.configs);
+            if let Some(log) = self.log(&topic, p) {
+                log.borrow_mut().config = config;
+                continue;
+            }
+            let log = open_partition(OpenParams {
+                root: self.cfg.log_dir.clone(),
+                topic: topic.clone(),
+                partition: p,
+                topic_id: meta.id,
+                config,
+                clean: self.clean_start,
+                tail_budget: self.tail_budget.clone(),
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("opening {topic}-{p}: {e}"))?;
+            self.logs.borrow_mut().insert((topic, p), Rc::new(RefCell::new(log)));
+        }
+        Ok(())
+    }
+
+    /// Flush everything, close every log (trimming padding, persisting
+    /// indexes) so the next start can trust the files.
+    pub async fn shutdown(&self) {
+        self.committer.stop();
+        // Let the committer drain what is queued.
+        for _ in 0..100 {
+            if self.logs.borrow().values().all(|l| l.borrow().pending.is_empty()) {
+                break;
+            }
+            shard::sleep(Duration::from_millis(10)).await;
+        }
+        let logs: Vec<SharedLog> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
+        for log in logs {
+            close_log(&log).await;
+        }
+    }
+}
+
+/// Close one log's writer; the log refuses appends afterwards.
+async fn close_log(log: &SharedLog) {
+    log.borrow_mut().closed = true;
+    // Wait for an in-flight flush to hand the writer back.
+    for _ in 0..500 {
+        if log.borrow().writer.is_some() {
+            break;
+        }
+        shard::sleep(Duration::from_millis(10)).await;
+    }
+    let Some(mut w) = log.borrow_mut().writer.take() else { return };
+    let r = persist_active_index(log, &mut w, true).await;
+    if let Err(e) = r.map_err(crate::storage::StorageError::from).and(close_writer(w).await) {
+        let l = log.borrow();
+        tracing::error!(topic = %l.topic, partition = l.partition, error = %e, "closing log failed");
+    }
+}
+
+/// Background retention: every `log.retention.check.interval.ms`.
+pub async fn retention_loop(state: Rc<ShardState>) {
+    loop {
+        shard::sleep(Duration::from_millis(state.cfg.log_retention_check_interval_ms)).await;
+        let logs: Vec<SharedLog> = state.logs.borrow().values().cloned().collect();
+        for log in logs {
+            retention::enforce(&log, now_ms());
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Kafka-tool-shaped commands: `topics`, `console-producer`, `console-consumer`.
+//!
+//! Each command only talks to the cluster through [`crate::client::Client`],
+//! so it works against any Kafka-compatible broker.
+
+mod common;
+mod consumer;
+mod describe;
+mod format;
+mod murmur;
+mod producer;
+mod props;
+mod topics;
+
+pub use common::ConnArgs;
+pub use consumer::ConsumerArgs;
+pub use murmur::{murmur2, partition_for_key};
+pub use producer::ProducerArgs;
+pub use topics::TopicsArgs;
+
+/// `sluice topics`: create, list, describe, delete or alter topics.
+pub fn topics(args: TopicsArgs) -> anyhow::Result<()> {
+    topics::run(args)
+}
+
+/// `sluice console-producer`: produce stdin lines as records.
+pub fn console_producer(args: ProducerArgs) -> anyhow::Result<()> {
+    producer::run(args)
+}
+
+/// `sluice console-consumer`: print records to stdout.
+pub fn console_consumer(args: ConsumerArgs) -> anyhow::Result<()> {
+    consumer::run(args)
+}

@@ -1,0 +1,235 @@
+//! Topic administration: create/delete topics, add partitions, configs.
+
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::error::{check_code, ClientError, Result};
+use super::{Client, ConfigEntry, Target};
+
+/// ConfigResource type id for topics.
+const RESOURCE_TOPIC: i8 = 2;
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn topic_name(v: &str) -> TopicName {
+    TopicName(s(v))
+}
+
+impl Client {
+    /// Creates one topic. `partitions` / `replication_factor` of -1 mean
+    /// "broker default" (CreateTopics v4+; older brokers get 1).
+    pub fn create_topics(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: Vec<(String, String)>,
+    ) -> Result<()> {
+        let timeout_ms = self.timeout_ms_i32();
+        self.admin(|c, target| {
+            let (_, resp) = c.call(target, ApiKey::CreateTopics, i16::MAX, 0, |v| {
+                build_create_topics(v, name, partitions, replication_factor, &configs, timeout_ms)
+            })?;
+            for t in &resp.topics {
+                check_code(t.error_code, t.error_message.as_deref(), || {
+                    format!("cannot create topic '{}'", t.name.0)
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes the named topics.
+    pub fn delete_topics(&mut self, names: Vec<String>) -> Result<()> {
+        let timeout_ms = self.timeout_ms_i32();
+        self.admin(|c, target| {
+            let (_, resp) = c.call(target, ApiKey::DeleteTopics, i16::MAX, 0, |v| {
+                build_delete_topics(v, &names, timeout_ms)
+            })?;
+            for t in &resp.responses {
+                let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                check_code(t.error_code, t.error_message.as_deref(), || {
+                    format!("cannot delete topic '{name}'")
+                })?;
+            }
+            Ok(())
+        })?;
+        for name in &names {
+            self.invalidate(name);
+        }
+        Ok(())
+    }
+
+    /// Grows `topic` to `total_count` partitions.
+    pub fn create_partitions(&mut self, topic: &str, total_count: i32) -> Result<()> {
+        let timeout_ms = self.timeout_ms_i32();
+        self.admin(|c, target| {
+            let (_, resp) = c.call(target, ApiKey::CreatePartitions, i16::MAX, 0, |_| {
+                CreatePartitionsRequest::default()
+                    .with_topics(vec![CreatePartitionsTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_count(total_count)
+                        .with_assignments(None)])
+                    .with_timeout_ms(timeout_ms)
+            })?;
+            for r in &resp.results {
+                check_code(r.error_code, r.error_message.as_deref(), || {
+                    format!("cannot add partitions to topic '{}'", r.name.0)
+                })?;
+            }
+            Ok(())
+        })?;
+        self.invalidate(topic);
+        Ok(())
+    }
+
+    /// All configuration entries of `topic`.
+    pub fn describe_configs(&mut self, topic: &str) -> Result<Vec<ConfigEntry>> {
+        let (_, resp) = self.call(Target::Any, ApiKey::DescribeConfigs, i16::MAX, 0, |_| {
+            DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(s(topic))
+                    .with_configuration_keys(None),
+            ])
+        })?;
+        let result = resp
+            .results
+            .into_iter()
+            .find(|r| r.resource_name.as_str() == topic)
+            .ok_or_else(|| {
+                ClientError::Other(format!("DescribeConfigs response omits topic '{topic}'"))
+            })?;
+        check_code(result.error_code, result.error_message.as_deref(), || {
+            format!("cannot describe configs of topic '{topic}'")
+        })?;
+        Ok(result
+            .configs
+            .into_iter()
+            .map(|c| ConfigEntry {
+                name: c.name.to_string(),
+                value: c.value.map(|v| v.to_string()),
+                source: c.config_source,
+                read_only: c.read_only,
+                sensitive: c.is_sensitive,
+            })
+            .collect())
+    }
+
+    /// Sets the `set` entries and removes the `delete` keys on `topic`.
+    pub fn incremental_alter_configs(
+        &mut self,
+        topic: &str,
+        set: Vec<(String, String)>,
+        delete: Vec<String>,
+    ) -> Result<()> {
+        let configs: Vec<AlterableConfig> = set
+            .iter()
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(s(k))
+                    .with_config_operation(OP_SET)
+                    .with_value(Some(s(v)))
+            })
+            .chain(delete.iter().map(|k| {
+                AlterableConfig::default()
+                    .with_name(s(k))
+                    .with_config_operation(OP_DELETE)
+                    .with_value(None)
+            }))
+            .collect();
+        let (_, resp) = self.call(Target::Any, ApiKey::IncrementalAlterConfigs, i16::MAX, 0, |_| {
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(s(topic))
+                    .with_configs(configs),
+            ])
+        })?;
+        for r in &resp.responses {
+            check_code(r.error_code, r.error_message.as_deref(), || {
+                format!("cannot alter configs of topic '{topic}'")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs `op` against any broker, retrying on the controller if the broker
+    /// says it is not the controller (ZooKeeper-mode Kafka).
+    fn admin<T>(&mut self, mut op: impl FnMut(&mut Client, Target) -> Result<T>) -> Result<T> {
+        match op(self, Target::Any) {
+            Err(e) if e.kafka_code() == Some(ResponseError::NotController) => {
+                self.metadata(Some(Vec::new()))?;
+                let target = if self.controller_id >= 0 {
+                    Target::Node(self.controller_id)
+                } else {
+                    Target::Any
+                };
+                op(self, target)
+            }
+            other => other,
+        }
+    }
+}
+
+pub(super) fn build_create_topics(
+    version: i16,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(String, String)],
+    timeout_ms: i32,
+) -> CreateTopicsRequest {
+    // "Use the broker default" (-1) only exists from v4 on.
+    let (partitions, replication_factor) = if version < 4 {
+        (partitions.max(1), replication_factor.max(1))
+    } else {
+        (partitions, replication_factor)
+    };
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(replication_factor)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(s(k))
+                        .with_value(Some(s(v)))
+                })
+                .collect(),
+        );
+    CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(timeout_ms)
+}
+
+pub(super) fn build_delete_topics(version: i16, names: &[String], timeout_ms: i32) -> DeleteTopicsRequest {
+    let req = DeleteTopicsRequest::default().with_timeout_ms(timeout_ms);
+    if version >= 6 {
+        req.with_topics(
+            names
+                .iter()
+                .map(|n| DeleteTopicState::default().with_name(Some(topic_name(n))))
+                .collect(),
+        )
+    } else {
+        req.with_topic_names(names.iter().map(|n| topic_name(n)).collect())
+    }
+}

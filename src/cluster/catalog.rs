@@ -1,0 +1,129 @@
+//! The versioned topic catalogue, and its file `cluster.metadata` in the log dir.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::storage::format;
+use crate::storage::log::write_atomically;
+
+pub const CATALOG_FILE: &str = "cluster.metadata";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub partitions: i32,
+    /// Topic-level overrides only (Kafka's DYNAMIC_TOPIC_CONFIG).
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Catalog {
+    pub version: u64,
+    pub topics: BTreeMap<String, TopicMeta>,
+}
+
+impl Catalog {
+    pub fn by_id(&self, id: uuid::Uuid) -> Option<&TopicMeta> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    /// Line format: `version N`, then `topic <name> <id> <partitions>` and
+    /// `config <name> <key> <value>` lines. Topic names cannot hold spaces.
+    pub fn encode(&self) -> String {
+        let mut s = format!("version {}\n", self.version);
+        for t in self.topics.values() {
+            s.push_str(&format!("topic {} {} {}\n", t.name, format::base64_url(t.id.as_bytes()), t.partitions));
+            for (k, v) in &t.configs {
+                s.push_str(&format!("config {} {} {}\n", t.name, k, v));
+            }
+        }
+        s
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let mut c = Catalog::default();
+        for line in text.lines() {
+            let mut it = line.splitn(4, ' ');
+            match it.next()? {
+                "version" => c.version = it.next()?.parse().ok()?,
+                "topic" => {
+                    let name = it.next()?.to_string();
+                    let id = uuid::Uuid::from_slice(&format::unbase64_url(it.next()?)?).ok()?;
+                    let partitions = it.next()?.parse().ok()?;
+                    c.topics.insert(name.clone(), TopicMeta { name, id, partitions, configs: BTreeMap::new() });
+                }
+                "config" => {
+                    let (name, k, v) = (it.next()?, it.next()?, it.next().unwrap_or(""));
+                    c.topics.get_mut(name)?.configs.insert(k.to_string(), v.to_string());
+                }
+                "" => {}
+                _ => return None,
+            }
+        }
+        Some(c)
+    }
+
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        write_atomically(&dir.join(CATALOG_FILE), self.encode().as_bytes())
+    }
+
+    /// Load the catalogue, then add any partition directory it does not know
+    /// (a lost or older catalogue must not hide data on disk).
+    pub fn load(dir: &Path) -> std::io::Result<Self> {
+        let mut c = match std::fs::read_to_string(dir.join(CATALOG_FILE)) {
+            Ok(text) => Catalog::decode(&text).ok_or_else(|| std::io::Error::other("corrupt cluster.metadata"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog::default(),
+            Err(e) => return Err(e),
+        };
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let Some((topic, p)) = entry.file_name().to_str().and_then(format::parse_partition_dir) else {
+                continue;
+            };
+            if !entry.path().is_dir() || !valid_topic_name(&topic) {
+                continue;
+            }
+            let id = std::fs::read_to_string(entry.path().join(format::PARTITION_METADATA_FILE))
+                .ok()
+                .and_then(|s| format::decode_partition_metadata(&s));
+            let t = c.topics.entry(topic.clone()).or_insert_with(|| {
+                tracing::warn!(topic, "found on disk but not in cluster.metadata; adopting it");
+                TopicMeta { name: topic.clone(), id: id.unwrap_or_else(uuid::Uuid::new_v4), partitions: 0, configs: BTreeMap::new() }
+            });
+            t.partitions = t.partitions.max(p + 1);
+        }
+        Ok(c)
+    }
+}
+
+/// Kafka's rule: 1..=249 chars of [a-zA-Z0-9._-], not "." or "..".
+pub fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_round_trip() {
+        let mut c = Catalog { version: 7, ..Default::default() };
+        let mut configs = BTreeMap::new();
+        configs.insert("retention.ms".to_string(), "1000".to_string());
+        c.topics.insert("a-b.c".into(), TopicMeta { name: "a-b.c".into(), id: uuid::Uuid::new_v4(), partitions: 3, configs });
+        assert_eq!(Catalog::decode(&c.encode()), Some(c));
+    }
+
+    #[test]
+    fn topic_names() {
+        assert!(valid_topic_name("orders_v1.2-x"));
+        assert!(!valid_topic_name(""));
+        assert!(!valid_topic_name(".."));
+        assert!(!valid_topic_name("has space"));
+        assert!(!valid_topic_name(&"x".repeat(250)));
+    }
+}

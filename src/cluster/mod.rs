@@ -1,0 +1,7 @@
+//! Cluster metadata: the topic catalogue and topic configs. On a single broker
+//! shard 0 is the controller that changes it; every shard holds a full copy.
+
+pub mod catalog;
+pub mod topic_config;
+
+pub use catalog::{Catalog, TopicMeta};

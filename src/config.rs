@@ -1,0 +1,237 @@
+//! Broker configuration: Kafka's `server.properties` key names, defaults that
+//! run with no file, flags that override the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::storage::LogConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("invalid value for {key}: {value:?} ({why})")]
+    Invalid { key: String, value: String, why: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub broker_id: i32,
+    pub listener: SocketAddr,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub min_insync_replicas: i32,
+    pub socket_request_max_bytes: usize,
+    pub log_retention_check_interval_ms: u64,
+    pub log: LogConfig,
+    /// Shards (cores) to run; 0 = every CPU the process may use.
+    pub smp: usize,
+    /// Open connections per shard before new ones are refused.
+    pub max_connections_per_shard: usize,
+    /// Requests one connection may have in flight before reading pauses.
+    pub max_inflight_requests_per_connection: usize,
+    /// Tail cache budget per shard.
+    pub tail_cache_bytes_per_shard: usize,
+    pub cross_shard_queue_depth: usize,
+    pub io_memory_bytes_per_shard: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            broker_id: 1,
+            listener: "127.0.0.1:9092".parse().unwrap(),
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            log_dir: PathBuf::from("./data"),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            min_insync_replicas: 1,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            log_retention_check_interval_ms: 300_000,
+            log: LogConfig::default(),
+            smp: 0,
+            max_connections_per_shard: 10_000,
+            max_inflight_requests_per_connection: 100,
+            tail_cache_bytes_per_shard: 8 << 20,
+            cross_shard_queue_depth: 1024,
+            io_memory_bytes_per_shard: 8 << 20,
+        }
+    }
+}
+
+/// Parse `key=value` lines (`#` and `!` comments), as Java properties do for
+/// the subset server.properties uses.
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+        .filter_map(|l| {
+            let i = l.find(['=', ':'])?;
+            Some((l[..i].trim().to_string(), l[i + 1..].trim().to_string()))
+        })
+        .collect()
+}
+
+fn invalid(key: &str, value: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), value: value.into(), why: why.into() }
+}
+
+fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
+    v.parse().map_err(|_| invalid(key, v, "not a number in range"))
+}
+
+/// `PLAINTEXT://host:port` (the first listener) -> (host, port).
+pub fn parse_listener(key: &str, v: &str) -> Result<(String, u16), ConfigError> {
+    let first = v.split(',').next().unwrap_or("").trim();
+    let rest = first.split_once("://").map_or(first, |(proto, rest)| {
+        let _ = proto;
+        rest
+    });
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| invalid(key, v, "expected PLAINTEXT://host:port"))?;
+    let port: u16 = port.parse().map_err(|_| invalid(key, v, "bad port"))?;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+impl BrokerConfig {
+    /// Load `file` (if any), then apply `overrides` in order.
+    pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut props = BTreeMap::new();
+        if let Some(f) = file {
+            let text = std::fs::read_to_string(f).map_err(|e| ConfigError::Read(f.into(), e))?;
+            props = parse_properties(&text);
+        }
+        let mut cfg = Self::default();
+        let mut advertised = None;
+        let mut retention = (None, None, None); // ms, minutes, hours
+        let mut ordered: Vec<(String, String)> = props.into_iter().collect();
+        ordered.extend(overrides.iter().cloned());
+        for (k, v) in &ordered {
+            let (k, v) = (k.as_str(), v.as_str());
+            match k {
+                "broker.id" | "node.id" => cfg.broker_id = num(k, v)?,
+                "listeners" => {
+                    let (host, port) = parse_listener(k, v)?;
+                    let ip = if host == "localhost" { "127.0.0.1".to_string() } else { host.clone() };
+                    cfg.listener = format!("{ip}:{port}").parse().map_err(|_| invalid(k, v, "bad address"))?;
+                    if advertised.is_none() {
+                        cfg.advertised_host = if host == "0.0.0.0" { "127.0.0.1".into() } else { host };
+                        cfg.advertised_port = port;
+                    }
+                }
+                "advertised.listeners" => {
+                    let (host, port) = parse_listener(k, v)?;
+                    advertised = Some((host.clone(), port));
+                    cfg.advertised_host = host;
+                    cfg.advertised_port = port;
+                }
+                "log.dirs" | "log.dir" => {
+                    if v.contains(',') {
+                        return Err(invalid(k, v, "sluice supports one log directory per broker"));
+                    }
+                    cfg.log_dir = PathBuf::from(v);
+                }
+                "num.partitions" => cfg.num_partitions = positive(k, v)?,
+                "default.replication.factor" => cfg.default_replication_factor = positive(k, v)?,
+                "auto.create.topics.enable" => cfg.auto_create_topics_enable = boolean(k, v)?,
+                "min.insync.replicas" => cfg.min_insync_replicas = positive(k, v)?,
+                "log.retention.ms" => retention.0 = Some(num::<i64>(k, v)?),
+                "log.retention.minutes" => retention.1 = Some(num::<i64>(k, v)?),
+                "log.retention.hours" => retention.2 = Some(num::<i64>(k, v)?),
+                "log.retention.bytes" | "retention.bytes" => cfg.log.retention_bytes = num(k, v)?,
+                "log.retention.check.interval.ms" => cfg.log_retention_check_interval_ms = positive(k, v)?,
+                "log.segment.bytes" => cfg.log.segment_bytes = at_least(k, v, 14)?,
+                "log.roll.ms" => cfg.log.segment_ms = positive(k, v)?,
+                "log.roll.hours" => cfg.log.segment_ms = positive::<i64>(k, v)? * 3_600_000,
+                "log.index.interval.bytes" => cfg.log.index_interval_bytes = num(k, v)?,
+                "message.max.bytes" => cfg.log.max_message_bytes = positive(k, v)?,
+                "log.message.timestamp.type" => cfg.log.log_append_time = timestamp_type(k, v)?,
+                "log.flush.interval.messages" => cfg.log.flush_interval_messages = positive(k, v)?,
+                "log.flush.interval.ms" => cfg.log.flush_interval_ms = Some(positive(k, v)?),
+                "socket.request.max.bytes" => cfg.socket_request_max_bytes = positive(k, v)?,
+                "smp" => cfg.smp = num(k, v)?,
+                "max.connections" => cfg.max_connections_per_shard = positive(k, v)?,
+                "queued.max.requests" => cfg.max_inflight_requests_per_connection = positive(k, v)?,
+                "sluice.tail.cache.bytes" => cfg.tail_cache_bytes_per_shard = num(k, v)?,
+                "sluice.io.memory.bytes" => cfg.io_memory_bytes_per_shard = positive(k, v)?,
+                _ => tracing::warn!(key = k, "unknown configuration key ignored"),
+            }
+        }
+        cfg.log.retention_ms = match retention {
+            (Some(ms), _, _) => ms,
+            (None, Some(m), _) => m * 60_000,
+            (None, None, Some(h)) => h * 3_600_000,
+            _ => cfg.log.retention_ms,
+        };
+        Ok(cfg)
+    }
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default>(k: &str, v: &str) -> Result<T, ConfigError> {
+    let n: T = num(k, v)?;
+    if n <= T::default() {
+        return Err(invalid(k, v, "must be positive"));
+    }
+    Ok(n)
+}
+
+fn at_least(k: &str, v: &str, min: u64) -> Result<u64, ConfigError> {
+    let n: u64 = num(k, v)?;
+    if n < min {
+        return Err(invalid(k, v, format!("must be at least {min}")));
+    }
+    Ok(n)
+}
+
+fn boolean(k: &str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(k, v, "expected true or false")),
+    }
+}
+
+pub fn timestamp_type(k: &str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "CreateTime" => Ok(false),
+        "LogAppendTime" => Ok(true),
+        _ => Err(invalid(k, v, "expected CreateTime or LogAppendTime")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_keys_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("server.properties");
+        std::fs::write(
+            &f,
+            "# comment\nbroker.id=3\nlisteners=PLAINTEXT://127.0.0.1:9093\nlog.dirs=/tmp/k\nnum.partitions=4\nlog.retention.hours=1\n",
+        )
+        .unwrap();
+        let c = BrokerConfig::load(Some(&f), &[("num.partitions".into(), "6".into())]).unwrap();
+        assert_eq!(c.broker_id, 3);
+        assert_eq!(c.listener.port(), 9093);
+        assert_eq!(c.num_partitions, 6, "flags override the file");
+        assert_eq!(c.log.retention_ms, 3_600_000);
+        assert_eq!(c.log_dir, PathBuf::from("/tmp/k"));
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let e = BrokerConfig::load(None, &[("num.partitions".into(), "-1".into())]).unwrap_err();
+        assert!(e.to_string().contains("num.partitions"), "{e}");
+        let e = BrokerConfig::load(None, &[("log.segment.bytes".into(), "x".into())]).unwrap_err();
+        assert!(e.to_string().contains("log.segment.bytes"), "{e}");
+    }
+}

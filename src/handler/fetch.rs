@@ -1,0 +1,203 @@
+//! Fetch: read each partition on its shard (tail cache, else disk through the
+//! index), long-poll until `min_bytes` or `max_wait_ms`, and hand the record
+//! chunks to the response encoder without copying them (see protocol::response).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ResponseKind, TopicName};
+use kafka_protocol::ResponseError;
+
+use super::{storage_error_code, Reply};
+use crate::broker::state::local;
+use crate::broker::State;
+use crate::protocol::response::{records_placeholder, MAX_RECORDS_PER_PARTITION_BYTES};
+use crate::shard;
+use crate::storage::{self, Chunk, FetchData};
+
+struct Wanted {
+    topic: Option<String>,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+}
+
+/// One partition's answer.
+struct Got {
+    error: Option<ResponseError>,
+    data: Option<FetchData>,
+}
+
+pub async fn handle(state: &State, req: FetchRequest, version: i16) -> Reply {
+    let catalog = state.catalog();
+    let mut layout: Vec<(TopicName, uuid::Uuid, Vec<Wanted>)> = Vec::new();
+    for t in &req.topics {
+        let name = if version >= 13 { catalog.by_id(t.topic_id).map(|m| m.name.clone()) } else { Some(t.topic.0.to_string()) };
+        let id = name.as_ref().and_then(|n| catalog.topics.get(n)).map_or(t.topic_id, |m| m.id);
+        let wanted = t
+            .partitions
+            .iter()
+            .map(|p| Wanted {
+                topic: name.clone(),
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+            })
+            .collect();
+        layout.push((t.topic.clone(), id, wanted));
+    }
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let max_bytes = if req.max_bytes <= 0 { usize::MAX } else { req.max_bytes as usize };
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let results = loop {
+        let (results, total, observed) = read_all(state, &layout, max_bytes).await;
+        let any_error = results.iter().any(|g| g.error.is_some());
+        let now = Instant::now();
+        if total >= min_bytes.max(1) || any_error || now >= deadline {
+            break results;
+        }
+        wait_for_data(state, observed, deadline - now).await;
+        if Instant::now() >= deadline {
+            // One last read so data that arrived with the deadline is returned.
+            break read_all(state, &layout, max_bytes).await.0;
+        }
+    };
+    build(layout, results, version)
+}
+
+/// Read every wanted partition in order, filling up to `max_bytes` (the first
+/// non-empty partition always gets its first batch, as in Kafka).
+async fn read_all(
+    state: &State,
+    layout: &[(TopicName, uuid::Uuid, Vec<Wanted>)],
+    max_bytes: usize,
+) -> (Vec<Got>, usize, Vec<(String, i32, i64)>) {
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    let mut observed = Vec::new();
+    for (_, _, parts) in layout {
+        for w in parts {
+            let Some(topic) = &w.topic else {
+                out.push(Got { error: Some(ResponseError::UnknownTopicId), data: None });
+                continue;
+            };
+            let budget = if total == 0 { w.max_bytes } else { w.max_bytes.min(max_bytes.saturating_sub(total)) };
+            let budget = budget.min(MAX_RECORDS_PER_PARTITION_BYTES);
+            let got = if budget == 0 && total > 0 { Ok(None) } else { read_one(state, topic, w.partition, w.offset, budget).await };
+            match got {
+                Ok(Some(d)) => {
+                    total += d.bytes();
+                    observed.push((topic.clone(), w.partition, d.high_watermark));
+                    out.push(Got { error: None, data: Some(d) });
+                }
+                Ok(None) => out.push(Got { error: None, data: None }),
+                Err(e) => out.push(Got { error: Some(e), data: None }),
+            }
+        }
+    }
+    (out, total, observed)
+}
+
+/// Read one partition on its shard. Local reads keep the DMA buffer; remote
+/// reads come back as owned bytes (one copy, counted in the closing note).
+async fn read_one(state: &State, topic: &str, partition: i32, offset: i64, max_bytes: usize) -> Result<Option<FetchData>, ResponseError> {
+    let Some(shard_id) = state.table.borrow().shard_of(topic, partition) else {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    };
+    if shard_id == state.id {
+        let log = state.log(topic, partition).ok_or(ResponseError::UnknownTopicOrPartition)?;
+        return storage::read::read(&log, offset, max_bytes).await.map(Some).map_err(|e| storage_error_code(&e));
+    }
+    let topic = topic.to_string();
+    let r = shard::submit_to(shard_id, move || async move {
+        let log = local().log(&topic, partition).ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let d = storage::read::read(&log, offset, max_bytes).await.map_err(|e| storage_error_code(&e))?;
+        let owned: Vec<Bytes> = d
+            .chunks
+            .into_iter()
+            .map(|c| match c {
+                Chunk::Mem(b) => b,
+                Chunk::Disk(b) => Bytes::copy_from_slice(&b),
+            })
+            .collect();
+        Ok::<_, ResponseError>((owned, d.high_watermark, d.log_start_offset))
+    })
+    .await
+    .map_err(|_| ResponseError::NotLeaderOrFollower)??;
+    Ok(Some(FetchData { chunks: r.0.into_iter().map(Chunk::Mem).collect(), high_watermark: r.1, log_start_offset: r.2 }))
+}
+
+/// Wait until any observed partition's high watermark moves, or `timeout`.
+async fn wait_for_data(state: &State, observed: Vec<(String, i32, i64)>, timeout: Duration) {
+    let mut by_shard: std::collections::HashMap<shard::ShardId, Vec<(String, i32, i64)>> = Default::default();
+    for (t, p, hw) in observed {
+        if let Some(s) = state.table.borrow().shard_of(&t, p) {
+            by_shard.entry(s).or_default().push((t, p, hw));
+        }
+    }
+    if by_shard.is_empty() {
+        shard::sleep(timeout).await;
+        return;
+    }
+    let waits = by_shard.into_iter().map(|(s, parts)| {
+        Box::pin(async move {
+            let _ = shard::submit_to(s, move || wait_local(parts, timeout)).await;
+        })
+    });
+    select_all(waits).await;
+}
+
+async fn wait_local(parts: Vec<(String, i32, i64)>, timeout: Duration) {
+    let state = local();
+    let mut notified = Vec::new();
+    for (t, p, hw) in &parts {
+        let Some(log) = state.log(t, *p) else { return };
+        let l = log.borrow();
+        if l.high_watermark != *hw {
+            return; // moved between our read and now
+        }
+        notified.push(Box::pin(l.hw_moved.notified()));
+    }
+    let _ = shard::timeout(timeout, select_all(notified)).await;
+}
+
+fn build(layout: Vec<(TopicName, uuid::Uuid, Vec<Wanted>)>, results: Vec<Got>, version: i16) -> Reply {
+    let mut records = VecDeque::new();
+    let mut results = results.into_iter();
+    let mut responses = Vec::with_capacity(layout.len());
+    for (name, id, parts) in layout {
+        let mut partitions = Vec::with_capacity(parts.len());
+        for w in parts {
+            let g = results.next().expect("one result per partition");
+            let mut p = PartitionData::default()
+                .with_partition_index(w.partition)
+                .with_error_code(super::code(g.error))
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1);
+            if let Some(d) = g.data {
+                let len = d.bytes();
+                p = p
+                    .with_high_watermark(d.high_watermark)
+                    .with_last_stable_offset(d.high_watermark);
+                if version >= 5 {
+                    p = p.with_log_start_offset(d.log_start_offset);
+                }
+                if len > 0 {
+                    p = p.with_records(Some(records_placeholder(len)));
+                    records.push_back(d.chunks);
+                } else {
+                    p = p.with_records(Some(Bytes::new()));
+                }
+            }
+            partitions.push(p);
+        }
+        // v13+ identifies topics by id only; older versions by name only.
+        let t = FetchableTopicResponse::default().with_partitions(partitions);
+        responses.push(if version >= 13 { t.with_topic_id(id) } else { t.with_topic(name) });
+    }
+    Reply { body: ResponseKind::Fetch(FetchResponse::default().with_responses(responses)), records, version: None }
+}

@@ -1,0 +1,128 @@
+use futures::future::join_all;
+use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::ResponseKind;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{on_partition, storage_error_code};
+use crate::broker::state::local;
+use crate::broker::State;
+use crate::storage::now_ms;
+
+/// Per-partition outcome, owned so it can come back from another shard.
+struct Outcome {
+    error: Option<ResponseError>,
+    message: Option<String>,
+    base_offset: i64,
+    log_append_time_ms: i64,
+    log_start_offset: i64,
+}
+
+impl Outcome {
+    fn err(e: ResponseError, message: Option<String>) -> Self {
+        Outcome { error: Some(e), message, base_offset: -1, log_append_time_ms: -1, log_start_offset: -1 }
+    }
+}
+
+pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<ResponseKind> {
+    let acks = req.acks;
+    if req.transactional_id.is_some() {
+        // Transactions are not implemented: refuse rather than store batches
+        // whose commit markers would never come.
+        return reply_all(req, version, ResponseError::TransactionalIdAuthorizationFailed, acks);
+    }
+    if !matches!(acks, -1..=1) {
+        return reply_all(req, version, ResponseError::InvalidRequiredAcks, acks);
+    }
+    let catalog = state.catalog();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for t in req.topic_data {
+        // v13+ names topics by id.
+        let name = if version >= 13 {
+            catalog.by_id(t.topic_id).map(|m| m.name.clone())
+        } else {
+            Some(t.name.0.to_string())
+        };
+        let parts = t.partition_data.into_iter().map(|p| {
+            let name = name.clone();
+            async move {
+                let index = p.index;
+                let Some(name) = name else {
+                    return (index, Outcome::err(ResponseError::UnknownTopicId, None));
+                };
+                let Some(records) = p.records else {
+                    return (index, Outcome::err(ResponseError::CorruptMessage, Some("no records".into())));
+                };
+                let out = on_partition(state, &name, index, move |log| async move {
+                    let appended = log.borrow_mut().append(&records, acks == -1, now_ms());
+                    let (info, done) = match appended {
+                        Ok(x) => x,
+                        Err(e) => return Outcome::err(storage_error_code(&e), Some(e.to_string())),
+                    };
+                    local().committer.mark_dirty(&log);
+                    if acks != 0 {
+                        match done.await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => return Outcome::err(storage_error_code(&e), Some(e.to_string())),
+                            Err(_) => return Outcome::err(ResponseError::KafkaStorageError, None),
+                        }
+                    }
+                    Outcome {
+                        error: None,
+                        message: None,
+                        base_offset: info.base_offset,
+                        log_append_time_ms: info.log_append_time_ms,
+                        log_start_offset: info.log_start_offset,
+                    }
+                })
+                .await;
+                (index, out.unwrap_or_else(|| Outcome::err(ResponseError::UnknownTopicOrPartition, None)))
+            }
+        });
+        let results = join_all(parts).await;
+        topics.push((t.name, t.topic_id, results));
+    }
+    if acks == 0 {
+        return None;
+    }
+    let responses = topics
+        .into_iter()
+        .map(|(name, id, parts)| {
+            TopicProduceResponse::default().with_name(name).with_topic_id(id).with_partition_responses(
+                parts.into_iter().map(|(index, o)| partition_response(index, o, version)).collect(),
+            )
+        })
+        .collect();
+    Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+}
+
+fn partition_response(index: i32, o: Outcome, version: i16) -> PartitionProduceResponse {
+    let mut r = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(super::code(o.error))
+        .with_base_offset(o.base_offset)
+        .with_log_append_time_ms(o.log_append_time_ms);
+    if version >= 5 {
+        r = r.with_log_start_offset(o.log_start_offset);
+    }
+    if version >= 8 {
+        r = r.with_error_message(o.message.map(StrBytes::from_string));
+    }
+    r
+}
+
+fn reply_all(req: ProduceRequest, version: i16, e: ResponseError, acks: i16) -> Option<ResponseKind> {
+    if acks == 0 {
+        return None;
+    }
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let parts = t.partition_data.iter().map(|p| partition_response(p.index, Outcome::err(e, None), version)).collect();
+            TopicProduceResponse::default().with_name(t.name).with_topic_id(t.topic_id).with_partition_responses(parts)
+        })
+        .collect();
+    Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+}

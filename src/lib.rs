@@ -1,0 +1,12 @@
+//! sluice: a Kafka-wire-compatible broker, thread-per-core on io_uring.
+
+pub mod broker;
+pub mod cli;
+pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod handler;
+pub mod net;
+pub mod protocol;
+pub mod shard;
+pub mod storage;

@@ -1,0 +1,85 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Kafka-wire-compatible broker, thread-per-core on io_uring")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the broker (defaults: data in ./data, listening on 127.0.0.1:9092).
+    Broker(BrokerArgs),
+    /// Create, list, describe, alter and delete topics (like kafka-topics.sh).
+    Topics(sluice::cli::TopicsArgs),
+    /// Produce one record per stdin line (like kafka-console-producer.sh).
+    ConsoleProducer(sluice::cli::ProducerArgs),
+    /// Print records (like kafka-console-consumer.sh).
+    ConsoleConsumer(sluice::cli::ConsumerArgs),
+}
+
+#[derive(clap::Args)]
+struct BrokerArgs {
+    /// A Kafka server.properties file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Shorthand for `--override listeners=...`.
+    #[arg(long)]
+    listeners: Option<String>,
+    /// Shorthand for `--override log.dirs=...`.
+    #[arg(long)]
+    log_dirs: Option<String>,
+    /// Shards to run (one per core); default: every core this process may use.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// Any server.properties key, as key=value; wins over the file.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Broker(a) => run_broker(a),
+        Cmd::Topics(a) => sluice::cli::topics(a),
+        Cmd::ConsoleProducer(a) => sluice::cli::console_producer(a),
+        Cmd::ConsoleConsumer(a) => sluice::cli::console_consumer(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_broker(a: BrokerArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut overrides = Vec::new();
+    for o in &a.overrides {
+        let (k, v) = o.split_once('=').ok_or_else(|| anyhow::anyhow!("--override expects key=value, got {o:?}"))?;
+        overrides.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    if let Some(l) = a.listeners {
+        overrides.push(("listeners".into(), l));
+    }
+    if let Some(d) = a.log_dirs {
+        overrides.push(("log.dirs".into(), d));
+    }
+    if let Some(c) = a.cores {
+        overrides.push(("smp".into(), c.to_string()));
+    }
+    let cfg = sluice::config::BrokerConfig::load(a.config.as_deref(), &overrides)?;
+    sluice::broker::run(cfg)
+}

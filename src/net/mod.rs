@@ -1,0 +1,132 @@
+//! Listeners and connections: framing, pipelining with in-order responses,
+//! limits on frame size, connections and requests in flight.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use futures::{SinkExt, StreamExt};
+
+use crate::broker::State;
+use crate::protocol::request;
+use crate::protocol::response::{Response, Segment};
+use crate::shard::{self, net::Listener};
+
+pub fn listen(state: &State) -> std::io::Result<Listener> {
+    Listener::bind_reuseport(state.cfg.listener, 1024)
+}
+
+/// Accept connections on this shard until the task is dropped.
+pub async fn serve(listener: Listener, state: State) {
+    let open = Rc::new(Cell::new(0usize));
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                shard::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if open.get() >= state.cfg.max_connections_per_shard {
+            tracing::warn!(limit = state.cfg.max_connections_per_shard, "connection refused: max.connections reached on this shard");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        open.set(open.get() + 1);
+        let (state, open) = (state.clone(), open.clone());
+        shard::spawn(async move {
+            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            if let Err(reason) = connection(stream, state).await {
+                tracing::info!(peer, %reason, "closing connection");
+            }
+            open.set(open.get() - 1);
+        })
+        .detach();
+    }
+}
+
+/// Why a connection ended (other than the peer closing it).
+#[derive(Debug, thiserror::Error)]
+enum Closed {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {size} bytes refused (socket.request.max.bytes = {max})")]
+    TooLarge { size: i64, max: usize },
+    #[error("invalid frame size {0}")]
+    BadSize(i32),
+    #[error("{0}")]
+    Request(#[from] request::RequestError),
+    #[error("unsupported {api:?} version {version}")]
+    Unsupported { api: crate::protocol::ApiKey, version: i16 },
+}
+
+async fn connection(stream: shard::net::Stream, state: State) -> Result<(), Closed> {
+    let (mut rd, mut wr) = stream.split();
+    // Responses leave in request order: the reader queues each request's task,
+    // the writer awaits them in that order. The queue bound is the in-flight
+    // limit; reading pauses while it is full.
+    let (mut tx, mut rx) = futures::channel::mpsc::channel::<shard::Task<Option<Response>>>(
+        state.cfg.max_inflight_requests_per_connection,
+    );
+    let writer = shard::spawn(async move {
+        while let Some(task) = rx.next().await {
+            if let Some(resp) = task.await {
+                write_response(&mut wr, resp).await?;
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    let read_result = async {
+        loop {
+            let mut size = [0u8; 4];
+            match rd.read_exact(&mut size).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            let size = i32::from_be_bytes(size);
+            if size < 0 {
+                return Err(Closed::BadSize(size));
+            }
+            if size as usize > state.cfg.socket_request_max_bytes {
+                return Err(Closed::TooLarge { size: size as i64, max: state.cfg.socket_request_max_bytes });
+            }
+            let mut frame = BytesMut::zeroed(size as usize);
+            rd.read_exact(&mut frame).await?;
+            let mut parsed = request::parse_header(frame.freeze())?;
+            let (api, version) = (parsed.api, parsed.header.request_api_version);
+            let supported = crate::protocol::versions::is_supported(api, version);
+            if api != crate::protocol::ApiKey::ApiVersions && !supported {
+                // Kafka closes the connection: a response in an unknown version
+                // could not be encoded for the client anyway.
+                return Err(Closed::Unsupported { api, version });
+            }
+            // Only an ApiVersions of a version we do not know goes on without a
+            // body: it is answered with UNSUPPORTED_VERSION in v0.
+            let body = if supported { Some(request::decode_body(&mut parsed)?) } else { None };
+            let st = state.clone();
+            let header = parsed.header;
+            let task = shard::spawn(async move { crate::handler::handle(st, header, api, body).await });
+            if tx.send(task).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    drop(tx);
+    let write_result = writer.await;
+    read_result?;
+    write_result?;
+    Ok(())
+}
+
+async fn write_response(wr: &mut shard::net::WriteHalf, resp: Response) -> std::io::Result<()> {
+    for seg in &resp.segments {
+        match seg {
+            Segment::Encoded(b) => wr.write_all(b).await?,
+            Segment::Records(c) => wr.write_all(c.as_slice()).await?,
+        }
+    }
+    wr.flush().await
+}

@@ -1,0 +1,82 @@
+//! TCP listener (SO_REUSEPORT, one per shard on the same port) and streams.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use socket2::{Domain, Protocol, Socket, Type};
+
+pub struct Listener(glommio::net::TcpListener);
+pub struct Stream(glommio::net::TcpStream);
+
+impl Listener {
+    /// Bind with SO_REUSEPORT so every shard can listen on the same address and
+    /// the kernel spreads incoming connections across shards.
+    pub fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<Self> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(backlog)?;
+        // SAFETY: the fd comes from a socket we own and hand over exactly once.
+        Ok(Self(unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) }))
+    }
+
+    pub async fn accept(&self) -> io::Result<Stream> {
+        self.0.accept().await.map(Stream).map_err(|e| e.into())
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr().map_err(|e| e.into())
+    }
+}
+
+impl Stream {
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr().map_err(|e| e.into())
+    }
+
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.0.set_nodelay(on).map_err(|e| e.into())
+    }
+
+    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.0.read_exact(buf).await
+    }
+
+    /// Write straight from `buf` (the send is issued on the caller's memory; no
+    /// user-space staging copy).
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf).await
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().await
+    }
+
+    /// Split into halves for a concurrent reader and writer on one shard.
+    pub fn split(self) -> (ReadHalf, WriteHalf) {
+        let (r, w) = futures_lite::io::split(self.0);
+        (ReadHalf(r), WriteHalf(w))
+    }
+}
+
+pub struct ReadHalf(futures_lite::io::ReadHalf<glommio::net::TcpStream>);
+pub struct WriteHalf(futures_lite::io::WriteHalf<glommio::net::TcpStream>);
+
+impl ReadHalf {
+    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.0.read_exact(buf).await
+    }
+}
+
+impl WriteHalf {
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf).await
+    }
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().await
+    }
+}

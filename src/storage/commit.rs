@@ -1,0 +1,288 @@
+//! Group commit: every round writes all pending appends of each dirty
+//! partition with one DMA write, then fdatasyncs the partitions that need it,
+//! all concurrently, and only then answers the producers of that round.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::appender::Appender;
+use super::format;
+use super::log::{Pending, SharedLog};
+use super::segment::{Segment, SegmentWriter};
+use super::{now_ms, StorageError};
+use crate::shard::io::DmaFile;
+use crate::shard::notify::Notify;
+
+/// Index entries are written to their files in chunks of at least this many,
+/// so the common round costs one DMA write, not three.
+const INDEX_PERSIST_BATCH: usize = 512;
+
+#[derive(Default)]
+pub struct Committer {
+    dirty: RefCell<Vec<SharedLog>>,
+    wake: Notify,
+    stopping: std::cell::Cell<bool>,
+}
+
+impl Committer {
+    pub fn new() -> Rc<Self> {
+        Rc::new(Self::default())
+    }
+
+    /// A log got a pending append: make sure the next round writes it.
+    pub fn mark_dirty(&self, log: &SharedLog) {
+        let mut d = self.dirty.borrow_mut();
+        if !d.iter().any(|l| Rc::ptr_eq(l, log)) {
+            d.push(log.clone());
+        }
+        drop(d);
+        self.wake.notify_all();
+    }
+
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        self.wake.notify_all();
+    }
+
+    /// The commit loop; returns once stopped and drained.
+    pub async fn run(self: Rc<Self>) {
+        loop {
+            let wake = self.wake.notified();
+            let round: Vec<SharedLog> = std::mem::take(&mut *self.dirty.borrow_mut());
+            if round.is_empty() {
+                if self.stopping.get() {
+                    return;
+                }
+                wake.await;
+                continue;
+            }
+            join_all(round.into_iter().map(flush_partition)).await;
+        }
+    }
+
+    /// Periodic fdatasync for `log.flush.interval.ms`.
+    pub async fn run_periodic_sync(logs: impl Fn() -> Vec<SharedLog>, interval_ms: u64) {
+        loop {
+            crate::shard::sleep(Duration::from_millis(interval_ms)).await;
+            for log in logs() {
+                let dirty = {
+                    let l = log.borrow();
+                    l.synced_offset < l.high_watermark && l.writer.is_some()
+                };
+                if dirty {
+                    let _ = sync_log(&log).await;
+                }
+            }
+        }
+    }
+}
+
+async fn sync_log(log: &SharedLog) -> Result<(), StorageError> {
+    let Some(w) = log.borrow_mut().writer.take() else { return Ok(()) };
+    let hw = log.borrow().high_watermark;
+    let r = w.log.sync().await;
+    let mut l = log.borrow_mut();
+    l.writer = Some(w);
+    r?;
+    l.synced_offset = l.synced_offset.max(hw);
+    l.unsynced_messages = 0;
+    Ok(())
+}
+
+/// Write everything pending on `log`, sync if asked, answer the waiters.
+async fn flush_partition(log: SharedLog) {
+    let (pending, writer) = {
+        let mut l = log.borrow_mut();
+        (std::mem::take(&mut l.pending), l.writer.take())
+    };
+    let Some(mut writer) = writer else {
+        // Only one flush per partition runs at a time, so a missing writer
+        // means the log was closed under us.
+        fail_all(pending.into_iter().collect(), StorageError::Closed);
+        return;
+    };
+    let pending: Vec<Pending> = pending.into_iter().collect();
+    let result = write_pending(&log, &mut writer, &pending).await;
+    let result = match result {
+        Ok(()) => {
+            let must_sync = {
+                let l = log.borrow();
+                pending.iter().any(|p| p.needs_sync) || l.unsynced_messages >= l.config.flush_interval_messages
+            };
+            if must_sync {
+                writer.log.sync().await.map_err(StorageError::from).map(|()| {
+                    let mut l = log.borrow_mut();
+                    l.synced_offset = l.high_watermark;
+                    l.unsynced_messages = 0;
+                })
+            } else {
+                Ok(())
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let mut l = log.borrow_mut();
+    l.writer = Some(writer);
+    match result {
+        Ok(()) => {
+            drop(l);
+            for mut p in pending {
+                if let Some(tx) = p.done.take() {
+                    let _ = tx.send(Ok(()));
+                }
+            }
+        }
+        Err(e) => {
+            // Nothing of this round counts. Appends queued behind it were given
+            // offsets after the failed ones, so they fail too and the log end
+            // goes back to what is on disk.
+            tracing::error!(topic = %l.topic, partition = l.partition, error = %e,
+                "append failed; rolling back to offset {}", l.high_watermark);
+            let hw = l.high_watermark;
+            l.next_offset = hw;
+            l.tail.truncate_from(hw);
+            let mut all: Vec<Pending> = pending;
+            all.extend(std::mem::take(&mut l.pending));
+            drop(l);
+            fail_all(all, e);
+        }
+    }
+}
+
+fn fail_all(pending: Vec<Pending>, e: StorageError) {
+    for mut p in pending {
+        if let Some(tx) = p.done.take() {
+            let _ = tx.send(Err(e.clone()));
+        }
+    }
+}
+
+/// Write the pending appends in order, rolling segments where needed.
+async fn write_pending(log: &SharedLog, writer: &mut SegmentWriter, pending: &[Pending]) -> Result<(), StorageError> {
+    let mut i = 0;
+    while i < pending.len() {
+        // Roll before the first append that does not fit the active segment.
+        let now = now_ms();
+        let roll = {
+            let l = log.borrow();
+            l.should_roll(pending[i].bytes.len() as u64, pending[i].next_offset, now)
+        };
+        if roll {
+            roll_segment(log, writer, pending[i].base_offset, now).await?;
+        }
+        // Take the longest run that fits the active segment without a roll.
+        let mut j = i + 1;
+        let mut run_bytes = pending[i].bytes.len() as u64;
+        {
+            let l = log.borrow();
+            while j < pending.len() && !l.should_roll(run_bytes + pending[j].bytes.len() as u64, pending[j].next_offset, now) {
+                run_bytes += pending[j].bytes.len() as u64;
+                j += 1;
+            }
+        }
+        let run = &pending[i..j];
+        let start = writer.log.len();
+        let before = { log.borrow().high_watermark };
+        let res = writer
+            .log
+            .append_with(run_bytes as usize, |dst| {
+                let mut at = 0;
+                for p in run {
+                    dst[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
+                    at += p.bytes.len();
+                }
+            })
+            .await;
+        if let Err(e) = res {
+            // The failed write may have left bytes past the logical end; cut them
+            // so a restart finds nothing of this append.
+            let _ = writer.log.truncate(start).await;
+            return Err(e.into());
+        }
+        let mut l = log.borrow_mut();
+        assert_eq!(before, l.high_watermark, "one flush per partition at a time");
+        let interval = l.config.index_interval_bytes;
+        let mut pos = start;
+        let mut records = 0;
+        let seg = l.segments.values_mut().next_back().unwrap();
+        for p in run {
+            for h in &p.headers {
+                seg.index.on_batch(h, pos, interval);
+                pos += h.size_bytes as u64;
+                seg.next_offset = h.next_offset();
+            }
+            records += p.records;
+        }
+        seg.size_bytes = pos;
+        assert_eq!(seg.size_bytes, writer.log.len());
+        let persist = seg.index.offsets.len() - seg.index.offsets_persisted >= INDEX_PERSIST_BATCH;
+        l.high_watermark = run.last().unwrap().next_offset;
+        l.unsynced_messages += records;
+        l.hw_moved.notify_all();
+        drop(l);
+        if persist {
+            // Index files are rebuilt on unclean restart, so a failure here
+            // costs only a rebuild.
+            if let Err(e) = persist_active_index(log, writer, false).await {
+                tracing::warn!(error = %e, "index write failed; it will be rebuilt on restart");
+            }
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+/// Write the active segment's new index entries.
+pub async fn persist_active_index(log: &SharedLog, writer: &mut SegmentWriter, seal: bool) -> std::io::Result<()> {
+    let base = log.borrow().active().base_offset;
+    if seal {
+        log.borrow_mut().segments.get_mut(&base).unwrap().index.seal();
+    }
+    let new = log.borrow().active().index.unpersisted();
+    new.write(writer).await?;
+    if let Some(seg) = log.borrow_mut().segments.get_mut(&base) {
+        seg.index.mark_persisted(&new);
+    }
+    Ok(())
+}
+
+/// Close the active segment and start a new one at `base_offset`.
+pub async fn roll_segment(
+    log: &SharedLog,
+    writer: &mut SegmentWriter,
+    base_offset: i64,
+    now: i64,
+) -> Result<(), StorageError> {
+    let dir = log.borrow().dir.clone();
+    let (seg, new_writer) = create_segment(&dir, base_offset, now).await?;
+    persist_active_index(log, writer, true).await?;
+    let old = std::mem::replace(writer, new_writer);
+    log.borrow_mut().segments.insert(base_offset, seg);
+    close_writer(old).await?;
+    tracing::debug!(dir = %dir.display(), base_offset, "rolled segment");
+    Ok(())
+}
+
+/// Create the three files of a new segment (and make their names durable).
+pub async fn create_segment(dir: &std::path::Path, base_offset: i64, now: i64) -> Result<(Segment, SegmentWriter), StorageError> {
+    let log_path = format::segment_file(dir, base_offset, "log");
+    let w = SegmentWriter {
+        log: Appender::open(&log_path, 0).await?,
+        index: Appender::open(&format::segment_file(dir, base_offset, "index"), 0).await?,
+        time_index: Appender::open(&format::segment_file(dir, base_offset, "timeindex"), 0).await?,
+    };
+    std::fs::File::open(dir)?.sync_all()?;
+    let reader = DmaFile::open_read(&log_path).await?;
+    Ok((Segment::new(dir, base_offset, reader, now), w))
+}
+
+/// Trim padding, flush and close a writer's three files.
+pub async fn close_writer(w: SegmentWriter) -> Result<(), StorageError> {
+    w.log.close().await?;
+    w.index.close().await?;
+    w.time_index.close().await?;
+    Ok(())
+}

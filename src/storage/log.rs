@@ -1,0 +1,201 @@
+//! One partition's log: segments, offsets, pending appends.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+
+use super::format::{self, BatchHeader};
+use super::segment::{Segment, SegmentWriter};
+use super::tail_cache::TailCache;
+use super::StorageError;
+use crate::shard::notify::Notify;
+
+/// Per-partition log settings (topic configs resolved against broker defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub index_interval_bytes: u64,
+    pub max_message_bytes: usize,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub log_append_time: bool,
+    /// fdatasync after this many messages even without acks=all waiters.
+    pub flush_interval_messages: u64,
+    /// fdatasync dirty data at least this often (None: only as needed).
+    pub flush_interval_ms: Option<u64>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            log_append_time: false,
+            flush_interval_messages: u64::MAX,
+            flush_interval_ms: None,
+        }
+    }
+}
+
+/// Appended batches not yet written; written in order by the committer.
+pub struct Pending {
+    pub base_offset: i64,
+    pub next_offset: i64,
+    pub records: u64,
+    /// Stamped batches, exactly as they go to disk.
+    pub bytes: Bytes,
+    pub headers: Vec<BatchHeader>,
+    pub needs_sync: bool,
+    pub done: Option<oneshot::Sender<Result<(), StorageError>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+pub struct PartitionLog {
+    pub topic: String,
+    pub partition: i32,
+    pub topic_id: uuid::Uuid,
+    pub dir: PathBuf,
+    pub config: LogConfig,
+    pub segments: BTreeMap<i64, Segment>,
+    /// Write handles of the last segment; taken by the committer while it writes.
+    pub writer: Option<SegmentWriter>,
+    pub log_start_offset: i64,
+    /// Offset the next append gets (includes pending appends).
+    pub next_offset: i64,
+    /// Everything below is written: the high watermark on a single replica.
+    pub high_watermark: i64,
+    /// Everything below is on stable storage (fdatasync).
+    pub synced_offset: i64,
+    pub leader_epoch: i32,
+    pub pending: VecDeque<Pending>,
+    pub unsynced_messages: u64,
+    pub tail: TailCache,
+    /// Fired when the high watermark moves (wakes long-polling fetches).
+    pub hw_moved: Notify,
+    /// Set while the partition is being deleted; appends fail.
+    pub closed: bool,
+}
+
+impl PartitionLog {
+    pub fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has a segment")
+    }
+
+    /// Validate, stamp offsets on and queue `records` (one or more batches).
+    /// Offsets are assigned now; the returned receiver resolves once the
+    /// committer has written (and, with `needs_sync`, fdatasync'ed) them.
+    pub fn append(
+        &mut self,
+        records: &[u8],
+        needs_sync: bool,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, oneshot::Receiver<Result<(), StorageError>>), StorageError> {
+        if self.closed {
+            return Err(StorageError::Closed);
+        }
+        let batches = format::split_batches(records)?;
+        if batches.is_empty() {
+            return Err(StorageError::Corrupt(format::BatchError::Truncated { have: 0, need: 61 }));
+        }
+        for (h, _) in &batches {
+            if h.size_bytes > self.config.max_message_bytes {
+                return Err(StorageError::MessageTooLarge { size: h.size_bytes, max: self.config.max_message_bytes });
+            }
+        }
+        // One copy out of the request frame: batches get stamped, and the copy is
+        // shared by the tail cache and the DMA write staging.
+        let mut buf = BytesMut::from(records);
+        let base_offset = self.next_offset;
+        let mut next = base_offset;
+        let mut headers = Vec::with_capacity(batches.len());
+        let mut count = 0u64;
+        for (h, range) in &batches {
+            let b = &mut buf[range.clone()];
+            format::stamp_offset_and_epoch(b, next, self.leader_epoch);
+            if self.config.log_append_time {
+                format::stamp_log_append_time(b, now_ms);
+            }
+            let stamped = format::parse_header(b).expect("validated above");
+            next = stamped.next_offset();
+            count += h.records_count.max(0) as u64;
+            headers.push(stamped);
+        }
+        let bytes = buf.freeze();
+        self.tail.insert(base_offset, next, bytes.clone());
+        let (tx, rx) = oneshot::channel();
+        self.pending.push_back(Pending {
+            base_offset,
+            next_offset: next,
+            records: count,
+            bytes,
+            headers,
+            needs_sync,
+            done: Some(tx),
+        });
+        self.next_offset = next;
+        let info = AppendInfo {
+            base_offset,
+            log_append_time_ms: if self.config.log_append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+        };
+        Ok((info, rx))
+    }
+
+    /// Does appending `bytes` more to the active segment need a new segment?
+    pub fn should_roll(&self, incoming_bytes: u64, next_offset: i64, now_ms: i64) -> bool {
+        let a = self.active();
+        if a.size_bytes == 0 {
+            return false;
+        }
+        a.size_bytes + incoming_bytes > self.config.segment_bytes
+            || now_ms - a.created_ms >= self.config.segment_ms
+            || next_offset - a.base_offset > i32::MAX as i64
+            || a.size_bytes + incoming_bytes > u32::MAX as u64
+    }
+
+    /// The segment holding `offset` (the last one whose base is <= offset).
+    pub fn segment_for(&self, offset: i64) -> Option<&Segment> {
+        self.segments.range(..=offset).next_back().map(|(_, s)| s)
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size_bytes).sum()
+    }
+
+    /// Write `leader-epoch-checkpoint` (single replica: one epoch from the start).
+    pub fn write_epoch_checkpoint(&self) -> std::io::Result<()> {
+        let entries = [(self.leader_epoch, 0i64)];
+        write_atomically(&self.dir.join(format::LEADER_EPOCH_FILE), format::encode_leader_epochs(&entries).as_bytes())
+    }
+}
+
+pub type SharedLog = Rc<std::cell::RefCell<PartitionLog>>;
+
+/// Replace `path` with `data` so that a crash leaves the old or the new file,
+/// never a torn one.
+pub fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Partition logs on disk in Kafka's layout. Knows nothing of the network.
+
+pub mod appender;
+pub mod commit;
+pub mod format;
+pub mod index;
+pub mod log;
+pub mod read;
+pub mod recovery;
+pub mod retention;
+pub mod segment;
+pub mod tail_cache;
+
+pub use log::{AppendInfo, LogConfig, PartitionLog};
+pub use read::{Chunk, FetchData};
+
+use format::BatchError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("corrupt record batch: {0}")]
+    Corrupt(#[from] BatchError),
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("offset {offset} out of range [{start}, {end}]")]
+    OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("disk full: {0}")]
+    DiskFull(std::io::Error),
+    #[error("I/O error: {0}")]
+    Io(std::io::Error),
+    #[error("partition is being deleted")]
+    Closed,
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
+            StorageError::DiskFull(e)
+        } else {
+            StorageError::Io(e)
+        }
+    }
+}
+
+impl Clone for StorageError {
+    fn clone(&self) -> Self {
+        match self {
+            StorageError::Corrupt(e) => StorageError::Corrupt(e.clone()),
+            StorageError::MessageTooLarge { size, max } => StorageError::MessageTooLarge { size: *size, max: *max },
+            StorageError::OffsetOutOfRange { offset, start, end } => {
+                StorageError::OffsetOutOfRange { offset: *offset, start: *start, end: *end }
+            }
+            StorageError::DiskFull(e) => StorageError::DiskFull(std::io::Error::new(e.kind(), e.to_string())),
+            StorageError::Io(e) => StorageError::Io(std::io::Error::new(e.kind(), e.to_string())),
+            StorageError::Closed => StorageError::Closed,
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,205 @@
+//! Opening a partition at start-up: find its segments, check the tail batch by
+//! batch after an unclean shutdown, truncate what is torn, rebuild indexes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::appender::Appender;
+use super::commit::create_segment;
+use super::format;
+use super::index::SegmentIndex;
+use super::log::{write_atomically, LogConfig, PartitionLog};
+use super::read::{Scanned, Scanner};
+use super::segment::{Segment, SegmentWriter};
+use super::tail_cache::{TailBudget, TailCache};
+use super::{now_ms, StorageError};
+use crate::shard::io::DmaFile;
+use crate::shard::notify::Notify;
+
+pub struct OpenParams {
+    pub root: PathBuf,
+    pub topic: String,
+    pub partition: i32,
+    pub topic_id: uuid::Uuid,
+    pub config: LogConfig,
+    /// The previous run shut down cleanly: trust file sizes and indexes.
+    pub clean: bool,
+    pub tail_budget: Rc<TailBudget>,
+}
+
+pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError> {
+    let dir = format::partition_dir(&p.root, &p.topic, p.partition);
+    std::fs::create_dir_all(&dir)?;
+    let meta = dir.join(format::PARTITION_METADATA_FILE);
+    if !meta.exists() {
+        write_atomically(&meta, format::encode_partition_metadata(p.topic_id).as_bytes())?;
+    }
+    let mut bases: Vec<i64> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| format::parse_segment_file(e.file_name().to_str()?))
+        .collect();
+    bases.sort_unstable();
+    let now = now_ms();
+    let mut segments = BTreeMap::new();
+    let writer;
+    if bases.is_empty() {
+        let (seg, w) = create_segment(&dir, 0, now).await?;
+        segments.insert(0, seg);
+        writer = w;
+    } else {
+        for (i, &base) in bases.iter().enumerate() {
+            let last = i + 1 == bases.len();
+            let path = format::segment_file(&dir, base, "log");
+            let reader = DmaFile::open_read(&path).await?;
+            let mut seg = Segment::new(&dir, base, reader, file_mtime_ms(&path).unwrap_or(now));
+            seg.size_bytes = seg.reader.file_size().await?;
+            seg.next_offset = bases.get(i + 1).copied().unwrap_or(base);
+            seg.index_loaded = false;
+            if !last && !index_files_exist(&seg) {
+                tracing::warn!(segment = %path.display(), "index missing; rebuilding");
+                rebuild_closed_segment_index(&mut seg, p.config.index_interval_bytes).await?;
+            }
+            segments.insert(base, seg);
+        }
+        let last_base = *bases.last().unwrap();
+        let seg = segments.get_mut(&last_base).unwrap();
+        writer = recover_active(seg, &p, &dir).await?;
+    }
+    let next = segments.values().next_back().unwrap().next_offset;
+    let log_start = *segments.keys().next().unwrap();
+    let log = PartitionLog {
+        topic: p.topic,
+        partition: p.partition,
+        topic_id: p.topic_id,
+        dir,
+        config: p.config,
+        segments,
+        writer: Some(writer),
+        log_start_offset: log_start,
+        next_offset: next,
+        high_watermark: next,
+        synced_offset: next,
+        leader_epoch: 0,
+        pending: Default::default(),
+        unsynced_messages: 0,
+        tail: TailCache::new(p.tail_budget),
+        hw_moved: Notify::new(),
+        closed: false,
+    };
+    log.write_epoch_checkpoint()?;
+    Ok(log)
+}
+
+fn file_mtime_ms(path: &Path) -> Option<i64> {
+    let t = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
+}
+
+fn index_files_exist(seg: &Segment) -> bool {
+    seg.path("index").exists() && seg.path("timeindex").exists()
+}
+
+/// Bring the last segment to a consistent state and open its writer.
+async fn recover_active(seg: &mut Segment, p: &OpenParams, dir: &Path) -> Result<SegmentWriter, StorageError> {
+    let interval = p.config.index_interval_bytes;
+    let file_len = seg.size_bytes;
+    // Clean restart: the indexes are complete, so only the bytes after the last
+    // index entry (about one index interval) are read. Otherwise scan it all.
+    let trusted = p.clean && seg.load_indexes();
+    let scan_from = if trusted { seg.index.offsets.last().map_or(0, |e| e.position as u64) } else { 0 };
+    if !trusted {
+        seg.index = SegmentIndex::new(seg.base_offset);
+        seg.index_loaded = true;
+    }
+    let mut valid_end = scan_from;
+    let mut next_offset = seg.base_offset;
+    if trusted {
+        if let Some(e) = seg.index.offsets.last() {
+            next_offset = seg.base_offset + e.relative_offset as i64;
+        }
+    }
+    let mut cut = None;
+    {
+        let mut scan = Scanner::new(&seg.reader, scan_from, file_len, true);
+        let mut first = true;
+        while let Some(item) = scan.next().await? {
+            match item {
+                Scanned::Batch { pos, header, .. } => {
+                    if !(trusted && first) {
+                        seg.index.on_batch(&header, pos, interval);
+                    }
+                    first = false;
+                    valid_end = pos + header.size_bytes as u64;
+                    next_offset = header.next_offset();
+                }
+                Scanned::Invalid { pos, error } => {
+                    cut = Some((pos, error));
+                    break;
+                }
+            }
+        }
+    }
+    seg.size_bytes = valid_end;
+    seg.next_offset = next_offset;
+    let mut log = Appender::open(&seg.path("log"), valid_end).await?;
+    if file_len > valid_end {
+        let padding_only = all_zero(&seg.reader, valid_end, file_len).await?;
+        let (pos, error) = cut.expect("a shorter valid length comes from an invalid batch");
+        if padding_only {
+            tracing::info!(segment = %seg.path("log").display(), bytes = file_len - valid_end,
+                "trimmed block padding after the last batch");
+        } else {
+            tracing::warn!(segment = %seg.path("log").display(), position = pos, bytes_cut = file_len - valid_end,
+                first_lost_offset = next_offset, %error,
+                "recovery truncated a torn or corrupt tail; the log now ends at offset {next_offset}");
+        }
+        log.truncate(valid_end).await?;
+    }
+    let mut index = Appender::open(&seg.path("index"), 0).await?;
+    let mut time_index = Appender::open(&seg.path("timeindex"), 0).await?;
+    let mut w = if trusted {
+        let (o, t) = (seg.index.offsets_persisted, seg.index.times_persisted);
+        index = Appender::open(&seg.path("index"), (o * format::OFFSET_INDEX_ENTRY_BYTES) as u64).await?;
+        time_index = Appender::open(&seg.path("timeindex"), (t * format::TIME_INDEX_ENTRY_BYTES) as u64).await?;
+        SegmentWriter { log, index, time_index }
+    } else {
+        index.truncate(0).await?;
+        time_index.truncate(0).await?;
+        seg.index.offsets_persisted = 0;
+        seg.index.times_persisted = 0;
+        SegmentWriter { log, index, time_index }
+    };
+    let new = seg.index.unpersisted();
+    new.write(&mut w).await?;
+    seg.index.mark_persisted(&new);
+    let _ = dir;
+    Ok(w)
+}
+
+async fn all_zero(file: &DmaFile, from: u64, to: u64) -> Result<bool, StorageError> {
+    let b = file.read_at(from, (to - from).min(1 << 20) as usize).await?;
+    Ok(to - from <= 1 << 20 && b.iter().all(|x| *x == 0))
+}
+
+/// Rebuild and rewrite both index files of a closed segment by scanning it.
+async fn rebuild_closed_segment_index(seg: &mut Segment, interval: u64) -> Result<(), StorageError> {
+    seg.index = SegmentIndex::new(seg.base_offset);
+    let mut scan = Scanner::new(&seg.reader, 0, seg.size_bytes, false);
+    while let Some(Scanned::Batch { pos, header, .. }) = scan.next().await? {
+        seg.index.on_batch(&header, pos, interval);
+    }
+    seg.index.seal();
+    let mut w = SegmentWriter {
+        log: Appender::open(&seg.path("log"), seg.size_bytes).await?,
+        index: Appender::open(&seg.path("index"), 0).await?,
+        time_index: Appender::open(&seg.path("timeindex"), 0).await?,
+    };
+    w.index.truncate(0).await?;
+    w.time_index.truncate(0).await?;
+    let new = seg.index.unpersisted();
+    new.write(&mut w).await?;
+    seg.index.mark_persisted(&new);
+    seg.index_loaded = true;
+    super::commit::close_writer(w).await
+}

@@ -1,0 +1,117 @@
+//! One segment: `.log` plus its sparse `.index` and `.timeindex`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::appender::Appender;
+use super::format::{self, OffsetEntry, TimeEntry};
+use super::index::SegmentIndex;
+use crate::shard::io::DmaFile;
+
+pub struct Segment {
+    pub base_offset: i64,
+    pub dir: PathBuf,
+    /// Read handle; the writer has its own.
+    pub reader: Rc<DmaFile>,
+    /// Bytes of complete, written batches (what readers may see).
+    pub size_bytes: u64,
+    /// Offset after the last batch in this segment.
+    pub next_offset: i64,
+    pub index: SegmentIndex,
+    /// Indexes of older segments are loaded on first use, so a clean restart
+    /// does not read every index of a long log.
+    pub index_loaded: bool,
+    /// Wall-clock ms the segment was created; drives `segment.ms` rolls.
+    pub created_ms: i64,
+}
+
+/// Write handles of the active segment.
+pub struct SegmentWriter {
+    pub log: Appender,
+    pub index: Appender,
+    pub time_index: Appender,
+}
+
+impl Segment {
+    pub fn new(dir: &Path, base_offset: i64, reader: DmaFile, created_ms: i64) -> Self {
+        Self {
+            base_offset,
+            dir: dir.to_path_buf(),
+            reader: Rc::new(reader),
+            size_bytes: 0,
+            next_offset: base_offset,
+            index: SegmentIndex::new(base_offset),
+            index_loaded: true,
+            created_ms,
+        }
+    }
+
+    pub fn path(&self, ext: &str) -> PathBuf {
+        format::segment_file(&self.dir, self.base_offset, ext)
+    }
+
+    /// Load both index files; false if missing or inconsistent (then rebuild).
+    pub fn load_indexes(&mut self) -> bool {
+        let (Ok(o), Ok(t)) = (std::fs::read(self.path("index")), std::fs::read(self.path("timeindex")))
+        else {
+            return false;
+        };
+        const O: usize = format::OFFSET_INDEX_ENTRY_BYTES;
+        const T: usize = format::TIME_INDEX_ENTRY_BYTES;
+        if o.len() % O != 0 || t.len() % T != 0 {
+            return false;
+        }
+        let offsets = o.chunks(O).map(OffsetEntry::decode).collect();
+        let times = t.chunks(T).map(TimeEntry::decode).collect();
+        self.index_loaded = self.index.adopt(offsets, times, self.size_bytes.max(1));
+        self.index_loaded
+    }
+}
+
+/// Index entries not yet in the files, copied out so the write can run
+/// without holding the log borrowed.
+pub struct UnpersistedIndex {
+    offsets: Vec<OffsetEntry>,
+    times: Vec<TimeEntry>,
+}
+
+impl SegmentIndex {
+    pub fn unpersisted(&self) -> UnpersistedIndex {
+        UnpersistedIndex {
+            offsets: self.offsets[self.offsets_persisted..].to_vec(),
+            times: self.times[self.times_persisted..].to_vec(),
+        }
+    }
+
+    pub fn mark_persisted(&mut self, u: &UnpersistedIndex) {
+        self.offsets_persisted += u.offsets.len();
+        self.times_persisted += u.times.len();
+    }
+}
+
+impl UnpersistedIndex {
+    pub fn offsets_len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Append the entries to the index files.
+    pub async fn write(&self, w: &mut SegmentWriter) -> io::Result<()> {
+        const O: usize = format::OFFSET_INDEX_ENTRY_BYTES;
+        const T: usize = format::TIME_INDEX_ENTRY_BYTES;
+        w.index
+            .append_with(self.offsets.len() * O, |d| {
+                for (e, c) in self.offsets.iter().zip(d.chunks_mut(O)) {
+                    c.copy_from_slice(&e.encode());
+                }
+            })
+            .await?;
+        w.time_index
+            .append_with(self.times.len() * T, |d| {
+                for (e, c) in self.times.iter().zip(d.chunks_mut(T)) {
+                    c.copy_from_slice(&e.encode());
+                }
+            })
+            .await
+    }
+}

@@ -1,0 +1,171 @@
+//! Hostile or broken bytes on the wire: the broker must drop the offending
+//! connection, keep serving others, and answer unknown ApiVersions versions
+//! the way Kafka does (so clients can downgrade).
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use common::Broker;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Waits until the peer closes (EOF or reset). Any bytes sent before closing
+/// are ignored; the point is that the connection does not stay open.
+fn assert_closed(mut s: TcpStream, what: &str) {
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("{what}: unexpected read error {e}"),
+        }
+        assert!(Instant::now() < deadline, "{what}: broker kept the connection open");
+    }
+}
+
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("response size");
+    let len = i32::from_be_bytes(len);
+    assert!((0..16 << 20).contains(&len), "implausible response size {len}");
+    let mut body = vec![0u8; len as usize];
+    s.read_exact(&mut body).expect("response body");
+    body
+}
+
+/// A well-formed ApiVersions v3 exchange (encoded with kafka-protocol),
+/// proving the broker still serves new connections.
+fn assert_serves(addr: SocketAddr) {
+    let mut s = connect(addr);
+    let version = 3;
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::ApiVersions as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("sluice-tests"))
+        .with_client_software_version(StrBytes::from_static_str("0.1"));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, ApiKey::ApiVersions.request_header_version(version)).unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).unwrap();
+
+    let mut resp = bytes::Bytes::from(read_frame(&mut s));
+    let rh = ResponseHeader::decode(&mut resp, ApiKey::ApiVersions.response_header_version(version)).unwrap();
+    assert_eq!(rh.correlation_id, 7);
+    let r = ApiVersionsResponse::decode(&mut resp, version).unwrap();
+    assert_eq!(r.error_code, 0, "ApiVersions v3 error");
+    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16), "no Produce in {r:?}");
+}
+
+#[test]
+fn negative_size_closes_connection() {
+    let broker = Broker::start(&[]);
+    let mut s = connect(broker.addr());
+    s.write_all(&(-5i32).to_be_bytes()).unwrap();
+    s.write_all(b"whatever follows").unwrap();
+    assert_closed(s, "negative size");
+    assert_serves(broker.addr());
+}
+
+#[test]
+fn garbage_header_closes_connection() {
+    let broker = Broker::start(&[]);
+    let mut s = connect(broker.addr());
+    // Well-sized frame whose header names no existing API (key 0x7abc).
+    let junk: Vec<u8> = [0x7a, 0xbc, 0x12, 0x34].into_iter().chain((0..28).map(|i| (i * 37) as u8)).collect();
+    s.write_all(&(junk.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(&junk).unwrap();
+    assert_closed(s, "garbage header");
+
+    // A known API with a body that cannot be decoded (Metadata v9 whose
+    // compact array length claims billions of topics).
+    let mut s = connect(broker.addr());
+    let mut f = vec![0, 3, 0, 9, 0, 0, 0, 1, 0, 1, b'x', 0];
+    f.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    s.write_all(&(f.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(&f).unwrap();
+    assert_closed(s, "undecodable body");
+
+    // A client that vanishes mid-frame must not upset anything either.
+    let mut s = connect(broker.addr());
+    s.write_all(&100i32.to_be_bytes()).unwrap();
+    s.write_all(&[0, 18, 0]).unwrap();
+    drop(s);
+
+    assert_serves(broker.addr());
+}
+
+#[test]
+fn oversized_request_is_rejected_without_reading_it() {
+    let broker = Broker::start(&["socket.request.max.bytes=1048576"]);
+    let mut s = connect(broker.addr());
+    // Only the 2 MiB size prefix: a broker that tried to buffer the body
+    // would wait for it and never close.
+    s.write_all(&(2i32 << 20).to_be_bytes()).unwrap();
+    assert_closed(s, "2 MiB size prefix over socket.request.max.bytes");
+    assert_serves(broker.addr());
+}
+
+#[test]
+fn unknown_api_versions_version_gets_unsupported_version() {
+    let broker = Broker::start(&[]);
+    let mut s = connect(broker.addr());
+    // ApiVersions (18) version 99, correlation id 42, laid out the way a
+    // future client would send it (flexible header v2 + v3-style body).
+    let mut req = vec![0, 18, 0, 99, 0, 0, 0, 42];
+    req.extend_from_slice(&[0, 4]);
+    req.extend_from_slice(b"test");
+    req.push(0); // header tagged fields
+    req.extend_from_slice(b"\x0csluice-test\x040.1\x00"); // compact strings + tags
+    s.write_all(&(req.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(&req).unwrap();
+
+    // Kafka answers with a v0 response body: error_code, api_keys array.
+    let body = read_frame(&mut s);
+    let mut b = &body[..];
+    assert_eq!(b.get_i32(), 42, "correlation id");
+    assert_eq!(b.get_i16(), 35, "error code must be UNSUPPORTED_VERSION");
+    let n = b.get_i32();
+    assert!(n > 0, "the error response must still list supported versions");
+    assert_eq!(b.remaining(), n as usize * 6, "v0 layout: {n} x (key, min, max) and nothing else");
+    let mut found = false;
+    for _ in 0..n {
+        let (key, min, max) = (b.get_i16(), b.get_i16(), b.get_i16());
+        assert!(min <= max, "api {key}: min {min} > max {max}");
+        if key == ApiKey::ApiVersions as i16 {
+            found = true;
+            assert_eq!(min, 0);
+            assert!(max >= 3, "ApiVersions max version {max}");
+        }
+    }
+    assert!(found, "ApiVersions itself missing from the list");
+    // The connection stays usable: librdkafka retries on it with a version
+    // from the list. ApiVersions v0: header v1, empty body.
+    let mut req = vec![0, 18, 0, 0, 0, 0, 0, 43, 0, 4];
+    req.extend_from_slice(b"test");
+    s.write_all(&(req.len() as i32).to_be_bytes()).unwrap();
+    s.write_all(&req).unwrap();
+    let body = read_frame(&mut s);
+    let mut b = &body[..];
+    assert_eq!(b.get_i32(), 43, "correlation id of the retry");
+    assert_eq!(b.get_i16(), 0, "ApiVersions v0 retry error code");
+}

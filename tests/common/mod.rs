@@ -1,0 +1,324 @@
+//! Shared fixtures for the integration tests: a `Broker` that runs the real
+//! `sluice` binary on a free port in a temp dir, and helpers to run external
+//! commands with a timeout. Every test binary includes this with `mod common;`
+//! and uses only part of it, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod rdk;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a broker may take from spawn to accepting TCP connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a SIGTERM'd broker may take to exit before we SIGKILL it.
+const TERM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shards per test broker: the CI box has 2 cores and tests run in parallel.
+pub const DEFAULT_CORES: u32 = 1;
+
+pub fn sluice_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A free TCP port on 127.0.0.1. Racy by nature (another process may grab it
+/// between drop and the broker's bind) but good enough for a test suite.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+pub struct Broker {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+    cores: u32,
+    overrides: Vec<String>,
+    /// Number of times the process has been spawned; each run gets its own log.
+    runs: u32,
+}
+
+impl Broker {
+    /// Start a broker with `--cores DEFAULT_CORES` and extra `key=value`
+    /// overrides (Kafka server.properties keys).
+    pub fn start(extra_overrides: &[&str]) -> Broker {
+        Broker::start_with_cores(DEFAULT_CORES, extra_overrides)
+    }
+
+    pub fn start_with_cores(cores: u32, extra_overrides: &[&str]) -> Broker {
+        let dir = tempfile::Builder::new().prefix("sluice-test-").tempdir().expect("tempdir");
+        let mut b = Broker {
+            child: None,
+            dir,
+            port: free_port(),
+            cores,
+            overrides: extra_overrides.iter().map(|s| s.to_string()).collect(),
+            runs: 0,
+        };
+        b.spawn();
+        b
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The broker's `--log-dirs` directory (Kafka layout inside).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGKILL the broker and reap it: simulates a crash / power loss of the
+    /// process (not of the machine: the page cache survives).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status. Panics (with
+    /// the broker log) if it has not exited after TERM_TIMEOUT.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("broker is not running");
+        signal(&c, libc::SIGTERM);
+        match wait_timeout(&mut c, TERM_TIMEOUT) {
+            Some(st) => st,
+            None => {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("broker did not exit within {TERM_TIMEOUT:?} of SIGTERM\n{}", self.logs());
+            }
+        }
+    }
+
+    /// Start again on the same port and data dir (after `kill9`/`terminate`;
+    /// if still running it is SIGKILLed first).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Whether the process is still alive (it may have crashed on its own).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().map(|s| s.is_none()).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    fn log_path(&self, run: u32) -> PathBuf {
+        self.dir.path().join(format!("broker-{run}.log"))
+    }
+
+    /// All stderr output of every run so far, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for run in 1..=self.runs {
+            let text = fs::read(self.log_path(run)).unwrap_or_default();
+            out += &format!("----- sluice broker log (run {run}, port {}) -----\n", self.port);
+            out += &String::from_utf8_lossy(&text);
+        }
+        out + "----- end of broker log -----\n"
+    }
+
+    fn spawn(&mut self) {
+        self.runs += 1;
+        fs::create_dir_all(self.data_dir()).unwrap();
+        let log = File::create(self.log_path(self.runs)).expect("create broker log");
+        let mut cmd = Command::new(sluice_bin());
+        cmd.arg("broker")
+            .arg("--listeners")
+            .arg(format!("PLAINTEXT://127.0.0.1:{}", self.port))
+            .arg("--log-dirs")
+            .arg(self.data_dir())
+            .arg("--cores")
+            .arg(self.cores.to_string());
+        for o in &self.overrides {
+            cmd.arg("--override").arg(o);
+        }
+        // Verbose enough to debug a failure without drowning the disk.
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", sluice_bin()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                panic!("broker exited during startup with {st}\n{}", self.logs());
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                panic!("broker not accepting connections on {} after {READY_TIMEOUT:?}\n{}", self.addr(), self.logs());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // The test harness shows captured output of failed tests only, so it
+        // is fine to always print here when panicking.
+        if thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        if let Some(mut c) = self.child.take() {
+            signal(&c, libc::SIGTERM);
+            if wait_timeout(&mut c, TERM_TIMEOUT).is_none() {
+                eprintln!("broker ignored SIGTERM for {TERM_TIMEOUT:?}; sending SIGKILL");
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        // TempDir's own Drop removes the directory. Keep it for post-mortem
+        // when asked to.
+        if std::env::var_os("SLUICE_KEEP_TEST_DIRS").is_some() {
+            let path = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()).keep();
+            eprintln!("keeping broker dir {}", path.display());
+        }
+    }
+}
+
+/// Send a signal. `libc` is a normal dependency of the crate, so integration
+/// tests can use it (std only offers SIGKILL through `Child::kill`).
+pub fn signal(child: &Child, sig: libc::c_int) {
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, sig);
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Run `cmd` feeding it `stdin`, capturing stdout/stderr; kill it and panic
+/// with whatever it printed if it runs longer than `timeout`.
+pub fn run_with_timeout(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
+    let desc = format!("{cmd:?}");
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+    // Feed stdin and drain both pipes on threads so no pipe buffer can fill
+    // up and deadlock the child.
+    let writer = stdin.map(|data| {
+        let data = data.to_vec();
+        let mut w = child.stdin.take().unwrap();
+        thread::spawn(move || {
+            let _ = w.write_all(&data); // EPIPE if the child exits early: its output says why
+        })
+    });
+    let out_r = drain(child.stdout.take().unwrap());
+    let err_r = drain(child.stderr.take().unwrap());
+    let status = wait_timeout(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    let out = Output {
+        status: status.unwrap_or_else(|| child.try_wait().unwrap().unwrap()),
+        stdout: out_r.join().unwrap(),
+        stderr: err_r.join().unwrap(),
+    };
+    if status.is_none() {
+        panic!("timed out after {timeout:?}: {desc}\n{}", show_output(&out));
+    }
+    out
+}
+
+/// Like `run_with_timeout` but panics unless the command exits with 0.
+pub fn run_ok(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
+    let desc = format!("{cmd:?}");
+    let out = run_with_timeout(cmd, stdin, timeout);
+    assert!(out.status.success(), "command failed ({}): {desc}\n{}", out.status, show_output(&out));
+    out
+}
+
+pub fn show_output(out: &Output) -> String {
+    format!(
+        "--- stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn drain<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Absolute path of an external tool, or a panic telling how to get it:
+/// missing clients must fail loudly, never skip.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(name);
+        if is_executable(&p) {
+            return p;
+        }
+    }
+    panic!("`{name}` not found in PATH: run `tests/run` (it installs the test clients)");
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// Cut a file down to `new_len` bytes (used to tear segment tails).
+pub fn truncate_file(path: &Path, new_len: u64) {
+    OpenOptions::new().write(true).open(path).unwrap().set_len(new_len).unwrap();
+}
+
+/// A topic name unique within the test process, readable in broker logs.
+pub fn unique_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
