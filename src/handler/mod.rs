@@ -2,8 +2,12 @@
 //! maps internal errors to Kafka error codes.
 
 mod api_versions;
+mod configs;
+mod create_partitions;
 mod create_topics;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -47,6 +51,11 @@ pub async fn handle(state: State, header: RequestHeader, api: ApiKey, body: Opti
         Some(RequestKind::ListOffsets(r)) => Some(list_offsets::handle(&state, r, version).await.into()),
         Some(RequestKind::CreateTopics(r)) => Some(create_topics::handle(&state, r, version).await.into()),
         Some(RequestKind::DeleteTopics(r)) => Some(delete_topics::handle(&state, r, version).await.into()),
+        Some(RequestKind::CreatePartitions(r)) => Some(create_partitions::handle(&state, r).await.into()),
+        Some(RequestKind::DescribeConfigs(r)) => Some(describe_configs::handle(&state, r, version).await.into()),
+        Some(RequestKind::AlterConfigs(r)) => Some(configs::alter(r).await.into()),
+        Some(RequestKind::IncrementalAlterConfigs(r)) => Some(configs::incremental(r).await.into()),
+        Some(RequestKind::DescribeCluster(r)) => Some(describe_cluster::handle(&state, r, version).into()),
         Some(other) => {
             // Unreachable in practice: the connection refuses APIs we do not
             // advertise before decoding them.

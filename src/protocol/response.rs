@@ -180,6 +180,11 @@ encode_into_impl!(
     ApiVersions,
     CreateTopics,
     DeleteTopics,
+    CreatePartitions,
+    DescribeConfigs,
+    AlterConfigs,
+    IncrementalAlterConfigs,
+    DescribeCluster,
 );
 
 #[cfg(test)]

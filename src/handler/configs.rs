@@ -1,0 +1,74 @@
+//! AlterConfigs and IncrementalAlterConfigs: topic overrides through the controller.
+
+use kafka_protocol::messages::alter_configs_request::AlterConfigsRequest;
+use kafka_protocol::messages::alter_configs_response::{AlterConfigsResourceResponse, AlterConfigsResponse};
+use kafka_protocol::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
+use kafka_protocol::messages::incremental_alter_configs_response as inc;
+use kafka_protocol::messages::ResponseKind;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::broker::controller::{self, ApiError, Change};
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+async fn apply(resource_type: i8, name: String, edits: Result<Vec<(String, Option<String>)>, ApiError>, replace: bool, validate_only: bool) -> Result<(), ApiError> {
+    if resource_type != RESOURCE_TOPIC {
+        return Err((ResponseError::InvalidRequest, "only topic configs can be altered".into()));
+    }
+    let edits = edits?;
+    let change = Change::Configs { topic: name, edits, replace, validate_only };
+    controller::submit(change).await.pop().map_or(Ok(()), |(_, r)| r.map(|_| ()))
+}
+
+fn error_fields(r: &Result<(), ApiError>) -> (i16, Option<StrBytes>) {
+    match r {
+        Ok(()) => (0, None),
+        Err((e, m)) => (e.code(), Some(StrBytes::from_string(m.clone()))),
+    }
+}
+
+pub async fn alter(req: AlterConfigsRequest) -> ResponseKind {
+    let mut out = Vec::new();
+    for r in req.resources {
+        let edits = Ok(r.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect());
+        let res = apply(r.resource_type, r.resource_name.to_string(), edits, true, req.validate_only).await;
+        let (code, msg) = error_fields(&res);
+        out.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(msg),
+        );
+    }
+    ResponseKind::AlterConfigs(AlterConfigsResponse::default().with_responses(out))
+}
+
+pub async fn incremental(req: IncrementalAlterConfigsRequest) -> ResponseKind {
+    let mut out = Vec::new();
+    for r in req.resources {
+        let edits: Result<Vec<_>, ApiError> = r
+            .configs
+            .iter()
+            .map(|c| match c.config_operation {
+                OP_SET => Ok((c.name.to_string(), Some(c.value.as_ref().map_or(String::new(), |v| v.to_string())))),
+                OP_DELETE => Ok((c.name.to_string(), None)),
+                op => Err((ResponseError::InvalidConfig, format!("operation {op} (APPEND/SUBTRACT) is not supported for {}", c.name))),
+            })
+            .collect();
+        let res = apply(r.resource_type, r.resource_name.to_string(), edits, false, req.validate_only).await;
+        let (code, msg) = error_fields(&res);
+        out.push(
+            inc::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(msg),
+        );
+    }
+    ResponseKind::IncrementalAlterConfigs(inc::IncrementalAlterConfigsResponse::default().with_responses(out))
+}

@@ -1,0 +1,30 @@
+use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
+use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use kafka_protocol::messages::{BrokerId, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::broker::State;
+
+const ENDPOINT_BROKERS: i8 = 1;
+
+pub fn handle(state: &State, req: DescribeClusterRequest, version: i16) -> ResponseKind {
+    let me = BrokerId(state.cfg.broker_id);
+    let mut resp = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(state.cluster_id.clone()))
+        .with_controller_id(me);
+    if version >= 1 {
+        resp = resp.with_endpoint_type(ENDPOINT_BROKERS);
+        if req.endpoint_type != ENDPOINT_BROKERS {
+            return ResponseKind::DescribeCluster(
+                resp.with_error_code(ResponseError::UnsupportedEndpointType.code())
+                    .with_error_message(Some(StrBytes::from_static_str("only broker endpoints are served"))),
+            );
+        }
+    }
+    let broker = DescribeClusterBroker::default()
+        .with_broker_id(me)
+        .with_host(StrBytes::from_string(state.cfg.advertised_host.clone()))
+        .with_port(state.cfg.advertised_port as i32);
+    ResponseKind::DescribeCluster(resp.with_brokers(vec![broker]))
+}
