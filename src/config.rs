@@ -12,7 +12,11 @@ pub enum ConfigError {
     #[error("cannot read config file {0}: {1}")]
     Read(PathBuf, std::io::Error),
     #[error("invalid value for {key}: {value:?} ({why})")]
-    Invalid { key: String, value: String, why: String },
+    Invalid {
+        key: String,
+        value: String,
+        why: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -80,11 +84,16 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
 }
 
 fn invalid(key: &str, value: &str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), value: value.into(), why: why.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        why: why.into(),
+    }
 }
 
 fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
-    v.parse().map_err(|_| invalid(key, v, "not a number in range"))
+    v.parse()
+        .map_err(|_| invalid(key, v, "not a number in range"))
 }
 
 /// `PLAINTEXT://host:port` (the first listener) -> (host, port).
@@ -94,7 +103,9 @@ pub fn parse_listener(key: &str, v: &str) -> Result<(String, u16), ConfigError> 
         let _ = proto;
         rest
     });
-    let (host, port) = rest.rsplit_once(':').ok_or_else(|| invalid(key, v, "expected PLAINTEXT://host:port"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, v, "expected PLAINTEXT://host:port"))?;
     let port: u16 = port.parse().map_err(|_| invalid(key, v, "bad port"))?;
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     Ok((host.trim_matches(['[', ']']).to_string(), port))
@@ -119,10 +130,20 @@ impl BrokerConfig {
                 "broker.id" | "node.id" => cfg.broker_id = num(k, v)?,
                 "listeners" => {
                     let (host, port) = parse_listener(k, v)?;
-                    let ip = if host == "localhost" { "127.0.0.1".to_string() } else { host.clone() };
-                    cfg.listener = format!("{ip}:{port}").parse().map_err(|_| invalid(k, v, "bad address"))?;
+                    let ip = if host == "localhost" {
+                        "127.0.0.1".to_string()
+                    } else {
+                        host.clone()
+                    };
+                    cfg.listener = format!("{ip}:{port}")
+                        .parse()
+                        .map_err(|_| invalid(k, v, "bad address"))?;
                     if advertised.is_none() {
-                        cfg.advertised_host = if host == "0.0.0.0" { "127.0.0.1".into() } else { host };
+                        cfg.advertised_host = if host == "0.0.0.0" {
+                            "127.0.0.1".into()
+                        } else {
+                            host
+                        };
                         cfg.advertised_port = port;
                     }
                 }
@@ -134,7 +155,11 @@ impl BrokerConfig {
                 }
                 "log.dirs" | "log.dir" => {
                     if v.contains(',') {
-                        return Err(invalid(k, v, "sluice supports one log directory per broker"));
+                        return Err(invalid(
+                            k,
+                            v,
+                            "sluice supports one log directory per broker",
+                        ));
                     }
                     cfg.log_dir = PathBuf::from(v);
                 }
@@ -146,7 +171,9 @@ impl BrokerConfig {
                 "log.retention.minutes" => retention.1 = Some(num::<i64>(k, v)?),
                 "log.retention.hours" => retention.2 = Some(num::<i64>(k, v)?),
                 "log.retention.bytes" | "retention.bytes" => cfg.log.retention_bytes = num(k, v)?,
-                "log.retention.check.interval.ms" => cfg.log_retention_check_interval_ms = positive(k, v)?,
+                "log.retention.check.interval.ms" => {
+                    cfg.log_retention_check_interval_ms = positive(k, v)?
+                }
                 "log.segment.bytes" => cfg.log.segment_bytes = at_least(k, v, 14)?,
                 "log.roll.ms" => cfg.log.segment_ms = positive(k, v)?,
                 "log.roll.hours" => cfg.log.segment_ms = positive::<i64>(k, v)? * 3_600_000,
@@ -174,7 +201,10 @@ impl BrokerConfig {
     }
 }
 
-fn positive<T: std::str::FromStr + PartialOrd + Default>(k: &str, v: &str) -> Result<T, ConfigError> {
+fn positive<T: std::str::FromStr + PartialOrd + Default>(
+    k: &str,
+    v: &str,
+) -> Result<T, ConfigError> {
     let n: T = num(k, v)?;
     if n <= T::default() {
         return Err(invalid(k, v, "must be positive"));

@@ -4,7 +4,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Kafka-wire-compatible broker, thread-per-core on io_uring")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Kafka-wire-compatible broker, thread-per-core on io_uring"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -68,7 +72,9 @@ fn run_broker(a: BrokerArgs) -> anyhow::Result<()> {
         .init();
     let mut overrides = Vec::new();
     for o in &a.overrides {
-        let (k, v) = o.split_once('=').ok_or_else(|| anyhow::anyhow!("--override expects key=value, got {o:?}"))?;
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--override expects key=value, got {o:?}"))?;
         overrides.push((k.trim().to_string(), v.trim().to_string()));
     }
     if let Some(l) = a.listeners {

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use common::Broker;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,24 +36,33 @@ fn assert_closed(mut s: TcpStream, what: &str) {
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) => panic!("{what}: unexpected read error {e}"),
         }
-        assert!(Instant::now() < deadline, "{what}: broker kept the connection open");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: broker kept the connection open"
+        );
     }
 }
 
-fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+fn try_read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("response size");
+    s.read_exact(&mut len)?;
     let len = i32::from_be_bytes(len);
-    assert!((0..16 << 20).contains(&len), "implausible response size {len}");
+    assert!(
+        (0..16 << 20).contains(&len),
+        "implausible response size {len}"
+    );
     let mut body = vec![0u8; len as usize];
-    s.read_exact(&mut body).expect("response body");
-    body
+    s.read_exact(&mut body)?;
+    Ok(body)
+}
+
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    try_read_frame(s).expect("reading response")
 }
 
 /// A well-formed ApiVersions v3 exchange (encoded with kafka-protocol),
-/// proving the broker still serves new connections.
-fn assert_serves(addr: SocketAddr) {
-    let mut s = connect(addr);
+/// proving the broker survived and still serves new connections.
+fn assert_serves(broker: &mut Broker) {
     let version = 3;
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::ApiVersions as i16)
@@ -62,36 +73,70 @@ fn assert_serves(addr: SocketAddr) {
         .with_client_software_name(StrBytes::from_static_str("sluice-tests"))
         .with_client_software_version(StrBytes::from_static_str("0.1"));
     let mut body = BytesMut::new();
-    header.encode(&mut body, ApiKey::ApiVersions.request_header_version(version)).unwrap();
+    header
+        .encode(
+            &mut body,
+            ApiKey::ApiVersions.request_header_version(version),
+        )
+        .unwrap();
     req.encode(&mut body, version).unwrap();
     let mut frame = (body.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
-    s.write_all(&frame).unwrap();
 
-    let mut resp = bytes::Bytes::from(read_frame(&mut s));
-    let rh = ResponseHeader::decode(&mut resp, ApiKey::ApiVersions.response_header_version(version)).unwrap();
+    let exchange = TcpStream::connect(broker.addr()).and_then(|mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(&frame)?;
+        try_read_frame(&mut s)
+    });
+    let resp = match exchange {
+        Ok(r) => r,
+        Err(e) => {
+            // A crashing broker can still accept for a moment while it dies;
+            // tell that apart from a live broker refusing to talk.
+            std::thread::sleep(Duration::from_millis(500));
+            assert!(
+                broker.is_running(),
+                "the broker process died (see its log below)"
+            );
+            panic!("broker alive but the ApiVersions exchange failed: {e}");
+        }
+    };
+    let mut resp = bytes::Bytes::from(resp);
+    let rh = ResponseHeader::decode(
+        &mut resp,
+        ApiKey::ApiVersions.response_header_version(version),
+    )
+    .unwrap();
     assert_eq!(rh.correlation_id, 7);
     let r = ApiVersionsResponse::decode(&mut resp, version).unwrap();
     assert_eq!(r.error_code, 0, "ApiVersions v3 error");
-    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16), "no Produce in {r:?}");
+    assert!(
+        r.api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Produce as i16),
+        "no Produce in {r:?}"
+    );
 }
 
 #[test]
 fn negative_size_closes_connection() {
-    let broker = Broker::start(&[]);
+    let mut broker = Broker::start(&[]);
     let mut s = connect(broker.addr());
     s.write_all(&(-5i32).to_be_bytes()).unwrap();
     s.write_all(b"whatever follows").unwrap();
     assert_closed(s, "negative size");
-    assert_serves(broker.addr());
+    assert_serves(&mut broker);
 }
 
 #[test]
 fn garbage_header_closes_connection() {
-    let broker = Broker::start(&[]);
+    let mut broker = Broker::start(&[]);
     let mut s = connect(broker.addr());
     // Well-sized frame whose header names no existing API (key 0x7abc).
-    let junk: Vec<u8> = [0x7a, 0xbc, 0x12, 0x34].into_iter().chain((0..28).map(|i| (i * 37) as u8)).collect();
+    let junk: Vec<u8> = [0x7a, 0xbc, 0x12, 0x34]
+        .into_iter()
+        .chain((0..28).map(|i| (i * 37) as u8))
+        .collect();
     s.write_all(&(junk.len() as i32).to_be_bytes()).unwrap();
     s.write_all(&junk).unwrap();
     assert_closed(s, "garbage header");
@@ -111,18 +156,18 @@ fn garbage_header_closes_connection() {
     s.write_all(&[0, 18, 0]).unwrap();
     drop(s);
 
-    assert_serves(broker.addr());
+    assert_serves(&mut broker);
 }
 
 #[test]
 fn oversized_request_is_rejected_without_reading_it() {
-    let broker = Broker::start(&["socket.request.max.bytes=1048576"]);
+    let mut broker = Broker::start(&["socket.request.max.bytes=1048576"]);
     let mut s = connect(broker.addr());
     // Only the 2 MiB size prefix: a broker that tried to buffer the body
     // would wait for it and never close.
     s.write_all(&(2i32 << 20).to_be_bytes()).unwrap();
     assert_closed(s, "2 MiB size prefix over socket.request.max.bytes");
-    assert_serves(broker.addr());
+    assert_serves(&mut broker);
 }
 
 #[test]
@@ -145,8 +190,15 @@ fn unknown_api_versions_version_gets_unsupported_version() {
     assert_eq!(b.get_i32(), 42, "correlation id");
     assert_eq!(b.get_i16(), 35, "error code must be UNSUPPORTED_VERSION");
     let n = b.get_i32();
-    assert!(n > 0, "the error response must still list supported versions");
-    assert_eq!(b.remaining(), n as usize * 6, "v0 layout: {n} x (key, min, max) and nothing else");
+    assert!(
+        n > 0,
+        "the error response must still list supported versions"
+    );
+    assert_eq!(
+        b.remaining(),
+        n as usize * 6,
+        "v0 layout: {n} x (key, min, max) and nothing else"
+    );
     let mut found = false;
     for _ in 0..n {
         let (key, min, max) = (b.get_i16(), b.get_i16(), b.get_i16());

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::rdk;
 use common::Broker;
+use rdkafka::producer::DeliveryFuture;
 
 /// Produce `n` records to partition 0, one acks=all round trip per `batch`
 /// records (so the log holds several batches), returning their values in
@@ -36,7 +37,10 @@ fn produce_rounds(bs: &str, topic: &str, n: usize, batch: usize, tag: &str) -> V
 
 fn read_partition0(bs: &str, topic: &str) -> Vec<(i64, Vec<u8>)> {
     let got = rdk::consume_all(bs, topic, 1, Duration::from_secs(60));
-    got[&0].iter().map(|r| (r.offset, r.value.clone().unwrap())).collect()
+    got[&0]
+        .iter()
+        .map(|r| (r.offset, r.value.clone().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -50,45 +54,70 @@ fn kill9_during_acks_all_produce_keeps_acknowledged_records() {
     let acked_count = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let producer = {
-        let (acked, acked_count, stop, bs, topic) = (acked.clone(), acked_count.clone(), stop.clone(), bs.clone(), topic.clone());
+        let (acked, acked_count, stop, bs, topic) = (
+            acked.clone(),
+            acked_count.clone(),
+            stop.clone(),
+            bs.clone(),
+            topic.clone(),
+        );
         thread::spawn(move || {
             // Short timeouts: after the kill, outstanding records should fail
             // quickly rather than wait for the broker to return.
             let p = rdk::producer(&bs, &[("message.timeout.ms", "5000"), ("retries", "0")]);
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let futs: Vec<_> = (0..200)
-                    .map(|_| {
-                        i += 1;
-                        let part = (i % 2) as i32;
-                        let v = format!("rec-{i}").into_bytes();
-                        (part, v.clone(), rdk::send(&p, &topic, part, None, &v))
-                    })
-                    .collect();
-                for (part, v, f) in futs {
-                    // Only successful delivery reports count as acknowledged.
-                    if let Ok(Ok(d)) = futures::executor::block_on(f) {
+            // A sliding window of outstanding records, so that whenever the
+            // kill lands, batches are in flight.
+            let mut window = VecDeque::new();
+            let mut failed = 0;
+            let mut settle =
+                |(part, v, f): (i32, Vec<u8>, DeliveryFuture)| match futures::executor::block_on(f)
+                {
+                    Ok(Ok(d)) => {
                         assert_eq!(d.partition, part);
                         acked.lock().unwrap().insert((part, d.offset), v);
                         acked_count.fetch_add(1, Ordering::Relaxed);
                     }
+                    _ => failed += 1, // not acknowledged: may or may not be stored
+                };
+            for i in 0u64.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let part = (i % 2) as i32;
+                let v = format!("rec-{i}").into_bytes();
+                window.push_back((part, v.clone(), rdk::send(&p, &topic, part, None, &v)));
+                if window.len() > 2000 {
+                    settle(window.pop_front().unwrap());
                 }
             }
+            window.into_iter().for_each(&mut settle);
+            failed
         })
     };
 
     // Let a good amount of data in, then pull the plug while batches are in flight.
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked_count.load(Ordering::Relaxed) < 20_000 {
-        assert!(Instant::now() < deadline, "producer too slow: {} acked", acked_count.load(Ordering::Relaxed));
+        assert!(
+            Instant::now() < deadline,
+            "producer too slow: {} acked",
+            acked_count.load(Ordering::Relaxed)
+        );
         assert!(!producer.is_finished(), "producer thread died");
         thread::sleep(Duration::from_millis(5));
     }
     broker.kill9();
     stop.store(true, Ordering::Relaxed);
-    producer.join().expect("producer thread panicked");
+    let failed = producer.join().expect("producer thread panicked");
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    eprintln!("{} records acknowledged before kill -9", acked.len());
+    eprintln!(
+        "{} records acknowledged before kill -9, {failed} not",
+        acked.len()
+    );
+    assert!(
+        failed > 0,
+        "no record was in flight at the kill; the test proved nothing"
+    );
 
     broker.restart();
     let got = rdk::consume_all(&bs, &topic, 2, Duration::from_secs(60));
@@ -98,16 +127,33 @@ fn kill9_during_acks_all_produce_keeps_acknowledged_records() {
             stored.insert((p, r.offset), r.value.unwrap());
         }
     }
+    for p in 0..2 {
+        let offsets: Vec<i64> = stored
+            .range((p, 0)..(p + 1, 0))
+            .map(|((_, o), _)| *o)
+            .collect();
+        assert!(
+            offsets.iter().enumerate().all(|(i, o)| *o == i as i64),
+            "partition {p}: offsets not dense after recovery"
+        );
+    }
     for ((p, off), v) in &acked {
         match stored.get(&(*p, *off)) {
             Some(s) if s == v => {}
-            Some(s) => panic!("{p}/{off}: acknowledged {:?}, read back {:?}", String::from_utf8_lossy(v), String::from_utf8_lossy(s)),
+            Some(s) => panic!(
+                "{p}/{off}: acknowledged {:?}, read back {:?}",
+                String::from_utf8_lossy(v),
+                String::from_utf8_lossy(s)
+            ),
             None => panic!("{p}/{off}: acknowledged record lost after kill -9"),
         }
     }
     // The broker keeps serving writes after recovery.
     let after = produce_rounds(&bs, &topic, 10, 10, "after");
-    assert!(after.iter().all(|(o, _)| !stored.contains_key(&(0, *o))), "new records reused an existing offset");
+    assert!(
+        after.iter().all(|(o, _)| !stored.contains_key(&(0, *o))),
+        "new records reused an existing offset"
+    );
 }
 
 #[test]
@@ -119,28 +165,44 @@ fn truncated_segment_tail_is_recovered() {
     // 20 batches of 50: cutting 100 bytes only damages the last one.
     let sent = produce_rounds(&bs, &topic, 1000, 50, "before");
     let status = broker.terminate();
-    assert!(status.success(), "clean shutdown exited with {status}\n{}", broker.logs());
+    assert!(status.success(), "clean shutdown exited with {status}");
 
     let seg = last_segment(&broker.data_dir().join(format!("{topic}-0")));
     let len = std::fs::metadata(&seg).unwrap().len();
-    assert!(len > 1000, "segment {} suspiciously small ({len} bytes)", seg.display());
+    assert!(
+        len > 1000,
+        "segment {} suspiciously small ({len} bytes)",
+        seg.display()
+    );
     common::truncate_file(&seg, len - 100);
 
     broker.restart();
     let (low, high) = rdk::watermarks(&bs, &topic, 0);
     assert_eq!(low, 0);
-    assert!(high < 1000, "high watermark {high}: the torn batch must be dropped");
-    assert!(high >= 900, "high watermark {high}: recovery dropped more than the torn tail");
+    assert!(
+        high < 1000,
+        "high watermark {high}: the torn batch must be dropped"
+    );
+    assert!(
+        high >= 900,
+        "high watermark {high}: recovery dropped more than the torn tail"
+    );
     let got = read_partition0(&bs, &topic);
     assert_eq!(got.len() as i64, high);
-    assert!(got[..] == sent[..high as usize], "records before the torn batch changed");
+    assert!(
+        got[..] == sent[..high as usize],
+        "records before the torn batch changed"
+    );
 
     // New writes continue right after the recovered end.
     let more = produce_rounds(&bs, &topic, 20, 20, "after");
     let offsets: Vec<i64> = more.iter().map(|(o, _)| *o).collect();
     assert_eq!(offsets, (high..high + 20).collect::<Vec<_>>());
     let got = read_partition0(&bs, &topic);
-    assert!(got[high as usize..] == more[..], "records written after recovery");
+    assert!(
+        got[high as usize..] == more[..],
+        "records written after recovery"
+    );
 }
 
 #[test]
@@ -152,7 +214,10 @@ fn clean_restart_keeps_data() {
     let first = produce_rounds(&bs, &topic, 500, 100, "one");
     for round in 0..2 {
         let status = broker.terminate();
-        assert!(status.success(), "clean shutdown #{round} exited with {status}\n{}", broker.logs());
+        assert!(
+            status.success(),
+            "clean shutdown #{round} exited with {status}"
+        );
         broker.restart();
     }
     assert_eq!(read_partition0(&bs, &topic), first);
@@ -171,5 +236,6 @@ fn last_segment(dir: &std::path::Path) -> PathBuf {
         .filter(|p| p.extension().is_some_and(|x| x == "log"))
         .collect();
     logs.sort();
-    logs.pop().unwrap_or_else(|| panic!("no .log segment in {}", dir.display()))
+    logs.pop()
+        .unwrap_or_else(|| panic!("no .log segment in {}", dir.display()))
 }

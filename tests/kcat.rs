@@ -15,7 +15,10 @@ fn kcat(bs: &str, args: &[&str], stdin: Option<&str>) -> String {
     let out = run_ok(&mut cmd, stdin.map(str::as_bytes), Duration::from_secs(60));
     let err = String::from_utf8_lossy(&out.stderr);
     // kcat reports delivery and broker errors on stderr, not always in the exit code.
-    assert!(!err.contains("ERROR") && !err.contains("failed"), "kcat {args:?} complained:\n{err}");
+    assert!(
+        !err.contains("ERROR") && !err.contains("failed"),
+        "kcat {args:?} complained:\n{err}"
+    );
     String::from_utf8(out.stdout).expect("kcat output is UTF-8")
 }
 
@@ -29,7 +32,17 @@ fn produce(bs: &str, topic: &str, partition: i32, extra: &[&str], lines: &str) {
 
 /// Consume the whole topic (all partitions, no consumer group) until EOF.
 fn consume(bs: &str, topic: &str, format: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", format];
+    let mut args = vec![
+        "-C",
+        "-t",
+        topic,
+        "-o",
+        "beginning",
+        "-e",
+        "-q",
+        "-f",
+        format,
+    ];
     args.extend_from_slice(extra);
     kcat(bs, &args, None).lines().map(String::from).collect()
 }
@@ -40,23 +53,45 @@ fn produce_and_consume_lines() {
     let broker = Broker::start(&["num.partitions=3"]);
     let bs = broker.bootstrap();
     let topic = common::unique_topic("kcat-lines");
-    let lines0: Vec<String> = (0..1000).map(|i| format!("line {i} of partition zero")).collect();
+    let lines0: Vec<String> = (0..1000)
+        .map(|i| format!("line {i} of partition zero"))
+        .collect();
     produce(&bs, &topic, 0, &[], &(lines0.join("\n") + "\n"));
     produce(&bs, &topic, 2, &[], "two-a\ntwo-b\n");
 
     let got = consume(&bs, &topic, "%p %o %s\n", &[]);
     let of = |p: &str| -> Vec<String> {
-        got.iter().filter_map(|l| l.strip_prefix(&format!("{p} "))).map(String::from).collect()
+        got.iter()
+            .filter_map(|l| l.strip_prefix(&format!("{p} ")))
+            .map(String::from)
+            .collect()
     };
-    let want0: Vec<String> = lines0.iter().enumerate().map(|(i, l)| format!("{i} {l}")).collect();
+    let want0: Vec<String> = lines0
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{i} {l}"))
+        .collect();
     assert_eq!(of("0"), want0, "partition 0");
     assert_eq!(of("1"), Vec::<String>::new(), "partition 1 is empty");
     assert_eq!(of("2"), vec!["0 two-a", "1 two-b"], "partition 2");
     assert_eq!(got.len(), 1002);
 
     // Start mid-partition and stop after a count.
-    let some = kcat(&bs, &["-C", "-t", &topic, "-p", "0", "-o", "500", "-c", "3", "-q", "-f", "%o %s\n"], None);
-    assert_eq!(some.lines().collect::<Vec<_>>(), vec!["500 line 500 of partition zero", "501 line 501 of partition zero", "502 line 502 of partition zero"]);
+    let some = kcat(
+        &bs,
+        &[
+            "-C", "-t", &topic, "-p", "0", "-o", "500", "-c", "3", "-q", "-f", "%o %s\n",
+        ],
+        None,
+    );
+    assert_eq!(
+        some.lines().collect::<Vec<_>>(),
+        vec![
+            "500 line 500 of partition zero",
+            "501 line 501 of partition zero",
+            "502 line 502 of partition zero"
+        ]
+    );
 }
 
 #[test]
@@ -65,10 +100,24 @@ fn keys_and_null_values() {
     let bs = broker.bootstrap();
     let topic = common::unique_topic("kcat-keys");
     // -K: splits key from value; -Z turns the empty value into NULL (tombstone).
-    produce(&bs, &topic, 0, &["-K:", "-Z"], "k1:v1\nk2:value:with:colons\nk1:v3\nk9:\n");
+    produce(
+        &bs,
+        &topic,
+        0,
+        &["-K:", "-Z"],
+        "k1:v1\nk2:value:with:colons\nk1:v3\nk9:\n",
+    );
     // %S is the value size: -1 for NULL.
     let got = consume(&bs, &topic, "%k|%S|%s\n", &["-Z"]);
-    assert_eq!(got, vec!["k1|2|v1", "k2|16|value:with:colons", "k1|2|v3", "k9|-1|NULL"]);
+    assert_eq!(
+        got,
+        vec![
+            "k1|2|v1",
+            "k2|17|value:with:colons",
+            "k1|2|v3",
+            "k9|-1|NULL"
+        ]
+    );
 }
 
 #[test]
@@ -81,10 +130,19 @@ fn metadata_lists_broker_topic_and_partitions() {
     let all = kcat(&bs, &["-L"], None);
     let one = kcat(&bs, &["-L", "-t", &topic], None);
     for md in [&all, &one] {
-        assert!(md.contains(&format!("at {bs}")), "broker address missing:\n{md}");
-        assert!(md.contains(&format!("topic \"{topic}\" with 4 partitions:")), "topic missing:\n{md}");
+        assert!(
+            md.contains(&format!("at {bs}")),
+            "broker address missing:\n{md}"
+        );
+        assert!(
+            md.contains(&format!("topic \"{topic}\" with 4 partitions:")),
+            "topic missing:\n{md}"
+        );
         for p in 0..4 {
-            assert!(md.contains(&format!("partition {p}, leader ")), "partition {p} missing:\n{md}");
+            assert!(
+                md.contains(&format!("partition {p}, leader ")),
+                "partition {p} missing:\n{md}"
+            );
         }
         assert!(!md.contains("Broker: "), "metadata carries an error:\n{md}");
     }
@@ -96,8 +154,16 @@ fn compressed_produce_round_trips() {
     let bs = broker.bootstrap();
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
         let topic = common::unique_topic(&format!("kcat-{codec}"));
-        let lines: Vec<String> = (0..500).map(|i| format!("{codec} {i} {}", "z".repeat(i % 60))).collect();
-        produce(&bs, &topic, 0, &["-z", codec, "-X", "linger.ms=50"], &(lines.join("\n") + "\n"));
+        let lines: Vec<String> = (0..500)
+            .map(|i| format!("{codec} {i} {}", "z".repeat(i % 60)))
+            .collect();
+        produce(
+            &bs,
+            &topic,
+            0,
+            &["-z", codec, "-X", "linger.ms=50"],
+            &(lines.join("\n") + "\n"),
+        );
         assert_eq!(consume(&bs, &topic, "%s\n", &[]), lines, "{codec}");
     }
 }

@@ -35,22 +35,66 @@ fn readme_quickstart() {
     let b = ["--bootstrap-server", bs.as_str()];
     let t = "quickstart";
 
-    sluice(&[&["topics"], &b[..], &["--create", "--topic", t, "--partitions", "3", "--replication-factor", "1"]].concat(), None);
+    sluice(
+        &[
+            &["topics"],
+            &b[..],
+            &[
+                "--create",
+                "--topic",
+                t,
+                "--partitions",
+                "3",
+                "--replication-factor",
+                "1",
+            ],
+        ]
+        .concat(),
+        None,
+    );
 
     let list = stdout(&sluice(&[&["topics"], &b[..], &["--list"]].concat(), None));
-    assert!(list.lines().any(|l| l.trim() == t), "--list output:\n{list}");
+    assert!(
+        list.lines().any(|l| l.trim() == t),
+        "--list output:\n{list}"
+    );
 
     // Kafka's kafka-topics.sh format: a summary line, then one line per partition.
-    let desc = stdout(&sluice(&[&["topics"], &b[..], &["--describe", "--topic", t]].concat(), None));
-    assert!(desc.contains(&format!("Topic: {t}")) && desc.contains("PartitionCount: 3"), "--describe output:\n{desc}");
+    let desc = stdout(&sluice(
+        &[&["topics"], &b[..], &["--describe", "--topic", t]].concat(),
+        None,
+    ));
+    assert!(
+        desc.contains(&format!("Topic: {t}")) && desc.contains("PartitionCount: 3"),
+        "--describe output:\n{desc}"
+    );
     for p in 0..3 {
-        assert!(desc.contains(&format!("Partition: {p}")), "--describe lacks partition {p}:\n{desc}");
+        assert!(
+            desc.contains(&format!("Partition: {p}")),
+            "--describe lacks partition {p}:\n{desc}"
+        );
     }
 
-    sluice(&[&["console-producer"], &b[..], &["--topic", t]].concat(), Some("hello\nsluice\n"));
+    sluice(
+        &[&["console-producer"], &b[..], &["--topic", t]].concat(),
+        Some("hello\nsluice\n"),
+    );
 
     let consumed = sluice(
-        &[&["console-consumer"], &b[..], &["--topic", t, "--from-beginning", "--max-messages", "2", "--timeout-ms", "30000"]].concat(),
+        &[
+            &["console-consumer"],
+            &b[..],
+            &[
+                "--topic",
+                t,
+                "--from-beginning",
+                "--max-messages",
+                "2",
+                "--timeout-ms",
+                "30000",
+            ],
+        ]
+        .concat(),
         None,
     );
     // Unkeyed lines may land on different partitions, so compare as a set.
@@ -58,7 +102,13 @@ fn readme_quickstart() {
     lines.sort();
     assert_eq!(lines, vec!["hello", "sluice"], "console-consumer stdout");
 
-    sluice(&[&["topics"], &b[..], &["--delete", "--topic", t]].concat(), None);
+    sluice(
+        &[&["topics"], &b[..], &["--delete", "--topic", t]].concat(),
+        None,
+    );
     let list = stdout(&sluice(&[&["topics"], &b[..], &["--list"]].concat(), None));
-    assert!(!list.lines().any(|l| l.trim() == t), "topic still listed after --delete:\n{list}");
+    assert!(
+        !list.lines().any(|l| l.trim() == t),
+        "topic still listed after --delete:\n{list}"
+    );
 }

@@ -32,13 +32,20 @@ fn produce_100k_over_8_partitions_and_consume_in_order() {
         let p = (i % PARTITIONS as usize) as i32;
         let seq = i / PARTITIONS as usize;
         let key = (seq % 3 == 0).then(|| format!("k{seq}").into_bytes());
-        futures.push((p, key.clone(), rdk::send(&producer, &topic, p, key.as_deref(), &value_of(p, seq))));
+        futures.push((
+            p,
+            key.clone(),
+            rdk::send(&producer, &topic, p, key.as_deref(), &value_of(p, seq)),
+        ));
     }
     // Everything the broker acknowledged, keyed by where it says it put it.
     let mut acked: BTreeMap<(i32, i64), (Option<Vec<u8>>, usize)> = BTreeMap::new();
     for (i, (p, key, f)) in futures.into_iter().enumerate() {
         let d = rdk::wait_delivery(f);
-        assert_eq!(d.partition, p, "record {i} delivered to the wrong partition");
+        assert_eq!(
+            d.partition, p,
+            "record {i} delivered to the wrong partition"
+        );
         let prev = acked.insert((p, d.offset), (key, i / PARTITIONS as usize));
         assert!(prev.is_none(), "offset {p}/{} acknowledged twice", d.offset);
     }
@@ -55,8 +62,17 @@ fn produce_100k_over_8_partitions_and_consume_in_order() {
             // sent as the seq-th record of this partition (order preserved).
             assert_eq!(r.offset, seq as i64, "partition {p}: offset gap/duplicate");
             let (key, sent_seq) = &acked[&(*p, r.offset)];
-            assert_eq!(*sent_seq, seq, "partition {p} offset {}: out of order", r.offset);
-            assert_eq!(r.value.as_deref(), Some(&value_of(*p, seq)[..]), "partition {p} offset {}: value", r.offset);
+            assert_eq!(
+                *sent_seq, seq,
+                "partition {p} offset {}: out of order",
+                r.offset
+            );
+            assert_eq!(
+                r.value.as_deref(),
+                Some(&value_of(*p, seq)[..]),
+                "partition {p} offset {}: value",
+                r.offset
+            );
             assert_eq!(&r.key, key, "partition {p} offset {}: key", r.offset);
         }
         total += recs.len();
@@ -86,20 +102,38 @@ fn compressed_batches_round_trip() {
         );
         let n = 3000;
         let sent: Vec<(i32, Vec<u8>)> = (0..n)
-            .map(|i| ((i % 2) as i32, format!("{codec} record {i} {}", "abc".repeat(i % 40)).into_bytes()))
+            .map(|i| {
+                (
+                    (i % 2) as i32,
+                    format!("{codec} record {i} {}", "abc".repeat(i % 40)).into_bytes(),
+                )
+            })
             .collect();
-        let futs: Vec<_> = sent.iter().map(|(p, v)| rdk::send(&producer, &topic, *p, Some(b"k"), v)).collect();
+        let futs: Vec<_> = sent
+            .iter()
+            .map(|(p, v)| rdk::send(&producer, &topic, *p, Some(b"k"), v))
+            .collect();
         futs.into_iter().for_each(|f| {
             rdk::wait_delivery(f);
         });
 
         let got = rdk::consume_all(&bs, &topic, 2, Duration::from_secs(60));
         for p in 0..2 {
-            let want: Vec<&[u8]> = sent.iter().filter(|(q, _)| *q == p).map(|(_, v)| &v[..]).collect();
-            let have: Vec<&[u8]> = got[&p].iter().map(|r: &Rec| r.value.as_deref().unwrap()).collect();
+            let want: Vec<&[u8]> = sent
+                .iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, v)| &v[..])
+                .collect();
+            let have: Vec<&[u8]> = got[&p]
+                .iter()
+                .map(|r: &Rec| r.value.as_deref().unwrap())
+                .collect();
             assert_eq!(have.len(), want.len(), "{codec}: partition {p} count");
             assert!(have == want, "{codec}: partition {p} contents differ");
-            assert!(got[&p].iter().all(|r| r.key.as_deref() == Some(b"k")), "{codec}: keys");
+            assert!(
+                got[&p].iter().all(|r| r.key.as_deref() == Some(b"k")),
+                "{codec}: keys"
+            );
         }
     }
 }

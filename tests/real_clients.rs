@@ -19,16 +19,27 @@ fn clients_dir() -> PathBuf {
 /// The venv tests/run creates (Debian's python3 refuses global pip installs).
 fn python() -> PathBuf {
     let py = clients_dir().join(".venv/bin/python");
-    assert!(py.exists(), "{} missing: run tests/run (it installs the Python clients)", py.display());
+    assert!(
+        py.exists(),
+        "{} missing: run tests/run (it installs the Python clients)",
+        py.display()
+    );
     py
 }
 
 fn run_script(interpreter: PathBuf, script: &str) {
     let broker = Broker::start(&[]);
     let mut cmd = Command::new(interpreter);
-    cmd.arg(clients_dir().join(script)).arg(broker.bootstrap()).current_dir(clients_dir());
+    cmd.arg(clients_dir().join(script))
+        .arg(broker.bootstrap())
+        .current_dir(clients_dir());
     let out = run_with_timeout(&mut cmd, None, SCRIPT_TIMEOUT);
-    assert!(out.status.success(), "{script} failed ({})\n{}", out.status, show_output(&out));
+    assert!(
+        out.status.success(),
+        "{script} failed ({})\n{}",
+        out.status,
+        show_output(&out)
+    );
     // Success line, visible with --nocapture.
     println!("{}", String::from_utf8_lossy(&out.stdout).trim());
 }
@@ -47,6 +58,10 @@ fn confluent_kafka_python() {
 fn kafkajs() {
     let node = common::require_tool("node");
     let pkg = clients_dir().join("node_modules/kafkajs/package.json");
-    assert!(pkg.exists(), "{} missing: run tests/run (it runs npm ci in tests/clients)", pkg.display());
+    assert!(
+        pkg.exists(),
+        "{} missing: run tests/run (it runs npm ci in tests/clients)",
+        pkg.display()
+    );
     run_script(node, "kafkajs_check.js");
 }

@@ -27,18 +27,37 @@ pub struct TopicSpec {
 }
 
 pub enum Change {
-    Create { specs: Vec<TopicSpec>, validate_only: bool },
-    Delete { names: Vec<String> },
-    AddPartitions { topic: String, total: i32, validate_only: bool },
+    Create {
+        specs: Vec<TopicSpec>,
+        validate_only: bool,
+    },
+    Delete {
+        names: Vec<String>,
+    },
+    AddPartitions {
+        topic: String,
+        total: i32,
+        validate_only: bool,
+    },
     /// Replace or edit a topic's overrides: (key, Some(value)) sets, None removes.
-    Configs { topic: String, edits: Vec<(String, Option<String>)>, replace: bool, validate_only: bool },
+    Configs {
+        topic: String,
+        edits: Vec<(String, Option<String>)>,
+        replace: bool,
+        validate_only: bool,
+    },
 }
 
 /// Apply a change through the controller; one result per item, in order.
 pub async fn submit(change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)> {
     shard::submit_to(CONTROLLER_SHARD, move || apply_on_controller(change))
         .await
-        .unwrap_or_else(|e| vec![(String::new(), Err((ResponseError::NotController, e.to_string())))])
+        .unwrap_or_else(|e| {
+            vec![(
+                String::new(),
+                Err((ResponseError::NotController, e.to_string())),
+            )]
+        })
 }
 
 async fn apply_on_controller(change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)> {
@@ -53,11 +72,20 @@ async fn apply_on_controller(change: Change) -> Vec<(String, Result<TopicMeta, A
     next.version += 1;
     if let Err(e) = next.save(&state.cfg.log_dir) {
         let msg = format!("cannot persist cluster metadata: {e}");
-        return results.into_iter().map(|(n, _)| (n, Err((ResponseError::KafkaStorageError, msg.clone())))).collect();
+        return results
+            .into_iter()
+            .map(|(n, _)| (n, Err((ResponseError::KafkaStorageError, msg.clone()))))
+            .collect();
     }
     for s in 0..shard::count() {
         let c = next.clone();
-        let r = shard::submit_to(s, move || async move { local().apply_catalog(Rc::new(c)).await.map_err(|e| e.to_string()) }).await;
+        let r = shard::submit_to(s, move || async move {
+            local()
+                .apply_catalog(Rc::new(c))
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
         if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
             tracing::error!(shard = s, error = %e, "shard failed to apply metadata version {}", next.version);
         }
@@ -65,24 +93,38 @@ async fn apply_on_controller(change: Change) -> Vec<(String, Result<TopicMeta, A
     results
 }
 
-fn edit(state: &ShardState, c: &mut Catalog, change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)> {
+fn edit(
+    state: &ShardState,
+    c: &mut Catalog,
+    change: Change,
+) -> Vec<(String, Result<TopicMeta, ApiError>)> {
     let validate_only = matches!(
         change,
-        Change::Create { validate_only: true, .. }
-            | Change::AddPartitions { validate_only: true, .. }
-            | Change::Configs { validate_only: true, .. }
+        Change::Create {
+            validate_only: true,
+            ..
+        } | Change::AddPartitions {
+            validate_only: true,
+            ..
+        } | Change::Configs {
+            validate_only: true,
+            ..
+        }
     );
     let mut scratch = c.clone();
     let target = if validate_only { &mut scratch } else { c };
     match change {
-        Change::Create { specs, .. } => specs.into_iter().map(|s| (s.name.clone(), create(state, target, s))).collect(),
+        Change::Create { specs, .. } => specs
+            .into_iter()
+            .map(|s| (s.name.clone(), create(state, target, s)))
+            .collect(),
         Change::Delete { names } => names
             .into_iter()
             .map(|n| {
-                let r = target
-                    .topics
-                    .remove(&n)
-                    .ok_or((ResponseError::UnknownTopicOrPartition, format!("Topic '{n}' does not exist")));
+                let r = target.topics.remove(&n).ok_or((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic '{n}' does not exist"),
+                ));
                 (n, r)
             })
             .collect(),
@@ -100,9 +142,17 @@ fn edit(state: &ShardState, c: &mut Catalog, change: Change) -> Vec<(String, Res
             };
             vec![(topic, r)]
         }
-        Change::Configs { topic, edits, replace, .. } => {
+        Change::Configs {
+            topic,
+            edits,
+            replace,
+            ..
+        } => {
             let r = match target.topics.get_mut(&topic) {
-                None => Err((ResponseError::UnknownTopicOrPartition, format!("Topic '{topic}' does not exist"))),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic '{topic}' does not exist"),
+                )),
                 Some(t) => edit_configs(&mut t.configs, edits, replace).map(|()| t.clone()),
             };
             vec![(topic, r)]
@@ -115,7 +165,11 @@ fn edit_configs(
     edits: Vec<(String, Option<String>)>,
     replace: bool,
 ) -> Result<(), ApiError> {
-    let mut next = if replace { BTreeMap::new() } else { configs.clone() };
+    let mut next = if replace {
+        BTreeMap::new()
+    } else {
+        configs.clone()
+    };
     for (k, v) in edits {
         match v {
             Some(v) => {
@@ -123,8 +177,11 @@ fn edit_configs(
                 next.insert(k, v);
             }
             None => {
-                topic_config::validate(&k, &topic_config::default_value(&k, &crate::config::BrokerConfig::default()))
-                    .map_err(|m| (ResponseError::InvalidConfig, m))?;
+                topic_config::validate(
+                    &k,
+                    &topic_config::default_value(&k, &crate::config::BrokerConfig::default()),
+                )
+                .map_err(|m| (ResponseError::InvalidConfig, m))?;
                 next.remove(&k);
             }
         }
@@ -137,19 +194,39 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
     if !valid_topic_name(&s.name) {
         return Err((
             ResponseError::InvalidTopicException,
-            format!("Topic name '{}' is illegal: it must be 1-249 characters of [a-zA-Z0-9._-]", s.name),
+            format!(
+                "Topic name '{}' is illegal: it must be 1-249 characters of [a-zA-Z0-9._-]",
+                s.name
+            ),
         ));
     }
     if c.topics.contains_key(&s.name) {
-        return Err((ResponseError::TopicAlreadyExists, format!("Topic '{}' already exists.", s.name)));
+        return Err((
+            ResponseError::TopicAlreadyExists,
+            format!("Topic '{}' already exists.", s.name),
+        ));
     }
-    let partitions = if s.partitions == -1 { state.cfg.num_partitions } else { s.partitions };
+    let partitions = if s.partitions == -1 {
+        state.cfg.num_partitions
+    } else {
+        s.partitions
+    };
     if partitions <= 0 {
-        return Err((ResponseError::InvalidPartitions, "Number of partitions must be larger than 0.".into()));
+        return Err((
+            ResponseError::InvalidPartitions,
+            "Number of partitions must be larger than 0.".into(),
+        ));
     }
-    let rf = if s.replication_factor == -1 { state.cfg.default_replication_factor } else { s.replication_factor };
+    let rf = if s.replication_factor == -1 {
+        state.cfg.default_replication_factor
+    } else {
+        s.replication_factor
+    };
     if rf <= 0 {
-        return Err((ResponseError::InvalidReplicationFactor, "Replication factor must be larger than 0.".into()));
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            "Replication factor must be larger than 0.".into(),
+        ));
     }
     if rf > 1 {
         return Err((
@@ -162,7 +239,12 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
         topic_config::validate(&k, &v).map_err(|m| (ResponseError::InvalidConfig, m))?;
         configs.insert(k, v);
     }
-    let meta = TopicMeta { name: s.name.clone(), id: uuid::Uuid::new_v4(), partitions, configs };
+    let meta = TopicMeta {
+        name: s.name.clone(),
+        id: uuid::Uuid::new_v4(),
+        partitions,
+        configs,
+    };
     c.topics.insert(s.name, meta.clone());
     Ok(meta)
 }

@@ -30,7 +30,10 @@ fn ensure_meta_properties(cfg: &BrokerConfig) -> anyhow::Result<String> {
         return Ok(cluster_id);
     }
     let cluster_id = format::base64_url(uuid::Uuid::new_v4().as_bytes());
-    crate::storage::log::write_atomically(&path, format::encode_meta_properties(&cluster_id, cfg.broker_id).as_bytes())?;
+    crate::storage::log::write_atomically(
+        &path,
+        format::encode_meta_properties(&cluster_id, cfg.broker_id).as_bytes(),
+    )?;
     Ok(cluster_id)
 }
 
@@ -63,7 +66,12 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     let failed = Arc::new(AtomicBool::new(false));
     let (cfg2, stop2, failed2) = (cfg.clone(), stop.clone(), failed.clone());
     shard::run(rt, move |id| {
-        let (cfg, stop, failed, cluster_id) = (cfg2.clone(), stop2.clone(), failed2.clone(), cluster_id.clone());
+        let (cfg, stop, failed, cluster_id) = (
+            cfg2.clone(),
+            stop2.clone(),
+            failed2.clone(),
+            cluster_id.clone(),
+        );
         async move {
             if let Err(e) = shard_main(id, cfg, cluster_id, clean, stop.clone()).await {
                 tracing::error!(shard = id, error = %e, "shard failed");
@@ -85,7 +93,10 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
 fn raise_memlock_limit() {
     // SAFETY: plain getrlimit/setrlimit on our own process.
     unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
@@ -104,7 +115,11 @@ async fn shard_main(
     let state = ShardState::start(id, (*cfg).clone(), cluster_id, clean).await?;
     let listener = crate::net::listen(&state)?;
     if id == 0 {
-        tracing::info!(shards = shard::count(), "sluice broker listening on {}", cfg.listener);
+        tracing::info!(
+            shards = shard::count(),
+            "sluice broker listening on {}",
+            cfg.listener
+        );
     }
     let server = shard::spawn(crate::net::serve(listener, state.clone()));
     let retention = shard::spawn(state::retention_loop(state.clone()));
@@ -118,7 +133,9 @@ async fn shard_main(
 }
 
 pub fn data_dir_is_empty(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true)
+    std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
 }
 
 pub type State = Rc<ShardState>;

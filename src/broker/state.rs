@@ -40,7 +40,12 @@ pub fn local() -> Rc<ShardState> {
 }
 
 impl ShardState {
-    pub async fn start(id: ShardId, cfg: BrokerConfig, cluster_id: String, clean: bool) -> anyhow::Result<Rc<Self>> {
+    pub async fn start(
+        id: ShardId,
+        cfg: BrokerConfig,
+        cluster_id: String,
+        clean: bool,
+    ) -> anyhow::Result<Rc<Self>> {
         let catalog = Catalog::load(&cfg.log_dir)?;
         let state = Rc::new(ShardState {
             id,
@@ -58,7 +63,11 @@ impl ShardState {
         shard::spawn(state.committer.clone().run()).detach();
         if let Some(ms) = state.cfg.log.flush_interval_ms {
             let st = state.clone();
-            shard::spawn(Committer::run_periodic_sync(move || st.logs.borrow().values().cloned().collect(), ms)).detach();
+            shard::spawn(Committer::run_periodic_sync(
+                move || st.logs.borrow().values().cloned().collect(),
+                ms,
+            ))
+            .detach();
         }
         state.apply_catalog(Rc::new(catalog)).await?;
         Ok(state)
@@ -71,7 +80,10 @@ impl ShardState {
     pub fn log(&self, topic: &str, partition: i32) -> Option<SharedLog> {
         // The key type forces an owned String; this map is per shard and the
         // lookup is cheap next to the append or read it precedes.
-        self.logs.borrow().get(&(topic.to_string(), partition)).cloned()
+        self.logs
+            .borrow()
+            .get(&(topic.to_string(), partition))
+            .cloned()
     }
 
     /// Adopt a new catalogue: rebuild the shard table, open the logs this shard
@@ -81,16 +93,25 @@ impl ShardState {
         if catalog.version < old.version {
             return Ok(());
         }
-        self.table
-            .borrow_mut()
-            .rebuild(catalog.version, catalog.topics.values().map(|t| (t.name.as_str(), t.partitions)));
+        self.table.borrow_mut().rebuild(
+            catalog.version,
+            catalog
+                .topics
+                .values()
+                .map(|t| (t.name.as_str(), t.partitions)),
+        );
         *self.catalog.borrow_mut() = catalog.clone();
         // Deleted topics (or recreated under a new id): close and remove.
         let gone: Vec<(String, i32)> = self
             .logs
             .borrow()
             .iter()
-            .filter(|((t, _), log)| catalog.topics.get(t).is_none_or(|m| m.id != log.borrow().topic_id))
+            .filter(|((t, _), log)| {
+                catalog
+                    .topics
+                    .get(t)
+                    .is_none_or(|m| m.id != log.borrow().topic_id)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
@@ -101,8 +122,12 @@ impl ShardState {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
             }
         }
-        let mine: Vec<(String, i32)> =
-            self.table.borrow().partitions_on(self.id).map(|(t, p)| (t.to_string(), p)).collect();
+        let mine: Vec<(String, i32)> = self
+            .table
+            .borrow()
+            .partitions_on(self.id)
+            .map(|(t, p)| (t.to_string(), p))
+            .collect();
         for (topic, p) in mine {
             let meta = catalog.topics[&topic].clone();
             let config = topic_config::resolve(&self.cfg, &meta.configs);
@@ -121,7 +146,9 @@ impl ShardState {
             })
             .await
             .map_err(|e| anyhow::anyhow!("opening {topic}-{p}: {e}"))?;
-            self.logs.borrow_mut().insert((topic, p), Rc::new(RefCell::new(log)));
+            self.logs
+                .borrow_mut()
+                .insert((topic, p), Rc::new(RefCell::new(log)));
         }
         Ok(())
     }
@@ -132,7 +159,12 @@ impl ShardState {
         self.committer.stop();
         // Let the committer drain what is queued.
         for _ in 0..100 {
-            if self.logs.borrow().values().all(|l| l.borrow().pending.is_empty()) {
+            if self
+                .logs
+                .borrow()
+                .values()
+                .all(|l| l.borrow().pending.is_empty())
+            {
                 break;
             }
             shard::sleep(Duration::from_millis(10)).await;
@@ -154,9 +186,14 @@ async fn close_log(log: &SharedLog) {
         }
         shard::sleep(Duration::from_millis(10)).await;
     }
-    let Some(mut w) = log.borrow_mut().writer.take() else { return };
+    let Some(mut w) = log.borrow_mut().writer.take() else {
+        return;
+    };
     let r = persist_active_index(log, &mut w, true).await;
-    if let Err(e) = r.map_err(crate::storage::StorageError::from).and(close_writer(w).await) {
+    if let Err(e) = r
+        .map_err(crate::storage::StorageError::from)
+        .and(close_writer(w).await)
+    {
         let l = log.borrow();
         tracing::error!(topic = %l.topic, partition = l.partition, error = %e, "closing log failed");
     }
@@ -165,7 +202,10 @@ async fn close_log(log: &SharedLog) {
 /// Background retention: every `log.retention.check.interval.ms`.
 pub async fn retention_loop(state: Rc<ShardState>) {
     loop {
-        shard::sleep(Duration::from_millis(state.cfg.log_retention_check_interval_ms)).await;
+        shard::sleep(Duration::from_millis(
+            state.cfg.log_retention_check_interval_ms,
+        ))
+        .await;
         let logs: Vec<SharedLog> = state.logs.borrow().values().cloned().collect();
         for log in logs {
             retention::enforce(&log, now_ms());

@@ -12,7 +12,11 @@ pub struct ConnArgs {
     #[arg(long = "bootstrap-server", value_name = "HOST:PORT")]
     pub bootstrap_server: String,
     /// Timeout for connecting to and each request to a broker, in milliseconds.
-    #[arg(long = "request-timeout-ms", value_name = "MS", default_value_t = 30_000)]
+    #[arg(
+        long = "request-timeout-ms",
+        value_name = "MS",
+        default_value_t = 30_000
+    )]
     pub request_timeout_ms: u64,
 }
 
@@ -51,7 +55,10 @@ impl TopicFilter {
                 literal: pattern.to_string(),
                 regex: Some(regex),
             }),
-            Err(e) => anyhow::bail!("invalid topic regex '{pattern}': {}", first_line(&e.to_string())),
+            Err(e) => anyhow::bail!(
+                "invalid topic regex '{pattern}': {}",
+                first_line(&e.to_string())
+            ),
         }
     }
 

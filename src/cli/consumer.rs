@@ -10,9 +10,7 @@ use kafka_protocol::ResponseError;
 use super::common::{is_internal, ConnArgs, TopicFilter};
 use super::format::Formatter;
 use super::props::parse_pairs;
-use crate::client::{
-    Client, ClientError, FetchPosition, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
-};
+use crate::client::{Client, ClientError, FetchPosition, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 
 /// Long-poll wait per fetch.
 const MAX_WAIT_MS: u64 = 500;
@@ -42,7 +40,7 @@ pub struct ConsumerArgs {
     #[arg(long, value_name = "N")]
     pub partition: Option<i32>,
     /// Start offset: a number, `earliest` or `latest` (needs --partition).
-    #[arg(long, value_name = "OFFSET")]
+    #[arg(long, value_name = "OFFSET", allow_hyphen_values = true)]
     pub offset: Option<String>,
     /// Exit after printing this many messages.
     #[arg(long = "max-messages", value_name = "N")]
@@ -109,11 +107,11 @@ fn start_of(args: &ConsumerArgs) -> Result<Start> {
 pub fn run(args: ConsumerArgs) -> Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let mut printed: u64 = 0;
-    let result = consume_to(&args, &mut out, &mut printed);
+    let mut progress = Progress::default();
+    let result = consume_to(&args, &mut out, &mut progress);
     let flushed = out.flush();
-    if !matches!(&result, Err(e) if e.downcast_ref::<Setup>().is_some()) {
-        eprintln!("Processed a total of {printed} messages");
+    if progress.started {
+        eprintln!("Processed a total of {} messages", progress.printed);
     }
     match (result, flushed) {
         (Err(e), _) if is_broken_pipe(&e) => Ok(()),
@@ -124,41 +122,45 @@ pub fn run(args: ConsumerArgs) -> Result<()> {
     }
 }
 
-/// A failure before consuming started (bad flags, unknown topic, no broker).
-#[derive(Debug)]
-struct Setup(anyhow::Error);
-
-impl std::fmt::Display for Setup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
-    }
+/// How far a run got.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Setup (flags, connection, topic lookup) succeeded.
+    pub started: bool,
+    /// Records written so far.
+    pub printed: u64,
 }
 
-impl std::error::Error for Setup {}
-
-/// Consumes into `out`, counting printed records in `printed`.
-pub(crate) fn consume_to(args: &ConsumerArgs, out: &mut impl Write, printed: &mut u64) -> Result<()> {
-    let setup = || -> Result<(Consumer<'_>, Client, Formatter)> {
-        let start = start_of(args)?;
-        let formatter = Formatter::from_props(&parse_pairs(&args.property, "--property")?)?;
-        let include = match &args.include {
-            Some(pattern) => Some(TopicFilter::strict(pattern)?),
-            None => None,
-        };
-        let mut client = args.conn.connect("sluice-console-consumer", false)?;
-        let mut state = Consumer {
-            args,
-            include,
-            start,
-            positions: Vec::new(),
-            refreshed: Instant::now(),
-        };
-        state.discover(&mut client)?;
-        Ok((state, client, formatter))
+/// Consumes into `out`, recording progress as it goes.
+pub(crate) fn consume_to(
+    args: &ConsumerArgs,
+    out: &mut impl Write,
+    progress: &mut Progress,
+) -> Result<()> {
+    let start = start_of(args)?;
+    let formatter = Formatter::from_props(&parse_pairs(&args.property, "--property")?)?;
+    let include = match &args.include {
+        Some(pattern) => Some(TopicFilter::strict(pattern)?),
+        None => None,
     };
-    let (mut state, mut client, formatter) = setup().map_err(|e| anyhow::Error::new(Setup(e)))?;
+    let mut client = args.conn.connect("sluice-console-consumer", false)?;
+    let mut state = Consumer {
+        args,
+        include,
+        start,
+        positions: Vec::new(),
+        refreshed: Instant::now(),
+    };
+    state.discover(&mut client)?;
+    progress.started = true;
     let mut last_message = Instant::now();
-    state.consume(&mut client, &formatter, out, printed, &mut last_message)
+    state.consume(
+        &mut client,
+        &formatter,
+        out,
+        &mut progress.printed,
+        &mut last_message,
+    )
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -234,7 +236,12 @@ impl Consumer<'_> {
     }
 
     /// Handles a failed partition fetch; true if it is worth retrying.
-    fn recover(&mut self, client: &mut Client, pos: &FetchPosition, e: ClientError) -> Result<bool> {
+    fn recover(
+        &mut self,
+        client: &mut Client,
+        pos: &FetchPosition,
+        e: ClientError,
+    ) -> Result<bool> {
         if e.kafka_code() == Some(ResponseError::OffsetOutOfRange) {
             // Like auto.offset.reset: earliest with --from-beginning, else latest.
             let reset = if self.args.from_beginning {
@@ -251,7 +258,11 @@ impl Consumer<'_> {
             |code| code.is_retriable(),
         );
         if retriable {
-            tracing::debug!("fetch {}-{} failed, retrying: {e}", pos.topic, pos.partition);
+            tracing::debug!(
+                "fetch {}-{} failed, retrying: {e}",
+                pos.topic,
+                pos.partition
+            );
             Ok(true)
         } else {
             Err(e.into())
@@ -360,7 +371,10 @@ mod tests {
     fn start_positions() {
         let start = |argv: &[&str]| start_of(&parse(argv).unwrap());
         assert_eq!(start(&["--topic", "t"]).unwrap(), Start::Latest);
-        assert_eq!(start(&["--topic", "t", "--from-beginning"]).unwrap(), Start::Earliest);
+        assert_eq!(
+            start(&["--topic", "t", "--from-beginning"]).unwrap(),
+            Start::Earliest
+        );
         assert_eq!(
             start(&["--topic", "t", "--partition", "0", "--offset", "42"]).unwrap(),
             Start::At(42)
@@ -371,14 +385,29 @@ mod tests {
         );
         assert!(start(&["--topic", "t", "--offset", "5"]).is_err());
         assert!(start(&["--topic", "t", "--partition", "0", "--offset", "-3"]).is_err());
-        assert!(start(&["--topic", "t", "--partition", "0", "--offset", "1", "--from-beginning"]).is_err());
+        assert!(start(&[
+            "--topic",
+            "t",
+            "--partition",
+            "0",
+            "--offset",
+            "1",
+            "--from-beginning"
+        ])
+        .is_err());
         assert!(start(&["--include", "x", "--partition", "0"]).is_err());
     }
 
     #[test]
     fn parses_limits_and_props() {
         let a = parse(&[
-            "--topic", "t", "--max-messages", "10", "--timeout-ms", "2000", "--property",
+            "--topic",
+            "t",
+            "--max-messages",
+            "10",
+            "--timeout-ms",
+            "2000",
+            "--property",
             "print.key=true",
         ])
         .unwrap();

@@ -51,8 +51,7 @@ fn join(ids: &[i32]) -> String {
 
 /// Kafka's `Uuid.toString()`: URL-safe base64 of the 16 bytes, no padding.
 pub fn kafka_uuid(id: &Uuid) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(22);
     for chunk in id.as_bytes().chunks(3) {
         let b = [
@@ -78,7 +77,10 @@ mod tests {
     #[test]
     fn uuid_like_kafka() {
         assert_eq!(kafka_uuid(&Uuid::from_u128(1)), "AAAAAAAAAAAAAAAAAAAAAQ");
-        assert_eq!(kafka_uuid(&Uuid::from_u128(u128::MAX)), "_____________________w");
+        assert_eq!(
+            kafka_uuid(&Uuid::from_u128(u128::MAX)),
+            "_____________________w"
+        );
         // The topic id shown in Kafka's quickstart documentation.
         let id = Uuid::parse_str("34f9991f-285b-47dc-b4d3-032094c1f6b2").unwrap();
         assert_eq!(kafka_uuid(&id), "NPmZHyhbR9y00wMglMH2sg");

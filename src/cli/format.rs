@@ -76,15 +76,28 @@ impl Formatter {
                 "CreateTime"
             };
             write!(out, "{kind}:{}", r.timestamp)?;
-            sep(out, self.print_partition || self.print_offset || self.print_headers || self.print_key || self.print_value)?;
+            sep(
+                out,
+                self.print_partition
+                    || self.print_offset
+                    || self.print_headers
+                    || self.print_key
+                    || self.print_value,
+            )?;
         }
         if self.print_partition {
             write!(out, "Partition:{partition}")?;
-            sep(out, self.print_offset || self.print_headers || self.print_key || self.print_value)?;
+            sep(
+                out,
+                self.print_offset || self.print_headers || self.print_key || self.print_value,
+            )?;
         }
         if self.print_offset {
             write!(out, "Offset:{}", r.offset)?;
-            sep(out, self.print_headers || self.print_key || self.print_value)?;
+            sep(
+                out,
+                self.print_headers || self.print_key || self.print_value,
+            )?;
         }
         if self.print_headers {
             if r.headers.is_empty() {
@@ -169,7 +182,10 @@ mod tests {
     #[test]
     fn headers_and_no_value() {
         let mut r = record();
-        r.headers = vec![("a".into(), Some(Bytes::from_static(b"1"))), ("b".into(), None)];
+        r.headers = vec![
+            ("a".into(), Some(Bytes::from_static(b"1"))),
+            ("b".into(), None),
+        ];
         let props = [("print.headers", "true"), ("print.value", "false")];
         assert_eq!(render(&props, &r), "a:1,b:null\n");
         r.headers.clear();

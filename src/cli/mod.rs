@@ -10,6 +10,8 @@ mod format;
 mod murmur;
 mod producer;
 mod props;
+#[cfg(test)]
+mod tests;
 mod topics;
 
 pub use common::ConnArgs;

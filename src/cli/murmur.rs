@@ -52,7 +52,10 @@ mod tests {
             ("foobar", -790_332_482),
             ("a-little-bit-long-string", -985_981_536),
             ("a-little-bit-longer-string", -1_486_304_829),
-            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             ("abc", 479_470_107),
         ];
         for (input, expected) in cases {
@@ -63,7 +66,7 @@ mod tests {
     #[test]
     fn partition_is_positive_modulo() {
         // murmur2("21") is negative; toPositive masks the sign bit.
-        let expected = ((-973_932_308i32 & 0x7fff_ffff) % 7) as i32;
+        let expected = (-973_932_308i32 & 0x7fff_ffff) % 7;
         assert_eq!(partition_for_key(b"21", 7), expected);
         assert_eq!(partition_for_key(b"anything", 1), 0);
         assert!((0..5).contains(&partition_for_key(b"", 5)));

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 
 use super::common::ConnArgs;
 use super::murmur::partition_for_key;
@@ -55,7 +56,10 @@ type KeyValue = (Option<Bytes>, Option<Bytes>);
 
 impl LineReader {
     fn from_props(props: &[(String, String)]) -> Result<LineReader> {
-        let key_separator = lookup(props, "key.separator").unwrap_or("\t").as_bytes().to_vec();
+        let key_separator = lookup(props, "key.separator")
+            .unwrap_or("\t")
+            .as_bytes()
+            .to_vec();
         if key_separator.is_empty() {
             bail!("key.separator must not be empty");
         }
@@ -109,21 +113,31 @@ pub fn run(args: ProducerArgs) -> Result<()> {
 }
 
 /// Produces every line of `input` to the topic.
-pub(crate) fn produce_from<R: BufRead + Send + 'static>(args: &ProducerArgs, input: R) -> Result<()> {
+pub(crate) fn produce_from<R: BufRead + Send + 'static>(
+    args: &ProducerArgs,
+    input: R,
+) -> Result<()> {
     let reader = LineReader::from_props(&parse_pairs(&args.property, "--property")?)?;
     let producer_props = parse_pairs(&args.producer_property, "--producer-property")?;
-    let acks = match args.request_required_acks.as_deref().or(lookup(&producer_props, "acks")) {
+    let acks = match args
+        .request_required_acks
+        .as_deref()
+        .or(lookup(&producer_props, "acks"))
+    {
         Some(raw) => parse_acks(raw)?,
         None => -1,
     };
     let mut client = args.conn.connect("sluice-console-producer", true)?;
-    let partitions = client.topic_metadata(&args.topic)?.partitions.len();
+    let partitions = partition_count(&mut client, &args.topic)?;
     if partitions == 0 {
         bail!("topic '{}' has no partitions", args.topic);
     }
     if let Some(p) = args.partition {
         if p < 0 || p as usize >= partitions {
-            bail!("partition {p} does not exist: topic '{}' has {partitions} partitions", args.topic);
+            bail!(
+                "partition {p} does not exist: topic '{}' has {partitions} partitions",
+                args.topic
+            );
         }
     }
     let mut router = Router {
@@ -147,7 +161,28 @@ pub(crate) fn produce_from<R: BufRead + Send + 'static>(args: &ProducerArgs, inp
     Ok(())
 }
 
-fn send(client: &mut Client, topic: &str, batches: BTreeMap<i32, Vec<KeyValue>>, acks: i16) -> Result<()> {
+/// Partition count of `topic`, waiting briefly while a just auto-created
+/// topic reports LEADER_NOT_AVAILABLE.
+fn partition_count(client: &mut Client, topic: &str) -> Result<usize> {
+    let mut attempt = 0;
+    loop {
+        match client.topic_metadata(topic) {
+            Ok(meta) => return Ok(meta.partitions.len()),
+            Err(e) if attempt < 10 && e.kafka_code() == Some(ResponseError::LeaderNotAvailable) => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn send(
+    client: &mut Client,
+    topic: &str,
+    batches: BTreeMap<i32, Vec<KeyValue>>,
+    acks: i16,
+) -> Result<()> {
     for (partition, records) in batches {
         client.produce(topic, partition, records, acks)?;
     }
@@ -182,22 +217,20 @@ impl Router {
 /// the main loop can notice when the input goes idle.
 fn spawn_reader<R: BufRead + Send + 'static>(mut input: R) -> Receiver<std::io::Result<Vec<u8>>> {
     let (tx, rx) = mpsc::sync_channel(4 * MAX_BATCH_LINES);
-    std::thread::spawn(move || {
-        loop {
-            let mut line = Vec::new();
-            match input.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {
-                    strip_terminator(&mut line);
-                    if tx.send(Ok(line)).is_err() {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
+    std::thread::spawn(move || loop {
+        let mut line = Vec::new();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                strip_terminator(&mut line);
+                if tx.send(Ok(line)).is_err() {
                     break;
                 }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                break;
             }
         }
     });
@@ -248,7 +281,10 @@ mod tests {
     }
 
     fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn b(s: &str) -> Option<Bytes> {
@@ -258,8 +294,19 @@ mod tests {
     #[test]
     fn parses_args() {
         let cli = Cli::try_parse_from([
-            "p", "--bootstrap-server", "h:1", "--topic", "t", "--property", "parse.key=true",
-            "--property", "key.separator=:", "--producer-property", "acks=1", "--partition", "2",
+            "p",
+            "--bootstrap-server",
+            "h:1",
+            "--topic",
+            "t",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+            "--producer-property",
+            "acks=1",
+            "--partition",
+            "2",
         ])
         .unwrap();
         assert_eq!(cli.args.topic, "t");
@@ -273,16 +320,22 @@ mod tests {
         let plain = LineReader::from_props(&[]).unwrap();
         assert_eq!(plain.parse(b"a:b", 1).unwrap(), (None, b("a:b")));
 
-        let keyed = LineReader::from_props(&props(&[("parse.key", "true"), ("key.separator", ":")])).unwrap();
+        let keyed =
+            LineReader::from_props(&props(&[("parse.key", "true"), ("key.separator", ":")]))
+                .unwrap();
         assert_eq!(keyed.parse(b"k:v:w", 1).unwrap(), (b("k"), b("v:w")));
         assert_eq!(keyed.parse(b":v", 1).unwrap(), (b(""), b("v")));
         let err = keyed.parse(b"nokey", 7).unwrap_err().to_string();
         assert_eq!(err, "No key separator found on line number 7: 'nokey'");
 
-        let lenient = LineReader::from_props(&props(&[("parse.key", "true"), ("ignore.error", "true")])).unwrap();
+        let lenient =
+            LineReader::from_props(&props(&[("parse.key", "true"), ("ignore.error", "true")]))
+                .unwrap();
         assert_eq!(lenient.parse(b"nokey", 1).unwrap(), (None, b("nokey")));
 
-        let nulls = LineReader::from_props(&props(&[("parse.key", "true"), ("null.marker", "NULL")])).unwrap();
+        let nulls =
+            LineReader::from_props(&props(&[("parse.key", "true"), ("null.marker", "NULL")]))
+                .unwrap();
         assert_eq!(nulls.parse(b"NULL\tNULL", 1).unwrap(), (None, None));
     }
 
@@ -297,10 +350,21 @@ mod tests {
 
     #[test]
     fn routing() {
-        let mut r = Router { fixed: None, partitions: 3, next: 0 };
-        assert_eq!((r.route(None), r.route(None), r.route(None), r.route(None)), (0, 1, 2, 0));
+        let mut r = Router {
+            fixed: None,
+            partitions: 3,
+            next: 0,
+        };
+        assert_eq!(
+            (r.route(None), r.route(None), r.route(None), r.route(None)),
+            (0, 1, 2, 0)
+        );
         assert_eq!(r.route(Some(b"21")), partition_for_key(b"21", 3));
-        let mut fixed = Router { fixed: Some(1), partitions: 3, next: 0 };
+        let mut fixed = Router {
+            fixed: Some(1),
+            partitions: 3,
+            next: 0,
+        };
         assert_eq!(fixed.route(Some(b"x")), 1);
     }
 

@@ -17,7 +17,11 @@ pub fn parse_pairs(raw: &[String], flag: &str) -> Result<Vec<(String, String)>> 
 
 /// Last value given for `key`, if any.
 pub fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Boolean property with Kafka's leniency (case-insensitive "true").
@@ -35,10 +39,14 @@ mod tests {
             parse_pair("a=b=c", "--property").unwrap(),
             ("a".into(), "b=c".into())
         );
-        assert_eq!(parse_pair("sep=", "--property").unwrap(), ("sep".into(), "".into()));
+        assert_eq!(
+            parse_pair("sep=", "--property").unwrap(),
+            ("sep".into(), "".into())
+        );
         assert!(parse_pair("novalue", "--config").is_err());
         assert!(parse_pair("=x", "--config").is_err());
-        let all = parse_pairs(&["x=1".into(), "x=2".into(), "p=TRUE".into()], "--property").unwrap();
+        let all =
+            parse_pairs(&["x=1".into(), "x=2".into(), "p=TRUE".into()], "--property").unwrap();
         assert_eq!(lookup(&all, "x"), Some("2"));
         assert!(flag(&all, "p", false));
         assert!(!flag(&all, "missing", false));

@@ -96,9 +96,8 @@ fn validate(args: &TopicsArgs) -> Result<()> {
     } else {
         "alter"
     };
-    let misuse = |option: &str| -> Result<()> {
-        bail!("option --{option} cannot be used with --{action}")
-    };
+    let misuse =
+        |option: &str| -> Result<()> { bail!("option --{option} cannot be used with --{action}") };
     if args.topic.is_none() && matches!(action, "create" | "delete" | "alter") {
         bail!("--topic is required with --{action}");
     }
@@ -196,9 +195,7 @@ fn alter(client: &mut Client, args: &TopicsArgs) -> Result<()> {
             client.create_partitions(name, count)?;
         }
         if !configs.is_empty() || !args.delete_config.is_empty() {
-            client
-                .incremental_alter_configs(name, configs.clone(), args.delete_config.clone())
-                ?;
+            client.incremental_alter_configs(name, configs.clone(), args.delete_config.clone())?;
         }
     }
     Ok(())
@@ -254,8 +251,19 @@ mod tests {
     #[test]
     fn parses_create() {
         let a = parse(&[
-            "--bootstrap-server", "h:1", "--create", "--topic", "t", "--partitions", "3",
-            "--replication-factor", "1", "--config", "retention.ms=1", "--config", "x=y",
+            "--bootstrap-server",
+            "h:1",
+            "--create",
+            "--topic",
+            "t",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "1",
+            "--config",
+            "retention.ms=1",
+            "--config",
+            "x=y",
             "--if-not-exists",
         ])
         .unwrap();
@@ -279,11 +287,47 @@ mod tests {
     fn validation() {
         let bad = |argv: &[&str]| validate(&parse(argv).unwrap()).is_err();
         assert!(bad(&["--bootstrap-server", "h:1", "--create"]));
-        assert!(bad(&["--bootstrap-server", "h:1", "--list", "--partitions", "2"]));
-        assert!(bad(&["--bootstrap-server", "h:1", "--alter", "--topic", "t"]));
-        assert!(bad(&["--bootstrap-server", "h:1", "--create", "--topic", "t", "--partitions", "0"]));
-        assert!(bad(&["--bootstrap-server", "h:1", "--create", "--topic", "t", "--config", "oops"]));
-        assert!(!bad(&["--bootstrap-server", "h:1", "--alter", "--topic", "t", "--partitions", "4"]));
+        assert!(bad(&[
+            "--bootstrap-server",
+            "h:1",
+            "--list",
+            "--partitions",
+            "2"
+        ]));
+        assert!(bad(&[
+            "--bootstrap-server",
+            "h:1",
+            "--alter",
+            "--topic",
+            "t"
+        ]));
+        assert!(bad(&[
+            "--bootstrap-server",
+            "h:1",
+            "--create",
+            "--topic",
+            "t",
+            "--partitions",
+            "0"
+        ]));
+        assert!(bad(&[
+            "--bootstrap-server",
+            "h:1",
+            "--create",
+            "--topic",
+            "t",
+            "--config",
+            "oops"
+        ]));
+        assert!(!bad(&[
+            "--bootstrap-server",
+            "h:1",
+            "--alter",
+            "--topic",
+            "t",
+            "--partitions",
+            "4"
+        ]));
         assert!(!bad(&["--bootstrap-server", "h:1", "--describe"]));
     }
 }

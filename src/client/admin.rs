@@ -43,7 +43,14 @@ impl Client {
         let timeout_ms = self.timeout_ms_i32();
         self.admin(|c, target| {
             let (_, resp) = c.call(target, ApiKey::CreateTopics, i16::MAX, 0, |v| {
-                build_create_topics(v, name, partitions, replication_factor, &configs, timeout_ms)
+                build_create_topics(
+                    v,
+                    name,
+                    partitions,
+                    replication_factor,
+                    &configs,
+                    timeout_ms,
+                )
             })?;
             for t in &resp.topics {
                 check_code(t.error_code, t.error_message.as_deref(), || {
@@ -153,14 +160,20 @@ impl Client {
                     .with_value(None)
             }))
             .collect();
-        let (_, resp) = self.call(Target::Any, ApiKey::IncrementalAlterConfigs, i16::MAX, 0, |_| {
-            IncrementalAlterConfigsRequest::default().with_resources(vec![
-                AlterConfigsResource::default()
-                    .with_resource_type(RESOURCE_TOPIC)
-                    .with_resource_name(s(topic))
-                    .with_configs(configs),
-            ])
-        })?;
+        let (_, resp) = self.call(
+            Target::Any,
+            ApiKey::IncrementalAlterConfigs,
+            i16::MAX,
+            0,
+            |_| {
+                IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    AlterConfigsResource::default()
+                        .with_resource_type(RESOURCE_TOPIC)
+                        .with_resource_name(s(topic))
+                        .with_configs(configs),
+                ])
+            },
+        )?;
         for r in &resp.responses {
             check_code(r.error_code, r.error_message.as_deref(), || {
                 format!("cannot alter configs of topic '{topic}'")
@@ -220,7 +233,11 @@ pub(super) fn build_create_topics(
         .with_timeout_ms(timeout_ms)
 }
 
-pub(super) fn build_delete_topics(version: i16, names: &[String], timeout_ms: i32) -> DeleteTopicsRequest {
+pub(super) fn build_delete_topics(
+    version: i16,
+    names: &[String],
+    timeout_ms: i32,
+) -> DeleteTopicsRequest {
     let req = DeleteTopicsRequest::default().with_timeout_ms(timeout_ms);
     if version >= 6 {
         req.with_topics(

@@ -79,7 +79,12 @@ impl Connection {
 
     /// Sends `req` at `version` and waits for its response. `extra` is added
     /// to the request timeout (used for long-polling fetches).
-    pub fn send<R: Request>(&mut self, req: &R, version: i16, extra: Duration) -> Result<R::Response> {
+    pub fn send<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+        extra: Duration,
+    ) -> Result<R::Response> {
         let api = api_key(R::KEY)?;
         let correlation_id = self.write_request(api, version, req)?;
         let mut body = self.read_response(api, version, correlation_id, extra)?;
@@ -98,11 +103,10 @@ impl Connection {
         loop {
             let req = ApiVersionsRequest::default()
                 .with_client_software_name(StrBytes::from_static_str("sluice"))
-                .with_client_software_version(StrBytes::from_static_str(env!(
-                    "CARGO_PKG_VERSION"
-                )));
+                .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
             let corr = self.write_request(ApiKey::ApiVersions, version, &req)?;
-            let mut body = self.read_response(ApiKey::ApiVersions, version, corr, Duration::ZERO)?;
+            let mut body =
+                self.read_response(ApiKey::ApiVersions, version, corr, Duration::ZERO)?;
             let code = match body.get(..2) {
                 Some(b) => i16::from_be_bytes([b[0], b[1]]),
                 None => return Err(self.protocol(ApiKey::ApiVersions, "empty response")),
@@ -167,7 +171,13 @@ impl Connection {
         }
     }
 
-    fn read_response(&mut self, api: ApiKey, version: i16, correlation_id: i32, extra: Duration) -> Result<Bytes> {
+    fn read_response(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        extra: Duration,
+    ) -> Result<Bytes> {
         let deadline = Instant::now() + self.timeout + extra;
         let mut size = [0u8; 4];
         self.read_exact_by(&mut size, deadline, api, extra)?;
@@ -192,7 +202,13 @@ impl Connection {
         Ok(body)
     }
 
-    fn read_exact_by(&mut self, buf: &mut [u8], deadline: Instant, api: ApiKey, extra: Duration) -> Result<()> {
+    fn read_exact_by(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        api: ApiKey,
+        extra: Duration,
+    ) -> Result<()> {
         let mut filled = 0;
         while filled < buf.len() {
             let now = Instant::now();

@@ -64,12 +64,24 @@ impl Client {
         }
         let batch = encode_batch(&records, now_ms())
             .map_err(|e| ClientError::Other(format!("cannot encode record batch: {e}")))?;
-        self.with_retry(topic, |c| c.produce_once(topic, partition, batch.clone(), acks))
+        self.with_retry(topic, |c| {
+            c.produce_once(topic, partition, batch.clone(), acks)
+        })
     }
 
-    fn produce_once(&mut self, topic: &str, partition: i32, batch: Bytes, acks: i16) -> Result<i64> {
+    fn produce_once(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+        acks: i16,
+    ) -> Result<i64> {
         let (leader, topic_id) = self.leader_for(topic, partition)?;
-        let cap = if topic_id.is_nil() { LAST_NAMED_PRODUCE } else { i16::MAX };
+        let cap = if topic_id.is_nil() {
+            LAST_NAMED_PRODUCE
+        } else {
+            i16::MAX
+        };
         let timeout_ms = self.timeout_ms_i32();
         let build = |_| build_produce(topic, topic_id, partition, batch, acks, timeout_ms);
         if acks == 0 {
@@ -83,7 +95,9 @@ impl Client {
             .iter()
             .flat_map(|t| t.partition_responses.iter())
             .find(|p| p.index == partition)
-            .ok_or_else(|| ClientError::Other(format!("Produce response omits {topic}-{partition}")))?;
+            .ok_or_else(|| {
+                ClientError::Other(format!("Produce response omits {topic}-{partition}"))
+            })?;
         let (code, base_offset) = (p.error_code, p.base_offset);
         let message = p.error_message.as_ref().map(|m| m.to_string());
         if is_stale_code(code) {
@@ -195,7 +209,10 @@ impl Client {
                         self.invalidate(&pos.topic);
                     }
                     check_code(p.error_code, None, || {
-                        format!("cannot fetch {}-{} at offset {}", pos.topic, pos.partition, pos.offset)
+                        format!(
+                            "cannot fetch {}-{} at offset {}",
+                            pos.topic, pos.partition, pos.offset
+                        )
                     })
                     .and_then(|()| {
                         let data = p.records.clone().unwrap_or_default();
@@ -205,10 +222,7 @@ impl Client {
                                 pos.topic, pos.partition
                             ))
                         })?;
-                        let next = decoded
-                            .next_offset
-                            .unwrap_or(pos.offset)
-                            .max(pos.offset);
+                        let next = decoded.next_offset.unwrap_or(pos.offset).max(pos.offset);
                         Ok(FetchResult {
                             records: decoded.records,
                             high_watermark: p.high_watermark,
@@ -228,9 +242,13 @@ impl Client {
         let timeout_ms = self.timeout_ms_i32();
         self.with_retry(topic, |c| {
             let (leader, _) = c.leader_for(topic, partition)?;
-            let (_, resp) = c.call(Target::Node(leader), ApiKey::ListOffsets, i16::MAX, 0, |_| {
-                build_list_offsets(topic, partition, timestamp, timeout_ms)
-            })?;
+            let (_, resp) = c.call(
+                Target::Node(leader),
+                ApiKey::ListOffsets,
+                i16::MAX,
+                0,
+                |_| build_list_offsets(topic, partition, timestamp, timeout_ms),
+            )?;
             let p = resp
                 .topics
                 .iter()
@@ -250,7 +268,11 @@ impl Client {
     }
 
     /// Runs `op`, refreshing `topic`'s metadata and retrying on stale errors.
-    fn with_retry<T>(&mut self, topic: &str, mut op: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
+    fn with_retry<T>(
+        &mut self,
+        topic: &str,
+        mut op: impl FnMut(&mut Client) -> Result<T>,
+    ) -> Result<T> {
         let mut attempt = 0;
         loop {
             match op(self) {
@@ -295,7 +317,11 @@ pub(super) fn build_produce(
                 .with_records(Some(batch))])])
 }
 
-pub(super) fn build_fetch(items: &[(FetchPosition, Uuid)], max_wait_ms: i32, max_bytes: i32) -> FetchRequest {
+pub(super) fn build_fetch(
+    items: &[(FetchPosition, Uuid)],
+    max_wait_ms: i32,
+    max_bytes: i32,
+) -> FetchRequest {
     let mut topics: Vec<FetchTopic> = Vec::new();
     for (pos, id) in items {
         let part = FetchPartition::default()
@@ -321,7 +347,12 @@ pub(super) fn build_fetch(items: &[(FetchPosition, Uuid)], max_wait_ms: i32, max
         .with_topics(topics)
 }
 
-pub(super) fn build_list_offsets(topic: &str, partition: i32, timestamp: i64, timeout_ms: i32) -> ListOffsetsRequest {
+pub(super) fn build_list_offsets(
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    timeout_ms: i32,
+) -> ListOffsetsRequest {
     ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_isolation_level(0)

@@ -70,7 +70,11 @@ impl ClientError {
 }
 
 /// Turns a non-zero Kafka error code into an error, with `context` naming the subject.
-pub fn check_code(code: i16, message: Option<&str>, context: impl FnOnce() -> String) -> Result<()> {
+pub fn check_code(
+    code: i16,
+    message: Option<&str>,
+    context: impl FnOnce() -> String,
+) -> Result<()> {
     match ResponseError::try_from_code(code) {
         None => Ok(()),
         Some(code) => Err(ClientError::Kafka {
@@ -120,15 +124,24 @@ mod tests {
             error_name(ResponseError::TopicAlreadyExists),
             "TOPIC_ALREADY_EXISTS"
         );
-        assert_eq!(error_name(ResponseError::Unknown(999)), "UNKNOWN_ERROR_CODE_999");
+        assert_eq!(
+            error_name(ResponseError::Unknown(999)),
+            "UNKNOWN_ERROR_CODE_999"
+        );
     }
 
     #[test]
     fn check_code_formats() {
         assert!(check_code(0, None, || "x".into()).is_ok());
         let err = check_code(3, Some("nope"), || "topic 'a'".into()).unwrap_err();
-        assert_eq!(err.to_string(), "topic 'a': UNKNOWN_TOPIC_OR_PARTITION (nope)");
-        assert_eq!(err.kafka_code(), Some(ResponseError::UnknownTopicOrPartition));
+        assert_eq!(
+            err.to_string(),
+            "topic 'a': UNKNOWN_TOPIC_OR_PARTITION (nope)"
+        );
+        assert_eq!(
+            err.kafka_code(),
+            Some(ResponseError::UnknownTopicOrPartition)
+        );
     }
 
     #[test]

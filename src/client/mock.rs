@@ -27,8 +27,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use uuid::Uuid;
 
@@ -164,7 +163,8 @@ fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
 
 fn encode<R: Encodable>(resp: R, version: i16) -> Option<BytesMut> {
     let mut out = BytesMut::new();
-    resp.encode(&mut out, version).expect("encode mock response");
+    resp.encode(&mut out, version)
+        .expect("encode mock response");
     Some(out)
 }
 
@@ -180,17 +180,23 @@ fn handle(api: ApiKey, v: i16, buf: &mut Bytes, state: &Mutex<State>) -> Option<
     match api {
         ApiKey::ApiVersions => api_versions(&st, v),
         ApiKey::Metadata => metadata(&st, MetadataRequest::decode(buf, v).unwrap(), v),
-        ApiKey::CreateTopics => create_topics(&mut st, CreateTopicsRequest::decode(buf, v).unwrap(), v),
-        ApiKey::DeleteTopics => delete_topics(&mut st, DeleteTopicsRequest::decode(buf, v).unwrap(), v),
+        ApiKey::CreateTopics => {
+            create_topics(&mut st, CreateTopicsRequest::decode(buf, v).unwrap(), v)
+        }
+        ApiKey::DeleteTopics => {
+            delete_topics(&mut st, DeleteTopicsRequest::decode(buf, v).unwrap(), v)
+        }
         ApiKey::CreatePartitions => {
             create_partitions(&mut st, CreatePartitionsRequest::decode(buf, v).unwrap(), v)
         }
         ApiKey::DescribeConfigs => {
             describe_configs(&st, DescribeConfigsRequest::decode(buf, v).unwrap(), v)
         }
-        ApiKey::IncrementalAlterConfigs => {
-            alter_configs(&mut st, IncrementalAlterConfigsRequest::decode(buf, v).unwrap(), v)
-        }
+        ApiKey::IncrementalAlterConfigs => alter_configs(
+            &mut st,
+            IncrementalAlterConfigsRequest::decode(buf, v).unwrap(),
+            v,
+        ),
         ApiKey::Produce => produce(&mut st, ProduceRequest::decode(buf, v).unwrap(), v),
         ApiKey::Fetch => {
             let req = FetchRequest::decode(buf, v).unwrap();
@@ -274,7 +280,11 @@ fn metadata(st: &State, req: MetadataRequest, v: i16) -> Option<BytesMut> {
                 ),
         })
         .collect();
-    let host = st.opts.advertised_host.clone().unwrap_or("127.0.0.1".into());
+    let host = st
+        .opts
+        .advertised_host
+        .clone()
+        .unwrap_or("127.0.0.1".into());
     let resp = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(1))
@@ -291,21 +301,29 @@ fn create_topics(st: &mut State, req: CreateTopicsRequest, v: i16) -> Option<Byt
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut r = CreatableTopicResult::default().with_name(t.name.clone());
-        if st.topics.contains_key(&name) {
+        let exists = st.topics.contains_key(&name);
+        if exists {
             r = r
                 .with_error_code(36)
                 .with_error_message(Some(s(format!("Topic '{name}' already exists."))));
         } else if t.num_partitions == 0 || t.num_partitions < -1 {
             r = r.with_error_code(37);
         } else {
-            let mut topic = new_topic(if t.num_partitions == -1 { 1 } else { t.num_partitions as usize });
+            let count = if t.num_partitions == -1 {
+                1
+            } else {
+                t.num_partitions as usize
+            };
+            let topic = st.topics.entry(name).or_insert_with(|| new_topic(count));
             for c in t.configs {
-                topic.configs.insert(c.name.to_string(), c.value.map(|v| v.to_string()).unwrap_or_default());
+                topic.configs.insert(
+                    c.name.to_string(),
+                    c.value.map(|v| v.to_string()).unwrap_or_default(),
+                );
             }
             if v >= 7 {
                 r = r.with_topic_id(topic.id);
             }
-            st.topics.insert(name, topic);
         }
         results.push(r);
     }
@@ -321,8 +339,14 @@ fn delete_topics(st: &mut State, req: DeleteTopicsRequest, v: i16) -> Option<Byt
     let responses = names
         .into_iter()
         .map(|n| {
-            let code = if st.topics.remove(n.0.as_str()).is_some() { 0 } else { 3 };
-            DeletableTopicResult::default().with_name(Some(n)).with_error_code(code)
+            let code = if st.topics.remove(n.0.as_str()).is_some() {
+                0
+            } else {
+                3
+            };
+            DeletableTopicResult::default()
+                .with_name(Some(n))
+                .with_error_code(code)
         })
         .collect();
     encode(DeleteTopicsResponse::default().with_responses(responses), v)
@@ -398,7 +422,10 @@ fn alter_configs(st: &mut State, req: IncrementalAlterConfigsRequest, v: i16) ->
             };
             for c in r.configs {
                 if c.config_operation == 0 {
-                    topic.configs.insert(c.name.to_string(), c.value.map(|v| v.to_string()).unwrap_or_default());
+                    topic.configs.insert(
+                        c.name.to_string(),
+                        c.value.map(|v| v.to_string()).unwrap_or_default(),
+                    );
                 } else {
                     topic.configs.remove(c.name.as_str());
                 }
@@ -406,10 +433,18 @@ fn alter_configs(st: &mut State, req: IncrementalAlterConfigsRequest, v: i16) ->
             resp
         })
         .collect();
-    encode(IncrementalAlterConfigsResponse::default().with_responses(responses), v)
+    encode(
+        IncrementalAlterConfigsResponse::default().with_responses(responses),
+        v,
+    )
 }
 
-fn find_topic<'a>(st: &'a mut State, name: &str, id: Uuid, v13: bool) -> Option<(String, &'a mut MockTopic)> {
+fn find_topic<'a>(
+    st: &'a mut State,
+    name: &str,
+    id: Uuid,
+    v13: bool,
+) -> Option<(String, &'a mut MockTopic)> {
     st.topics
         .iter_mut()
         .find(|(n, t)| if v13 { t.id == id } else { n.as_str() == name })
@@ -424,7 +459,10 @@ fn produce(st: &mut State, req: ProduceRequest, v: i16) -> Option<BytesMut> {
         let mut topic = found.map(|(_, t)| t);
         for pd in td.partition_data {
             let mut pr = PartitionProduceResponse::default().with_index(pd.index);
-            match topic.as_mut().and_then(|t| t.partitions.get_mut(pd.index as usize)) {
+            match topic
+                .as_mut()
+                .and_then(|t| t.partitions.get_mut(pd.index as usize))
+            {
                 None => pr = pr.with_error_code(3),
                 Some(log) => {
                     let mut data = pd.records.unwrap_or_default();
@@ -506,7 +544,8 @@ fn fetch(st: &State, req: &FetchRequest, v: i16) -> (FetchResponse, bool) {
             .iter()
             .map(|fp| {
                 let pd = PartitionData::default().with_partition_index(fp.partition);
-                let Some(log) = found.and_then(|(_, t)| t.partitions.get(fp.partition as usize)) else {
+                let Some(log) = found.and_then(|(_, t)| t.partitions.get(fp.partition as usize))
+                else {
                     return pd.with_error_code(if v >= 13 { 100 } else { 3 });
                 };
                 let hw = log.len() as i64;
@@ -540,14 +579,19 @@ fn list_offsets(st: &State, req: ListOffsetsRequest, v: i16) -> Option<BytesMut>
                 .partitions
                 .iter()
                 .map(|p| {
-                    let r = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let Some(log) = log.and_then(|l| l.partitions.get(p.partition_index as usize)) else {
+                    let r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let Some(log) = log.and_then(|l| l.partitions.get(p.partition_index as usize))
+                    else {
                         return r.with_error_code(3);
                     };
                     let offset = match p.timestamp {
                         -2 => 0,
                         -1 => log.len() as i64,
-                        ts => log.iter().position(|r| r.timestamp >= ts).map_or(-1, |i| i as i64),
+                        ts => log
+                            .iter()
+                            .position(|r| r.timestamp >= ts)
+                            .map_or(-1, |i| i as i64),
                     };
                     r.with_offset(offset).with_timestamp(-1)
                 })

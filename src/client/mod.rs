@@ -17,8 +17,8 @@ mod types;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 
@@ -116,7 +116,11 @@ impl Client {
             error::check_code(resp.error_code, None, || "Metadata".into())?;
         }
         let md = convert_metadata(resp);
-        self.brokers = md.brokers.iter().map(|b| (b.node_id, b.address())).collect();
+        self.brokers = md
+            .brokers
+            .iter()
+            .map(|b| (b.node_id, b.address()))
+            .collect();
         self.controller_id = md.controller_id;
         for t in &md.topics {
             if t.error.is_none() {
@@ -164,7 +168,10 @@ impl Client {
             .ok_or_else(|| ClientError::Kafka {
                 context: format!("partition {topic}-{partition}"),
                 code: ResponseError::UnknownTopicOrPartition,
-                message: Some(format!("topic '{topic}' has {} partitions", t.partitions.len())),
+                message: Some(format!(
+                    "topic '{topic}' has {} partitions",
+                    t.partitions.len()
+                )),
             })?;
         if p.leader < 0 {
             return Err(ClientError::Kafka {
@@ -256,7 +263,9 @@ impl Client {
                 Ok(target)
             }
             Err(e) if self.brokers.len() == 1 => {
-                tracing::debug!("broker {id} unreachable at advertised {addr} ({e}); using bootstrap");
+                tracing::debug!(
+                    "broker {id} unreachable at advertised {addr} ({e}); using bootstrap"
+                );
                 self.via_bootstrap.insert(id);
                 self.resolve(Target::Any)
             }
@@ -299,7 +308,11 @@ impl Client {
     }
 }
 
-fn build_metadata_request(version: i16, topics: Option<&[String]>, auto_create: bool) -> MetadataRequest {
+fn build_metadata_request(
+    version: i16,
+    topics: Option<&[String]>,
+    auto_create: bool,
+) -> MetadataRequest {
     let topics = match topics {
         // v0 cannot express "all topics" as null; an empty list means all.
         None if version == 0 => Some(Vec::new()),

@@ -118,7 +118,10 @@ mod tests {
     use super::*;
 
     fn kv(k: Option<&'static str>, v: Option<&'static str>) -> (Option<Bytes>, Option<Bytes>) {
-        (k.map(Bytes::from_static), v.map(Bytes::from_static))
+        (
+            k.map(|k| Bytes::from_static(k.as_bytes())),
+            v.map(|v| Bytes::from_static(v.as_bytes())),
+        )
     }
 
     fn rebase(batch: &Bytes, base: i64) -> Bytes {
@@ -160,7 +163,10 @@ mod tests {
 
     #[test]
     fn skips_below_min_offset_and_partial_tail() {
-        let a = rebase(&encode_batch(&[kv(None, Some("a")), kv(None, Some("b"))], 1).unwrap(), 0);
+        let a = rebase(
+            &encode_batch(&[kv(None, Some("a")), kv(None, Some("b"))], 1).unwrap(),
+            0,
+        );
         let b = rebase(&encode_batch(&[kv(None, Some("c"))], 2).unwrap(), 2);
         let mut all = BytesMut::new();
         all.extend_from_slice(&a);

@@ -33,12 +33,24 @@ fn every_request_encodes_at_every_version() {
     let names = vec!["a".to_string(), "b".to_string()];
     for v in versions(ApiKey::Metadata) {
         encodes(&build_metadata_request(v, None, false), v, "Metadata(all)");
-        encodes(&build_metadata_request(v, Some(&names), false), v, "Metadata(named)");
-        encodes(&build_metadata_request(v, Some(&names), true), v, "Metadata(auto)");
+        encodes(
+            &build_metadata_request(v, Some(&names), false),
+            v,
+            "Metadata(named)",
+        );
+        encodes(
+            &build_metadata_request(v, Some(&names), true),
+            v,
+            "Metadata(auto)",
+        );
     }
     let configs = vec![("retention.ms".to_string(), "1".to_string())];
     for v in versions(ApiKey::CreateTopics) {
-        encodes(&build_create_topics(v, "t", -1, -1, &configs, 1000), v, "CreateTopics");
+        encodes(
+            &build_create_topics(v, "t", -1, -1, &configs, 1000),
+            v,
+            "CreateTopics",
+        );
     }
     for v in versions(ApiKey::DeleteTopics) {
         encodes(&build_delete_topics(v, &names, 1000), v, "DeleteTopics");
@@ -54,7 +66,11 @@ fn every_request_encodes_at_every_version() {
         offset: 5,
     };
     for v in versions(ApiKey::Fetch) {
-        encodes(&build_fetch(&[(pos.clone(), Uuid::new_v4())], 500, 1 << 20), v, "Fetch");
+        encodes(
+            &build_fetch(&[(pos.clone(), Uuid::new_v4())], 500, 1 << 20),
+            v,
+            "Fetch",
+        );
     }
     for v in versions(ApiKey::ListOffsets) {
         encodes(&build_list_offsets("t", 0, -2, 1000), v, "ListOffsets");
@@ -113,7 +129,11 @@ fn exercise(broker: &MockBroker) {
     let got = c.fetch("t", 1, 2, 100, 1 << 20).unwrap();
     assert_eq!(got.high_watermark, 9);
     assert_eq!(got.next_offset, 9);
-    let values: Vec<_> = got.records.iter().map(|r| r.value.clone().unwrap()).collect();
+    let values: Vec<_> = got
+        .records
+        .iter()
+        .map(|r| r.value.clone().unwrap())
+        .collect();
     let expected: Vec<_> = (2..9).map(|i| Bytes::from(format!("m{i}"))).collect();
     assert_eq!(values, expected);
     assert_eq!(got.records[0].offset, 2);
@@ -125,17 +145,30 @@ fn exercise(broker: &MockBroker) {
     assert_eq!(err.kafka_code(), Some(ResponseError::OffsetOutOfRange));
 
     let err = c.fetch("nope", 0, 0, 10, 1 << 20).unwrap_err();
-    assert_eq!(err.kafka_code(), Some(ResponseError::UnknownTopicOrPartition));
-    assert!(err.to_string().contains("UNKNOWN_TOPIC_OR_PARTITION"), "{err}");
+    assert_eq!(
+        err.kafka_code(),
+        Some(ResponseError::UnknownTopicOrPartition)
+    );
+    assert!(
+        err.to_string().contains("UNKNOWN_TOPIC_OR_PARTITION"),
+        "{err}"
+    );
     let err = c.produce("t", 5, vec![kv("x")], -1).unwrap_err();
-    assert_eq!(err.kafka_code(), Some(ResponseError::UnknownTopicOrPartition));
+    assert_eq!(
+        err.kafka_code(),
+        Some(ResponseError::UnknownTopicOrPartition)
+    );
 
     let configs = c.describe_configs("t").unwrap();
     let overrides: Vec<_> = configs.iter().filter(|e| !e.is_default()).collect();
     assert_eq!(overrides.len(), 1);
     assert_eq!(overrides[0].name, "cleanup.policy");
-    c.incremental_alter_configs("t", vec![("retention.ms".into(), "5".into())], vec!["cleanup.policy".into()])
-        .unwrap();
+    c.incremental_alter_configs(
+        "t",
+        vec![("retention.ms".into(), "5".into())],
+        vec!["cleanup.policy".into()],
+    )
+    .unwrap();
     let configs = c.describe_configs("t").unwrap();
     let overrides: Vec<_> = configs
         .iter()
@@ -148,11 +181,17 @@ fn exercise(broker: &MockBroker) {
     assert_eq!(c.topic_metadata("t").unwrap().partitions.len(), 3);
     let err = c.create_partitions("t", 2).unwrap_err();
     assert_eq!(err.kafka_code(), Some(ResponseError::InvalidPartitions));
-    assert!(err.kafka_message().unwrap().contains("higher than the requested 2"));
+    assert!(err
+        .kafka_message()
+        .unwrap()
+        .contains("higher than the requested 2"));
 
     c.delete_topics(vec!["t".into()]).unwrap();
     let err = c.delete_topics(vec!["t".into()]).unwrap_err();
-    assert_eq!(err.kafka_code(), Some(ResponseError::UnknownTopicOrPartition));
+    assert_eq!(
+        err.kafka_code(),
+        Some(ResponseError::UnknownTopicOrPartition)
+    );
     assert!(c.metadata(None).unwrap().topics.is_empty());
 }
 
@@ -203,7 +242,11 @@ fn unreachable_advertised_host_falls_back_to_bootstrap() {
     });
     broker.add_topic("t", 1);
     let mut c = Client::connect(&broker.addr).unwrap();
-    assert_eq!(c.produce("t", 0, vec![(None, Some(Bytes::from_static(b"v")))], -1).unwrap(), 0);
+    assert_eq!(
+        c.produce("t", 0, vec![(None, Some(Bytes::from_static(b"v")))], -1)
+            .unwrap(),
+        0
+    );
     assert_eq!(broker.values("t", 0), vec!["v"]);
 }
 
@@ -213,20 +256,29 @@ fn fetch_many_spans_topics_and_reports_per_partition() {
     broker.add_topic("a", 2);
     broker.add_topic("b", 1);
     let mut c = Client::connect(&broker.addr).unwrap();
-    c.produce("a", 1, vec![(None, Some(Bytes::from_static(b"x")))], -1).unwrap();
-    c.produce("b", 0, vec![(None, Some(Bytes::from_static(b"y")))], -1).unwrap();
+    c.produce("a", 1, vec![(None, Some(Bytes::from_static(b"x")))], -1)
+        .unwrap();
+    c.produce("b", 0, vec![(None, Some(Bytes::from_static(b"y")))], -1)
+        .unwrap();
     let pos = |t: &str, p, o| FetchPosition {
         topic: t.into(),
         partition: p,
         offset: o,
     };
     let out = c
-        .fetch_many(&[pos("a", 0, 3), pos("a", 1, 0), pos("b", 0, 0)], 10, 1 << 20)
+        .fetch_many(
+            &[pos("a", 0, 3), pos("a", 1, 0), pos("b", 0, 0)],
+            10,
+            1 << 20,
+        )
         .unwrap();
     assert_eq!(out.len(), 3);
     for (p, r) in out {
         match (p.topic.as_str(), p.partition) {
-            ("a", 0) => assert_eq!(r.unwrap_err().kafka_code(), Some(ResponseError::OffsetOutOfRange)),
+            ("a", 0) => assert_eq!(
+                r.unwrap_err().kafka_code(),
+                Some(ResponseError::OffsetOutOfRange)
+            ),
             ("a", 1) => assert_eq!(r.unwrap().records[0].value.as_deref(), Some(&b"x"[..])),
             ("b", 0) => assert_eq!(r.unwrap().records[0].value.as_deref(), Some(&b"y"[..])),
             other => panic!("unexpected {other:?}"),

@@ -33,7 +33,12 @@ impl Catalog {
     pub fn encode(&self) -> String {
         let mut s = format!("version {}\n", self.version);
         for t in self.topics.values() {
-            s.push_str(&format!("topic {} {} {}\n", t.name, format::base64_url(t.id.as_bytes()), t.partitions));
+            s.push_str(&format!(
+                "topic {} {} {}\n",
+                t.name,
+                format::base64_url(t.id.as_bytes()),
+                t.partitions
+            ));
             for (k, v) in &t.configs {
                 s.push_str(&format!("config {} {} {}\n", t.name, k, v));
             }
@@ -51,11 +56,22 @@ impl Catalog {
                     let name = it.next()?.to_string();
                     let id = uuid::Uuid::from_slice(&format::unbase64_url(it.next()?)?).ok()?;
                     let partitions = it.next()?.parse().ok()?;
-                    c.topics.insert(name.clone(), TopicMeta { name, id, partitions, configs: BTreeMap::new() });
+                    c.topics.insert(
+                        name.clone(),
+                        TopicMeta {
+                            name,
+                            id,
+                            partitions,
+                            configs: BTreeMap::new(),
+                        },
+                    );
                 }
                 "config" => {
                     let (name, k, v) = (it.next()?, it.next()?, it.next().unwrap_or(""));
-                    c.topics.get_mut(name)?.configs.insert(k.to_string(), v.to_string());
+                    c.topics
+                        .get_mut(name)?
+                        .configs
+                        .insert(k.to_string(), v.to_string());
                 }
                 "" => {}
                 _ => return None,
@@ -72,12 +88,17 @@ impl Catalog {
     /// (a lost or older catalogue must not hide data on disk).
     pub fn load(dir: &Path) -> std::io::Result<Self> {
         let mut c = match std::fs::read_to_string(dir.join(CATALOG_FILE)) {
-            Ok(text) => Catalog::decode(&text).ok_or_else(|| std::io::Error::other("corrupt cluster.metadata"))?,
+            Ok(text) => Catalog::decode(&text)
+                .ok_or_else(|| std::io::Error::other("corrupt cluster.metadata"))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog::default(),
             Err(e) => return Err(e),
         };
         for entry in std::fs::read_dir(dir)?.flatten() {
-            let Some((topic, p)) = entry.file_name().to_str().and_then(format::parse_partition_dir) else {
+            let Some((topic, p)) = entry
+                .file_name()
+                .to_str()
+                .and_then(format::parse_partition_dir)
+            else {
                 continue;
             };
             if !entry.path().is_dir() || !valid_topic_name(&topic) {
@@ -87,8 +108,16 @@ impl Catalog {
                 .ok()
                 .and_then(|s| format::decode_partition_metadata(&s));
             let t = c.topics.entry(topic.clone()).or_insert_with(|| {
-                tracing::warn!(topic, "found on disk but not in cluster.metadata; adopting it");
-                TopicMeta { name: topic.clone(), id: id.unwrap_or_else(uuid::Uuid::new_v4), partitions: 0, configs: BTreeMap::new() }
+                tracing::warn!(
+                    topic,
+                    "found on disk but not in cluster.metadata; adopting it"
+                );
+                TopicMeta {
+                    name: topic.clone(),
+                    id: id.unwrap_or_else(uuid::Uuid::new_v4),
+                    partitions: 0,
+                    configs: BTreeMap::new(),
+                }
             });
             t.partitions = t.partitions.max(p + 1);
         }
@@ -102,7 +131,9 @@ pub fn valid_topic_name(name: &str) -> bool {
         && name.len() <= 249
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -111,10 +142,21 @@ mod tests {
 
     #[test]
     fn catalog_round_trip() {
-        let mut c = Catalog { version: 7, ..Default::default() };
+        let mut c = Catalog {
+            version: 7,
+            ..Default::default()
+        };
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_string(), "1000".to_string());
-        c.topics.insert("a-b.c".into(), TopicMeta { name: "a-b.c".into(), id: uuid::Uuid::new_v4(), partitions: 3, configs });
+        c.topics.insert(
+            "a-b.c".into(),
+            TopicMeta {
+                name: "a-b.c".into(),
+                id: uuid::Uuid::new_v4(),
+                partitions: 3,
+                configs,
+            },
+        );
         assert_eq!(Catalog::decode(&c.encode()), Some(c));
     }
 

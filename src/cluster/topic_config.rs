@@ -32,11 +32,19 @@ pub fn default_value(key: &str, b: &BrokerConfig) -> String {
         "segment.bytes" => l.segment_bytes.to_string(),
         "segment.ms" => l.segment_ms.to_string(),
         "max.message.bytes" => l.max_message_bytes.to_string(),
-        "message.timestamp.type" => if l.log_append_time { "LogAppendTime" } else { "CreateTime" }.into(),
+        "message.timestamp.type" => if l.log_append_time {
+            "LogAppendTime"
+        } else {
+            "CreateTime"
+        }
+        .into(),
         "index.interval.bytes" => l.index_interval_bytes.to_string(),
         "min.insync.replicas" => b.min_insync_replicas.to_string(),
         "flush.messages" => (l.flush_interval_messages.min(i64::MAX as u64)).to_string(),
-        "flush.ms" => l.flush_interval_ms.map_or(i64::MAX, |v| v as i64).to_string(),
+        "flush.ms" => l
+            .flush_interval_ms
+            .map_or(i64::MAX, |v| v as i64)
+            .to_string(),
         "compression.type" => "producer".into(),
         _ => String::new(),
     }
@@ -47,7 +55,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
     let int = |min: i64| -> Result<(), String> {
         match value.parse::<i64>() {
             Ok(v) if v >= min => Ok(()),
-            _ => Err(format!("Invalid value {value} for configuration {key}: must be an integer >= {min}")),
+            _ => Err(format!(
+                "Invalid value {value} for configuration {key}: must be an integer >= {min}"
+            )),
         }
     };
     match key {
@@ -95,13 +105,18 @@ mod tests {
         let b = BrokerConfig::default();
         let mut o = BTreeMap::new();
         o.insert("retention.ms".to_string(), "5000".to_string());
-        o.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        o.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
         let l = resolve(&b, &o);
         assert_eq!(l.retention_ms, 5000);
         assert!(l.log_append_time);
         assert_eq!(l.segment_bytes, b.log.segment_bytes);
         assert!(validate("retention.ms", "-1").is_ok());
         assert!(validate("segment.bytes", "1").is_err());
-        assert!(validate("no.such.key", "1").unwrap_err().contains("Unknown"));
+        assert!(validate("no.such.key", "1")
+            .unwrap_err()
+            .contains("Unknown"));
     }
 }

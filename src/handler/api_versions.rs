@@ -12,7 +12,10 @@ fn api_list() -> Vec<ApiVersion> {
         .iter()
         .map(|api| {
             let r = supported_range(*api).expect("listed");
-            ApiVersion::default().with_api_key(*api as i16).with_min_version(r.min).with_max_version(r.max)
+            ApiVersion::default()
+                .with_api_key(*api as i16)
+                .with_min_version(r.min)
+                .with_max_version(r.max)
         })
         .collect()
 }
@@ -27,5 +30,9 @@ pub fn unsupported_version() -> Reply {
     let body = ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(api_list());
-    Reply { body: ResponseKind::ApiVersions(body), records: VecDeque::new(), version: Some(0) }
+    Reply {
+        body: ResponseKind::ApiVersions(body),
+        records: VecDeque::new(),
+        version: Some(0),
+    }
 }

@@ -1,7 +1,9 @@
 //! AlterConfigs and IncrementalAlterConfigs: topic overrides through the controller.
 
 use kafka_protocol::messages::alter_configs_request::AlterConfigsRequest;
-use kafka_protocol::messages::alter_configs_response::{AlterConfigsResourceResponse, AlterConfigsResponse};
+use kafka_protocol::messages::alter_configs_response::{
+    AlterConfigsResourceResponse, AlterConfigsResponse,
+};
 use kafka_protocol::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
 use kafka_protocol::messages::incremental_alter_configs_response as inc;
 use kafka_protocol::messages::ResponseKind;
@@ -15,13 +17,30 @@ pub const RESOURCE_BROKER: i8 = 4;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
-async fn apply(resource_type: i8, name: String, edits: Result<Vec<(String, Option<String>)>, ApiError>, replace: bool, validate_only: bool) -> Result<(), ApiError> {
+async fn apply(
+    resource_type: i8,
+    name: String,
+    edits: Result<Vec<(String, Option<String>)>, ApiError>,
+    replace: bool,
+    validate_only: bool,
+) -> Result<(), ApiError> {
     if resource_type != RESOURCE_TOPIC {
-        return Err((ResponseError::InvalidRequest, "only topic configs can be altered".into()));
+        return Err((
+            ResponseError::InvalidRequest,
+            "only topic configs can be altered".into(),
+        ));
     }
     let edits = edits?;
-    let change = Change::Configs { topic: name, edits, replace, validate_only };
-    controller::submit(change).await.pop().map_or(Ok(()), |(_, r)| r.map(|_| ()))
+    let change = Change::Configs {
+        topic: name,
+        edits,
+        replace,
+        validate_only,
+    };
+    controller::submit(change)
+        .await
+        .pop()
+        .map_or(Ok(()), |(_, r)| r.map(|_| ()))
 }
 
 fn error_fields(r: &Result<(), ApiError>) -> (i16, Option<StrBytes>) {
@@ -34,8 +53,19 @@ fn error_fields(r: &Result<(), ApiError>) -> (i16, Option<StrBytes>) {
 pub async fn alter(req: AlterConfigsRequest) -> ResponseKind {
     let mut out = Vec::new();
     for r in req.resources {
-        let edits = Ok(r.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect());
-        let res = apply(r.resource_type, r.resource_name.to_string(), edits, true, req.validate_only).await;
+        let edits = Ok(r
+            .configs
+            .iter()
+            .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+            .collect());
+        let res = apply(
+            r.resource_type,
+            r.resource_name.to_string(),
+            edits,
+            true,
+            req.validate_only,
+        )
+        .await;
         let (code, msg) = error_fields(&res);
         out.push(
             AlterConfigsResourceResponse::default()
@@ -55,12 +85,28 @@ pub async fn incremental(req: IncrementalAlterConfigsRequest) -> ResponseKind {
             .configs
             .iter()
             .map(|c| match c.config_operation {
-                OP_SET => Ok((c.name.to_string(), Some(c.value.as_ref().map_or(String::new(), |v| v.to_string())))),
+                OP_SET => Ok((
+                    c.name.to_string(),
+                    Some(c.value.as_ref().map_or(String::new(), |v| v.to_string())),
+                )),
                 OP_DELETE => Ok((c.name.to_string(), None)),
-                op => Err((ResponseError::InvalidConfig, format!("operation {op} (APPEND/SUBTRACT) is not supported for {}", c.name))),
+                op => Err((
+                    ResponseError::InvalidConfig,
+                    format!(
+                        "operation {op} (APPEND/SUBTRACT) is not supported for {}",
+                        c.name
+                    ),
+                )),
             })
             .collect();
-        let res = apply(r.resource_type, r.resource_name.to_string(), edits, false, req.validate_only).await;
+        let res = apply(
+            r.resource_type,
+            r.resource_name.to_string(),
+            edits,
+            false,
+            req.validate_only,
+        )
+        .await;
         let (code, msg) = error_fields(&res);
         out.push(
             inc::AlterConfigsResourceResponse::default()
@@ -70,5 +116,7 @@ pub async fn incremental(req: IncrementalAlterConfigsRequest) -> ResponseKind {
                 .with_error_message(msg),
         );
     }
-    ResponseKind::IncrementalAlterConfigs(inc::IncrementalAlterConfigsResponse::default().with_responses(out))
+    ResponseKind::IncrementalAlterConfigs(
+        inc::IncrementalAlterConfigsResponse::default().with_responses(out),
+    )
 }

@@ -1,5 +1,7 @@
 use kafka_protocol::messages::create_topics_request::CreateTopicsRequest;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicResult, CreateTopicsResponse};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicResult, CreateTopicsResponse,
+};
 use kafka_protocol::messages::{ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -21,16 +23,28 @@ pub async fn handle(_state: &State, req: CreateTopicsRequest, version: i16) -> R
                 .collect(),
         })
         .collect();
-    let results = controller::submit(Change::Create { specs, validate_only: req.validate_only }).await;
+    let results = controller::submit(Change::Create {
+        specs,
+        validate_only: req.validate_only,
+    })
+    .await;
     let topics = results
         .into_iter()
         .map(|(name, r)| {
-            let base = CreatableTopicResult::default().with_name(TopicName(StrBytes::from_string(name)));
+            let base =
+                CreatableTopicResult::default().with_name(TopicName(StrBytes::from_string(name)));
             match r {
-                Ok(t) if version >= 7 => base.with_topic_id(t.id).with_num_partitions(t.partitions).with_replication_factor(1),
-                Ok(t) if version >= 5 => base.with_num_partitions(t.partitions).with_replication_factor(1),
+                Ok(t) if version >= 7 => base
+                    .with_topic_id(t.id)
+                    .with_num_partitions(t.partitions)
+                    .with_replication_factor(1),
+                Ok(t) if version >= 5 => base
+                    .with_num_partitions(t.partitions)
+                    .with_replication_factor(1),
                 Ok(_) => base,
-                Err((e, msg)) => base.with_error_code(e.code()).with_error_message(Some(StrBytes::from_string(msg))),
+                Err((e, msg)) => base
+                    .with_error_code(e.code())
+                    .with_error_message(Some(StrBytes::from_string(msg))),
             }
         })
         .collect();

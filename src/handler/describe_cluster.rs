@@ -1,5 +1,7 @@
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
-use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use kafka_protocol::messages::describe_cluster_response::{
+    DescribeClusterBroker, DescribeClusterResponse,
+};
 use kafka_protocol::messages::{BrokerId, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -18,7 +20,9 @@ pub fn handle(state: &State, req: DescribeClusterRequest, version: i16) -> Respo
         if req.endpoint_type != ENDPOINT_BROKERS {
             return ResponseKind::DescribeCluster(
                 resp.with_error_code(ResponseError::UnsupportedEndpointType.code())
-                    .with_error_message(Some(StrBytes::from_static_str("only broker endpoints are served"))),
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "only broker endpoints are served",
+                    ))),
             );
         }
     }

@@ -24,28 +24,57 @@ pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) ->
         .into_iter()
         .map(|r| {
             let name = r.resource_name.to_string();
-            let keys: Option<Vec<String>> = r.configuration_keys.map(|k| k.iter().map(|s| s.to_string()).collect());
+            let keys: Option<Vec<String>> = r
+                .configuration_keys
+                .map(|k| k.iter().map(|s| s.to_string()).collect());
             let wanted = |k: &str| keys.as_ref().is_none_or(|ks| ks.iter().any(|x| x == k));
-            let base = DescribeConfigsResult::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name);
-            let entries: Result<Vec<(String, String, i8, bool)>, (ResponseError, String)> = match r.resource_type {
+            let base = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name);
+            let entries: Result<Vec<(String, String, i8, bool)>, (ResponseError, String)> = match r
+                .resource_type
+            {
                 RESOURCE_TOPIC => match catalog.topics.get(&name) {
-                    None => Err((ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' does not exist"))),
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Topic '{name}' does not exist"),
+                    )),
                     Some(t) => Ok(TOPIC_KEYS
                         .iter()
                         .filter(|(k, _)| wanted(k))
                         .map(|(k, _)| match t.configs.get(*k) {
                             Some(v) => (k.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG, false),
-                            None => (k.to_string(), default_value(k, &state.cfg), DEFAULT_CONFIG, false),
+                            None => (
+                                k.to_string(),
+                                default_value(k, &state.cfg),
+                                DEFAULT_CONFIG,
+                                false,
+                            ),
                         })
                         .collect()),
                 },
-                RESOURCE_BROKER if name.is_empty() || name == state.cfg.broker_id.to_string() => Ok(TOPIC_KEYS
-                    .iter()
-                    .filter(|(_, bk)| wanted(bk))
-                    .map(|(k, bk)| (bk.to_string(), default_value(k, &state.cfg), STATIC_BROKER_CONFIG, true))
-                    .collect()),
-                RESOURCE_BROKER => Err((ResponseError::InvalidRequest, format!("no broker {name} here"))),
-                other => Err((ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
+                RESOURCE_BROKER if name.is_empty() || name == state.cfg.broker_id.to_string() => {
+                    Ok(TOPIC_KEYS
+                        .iter()
+                        .filter(|(_, bk)| wanted(bk))
+                        .map(|(k, bk)| {
+                            (
+                                bk.to_string(),
+                                default_value(k, &state.cfg),
+                                STATIC_BROKER_CONFIG,
+                                true,
+                            )
+                        })
+                        .collect())
+                }
+                RESOURCE_BROKER => Err((
+                    ResponseError::InvalidRequest,
+                    format!("no broker {name} here"),
+                )),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("resource type {other} is not supported"),
+                )),
             };
             match entries {
                 Ok(list) => base.with_configs(
@@ -57,13 +86,19 @@ pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) ->
                                 .with_config_source(source);
                             if version >= 3 {
                                 let numeric = v.parse::<i64>().is_ok();
-                                c = c.with_config_type(if numeric { TYPE_LONG } else { TYPE_STRING });
+                                c = c.with_config_type(if numeric {
+                                    TYPE_LONG
+                                } else {
+                                    TYPE_STRING
+                                });
                             }
                             c.with_value(Some(StrBytes::from_string(v)))
                         })
                         .collect(),
                 ),
-                Err((e, msg)) => base.with_error_code(e.code()).with_error_message(Some(StrBytes::from_string(msg))),
+                Err((e, msg)) => base
+                    .with_error_code(e.code())
+                    .with_error_message(Some(StrBytes::from_string(msg))),
             }
         })
         .collect();

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    FetchResponse, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{ResponseKind, TopicName};
 use kafka_protocol::ResponseError;
 
@@ -36,8 +38,15 @@ pub async fn handle(state: &State, req: FetchRequest, version: i16) -> Reply {
     let catalog = state.catalog();
     let mut layout: Vec<(TopicName, uuid::Uuid, Vec<Wanted>)> = Vec::new();
     for t in &req.topics {
-        let name = if version >= 13 { catalog.by_id(t.topic_id).map(|m| m.name.clone()) } else { Some(t.topic.0.to_string()) };
-        let id = name.as_ref().and_then(|n| catalog.topics.get(n)).map_or(t.topic_id, |m| m.id);
+        let name = if version >= 13 {
+            catalog.by_id(t.topic_id).map(|m| m.name.clone())
+        } else {
+            Some(t.topic.0.to_string())
+        };
+        let id = name
+            .as_ref()
+            .and_then(|n| catalog.topics.get(n))
+            .map_or(t.topic_id, |m| m.id);
         let wanted = t
             .partitions
             .iter()
@@ -51,7 +60,11 @@ pub async fn handle(state: &State, req: FetchRequest, version: i16) -> Reply {
         layout.push((t.topic.clone(), id, wanted));
     }
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
-    let max_bytes = if req.max_bytes <= 0 { usize::MAX } else { req.max_bytes as usize };
+    let max_bytes = if req.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        req.max_bytes as usize
+    };
     let min_bytes = req.min_bytes.max(0) as usize;
     let results = loop {
         let (results, total, observed) = read_all(state, &layout, max_bytes).await;
@@ -82,20 +95,40 @@ async fn read_all(
     for (_, _, parts) in layout {
         for w in parts {
             let Some(topic) = &w.topic else {
-                out.push(Got { error: Some(ResponseError::UnknownTopicId), data: None });
+                out.push(Got {
+                    error: Some(ResponseError::UnknownTopicId),
+                    data: None,
+                });
                 continue;
             };
-            let budget = if total == 0 { w.max_bytes } else { w.max_bytes.min(max_bytes.saturating_sub(total)) };
+            let budget = if total == 0 {
+                w.max_bytes
+            } else {
+                w.max_bytes.min(max_bytes.saturating_sub(total))
+            };
             let budget = budget.min(MAX_RECORDS_PER_PARTITION_BYTES);
-            let got = if budget == 0 && total > 0 { Ok(None) } else { read_one(state, topic, w.partition, w.offset, budget).await };
+            let got = if budget == 0 && total > 0 {
+                Ok(None)
+            } else {
+                read_one(state, topic, w.partition, w.offset, budget).await
+            };
             match got {
                 Ok(Some(d)) => {
                     total += d.bytes();
                     observed.push((topic.clone(), w.partition, d.high_watermark));
-                    out.push(Got { error: None, data: Some(d) });
+                    out.push(Got {
+                        error: None,
+                        data: Some(d),
+                    });
                 }
-                Ok(None) => out.push(Got { error: None, data: None }),
-                Err(e) => out.push(Got { error: Some(e), data: None }),
+                Ok(None) => out.push(Got {
+                    error: None,
+                    data: None,
+                }),
+                Err(e) => out.push(Got {
+                    error: Some(e),
+                    data: None,
+                }),
             }
         }
     }
@@ -104,18 +137,33 @@ async fn read_all(
 
 /// Read one partition on its shard. Local reads keep the DMA buffer; remote
 /// reads come back as owned bytes (one copy, counted in the closing note).
-async fn read_one(state: &State, topic: &str, partition: i32, offset: i64, max_bytes: usize) -> Result<Option<FetchData>, ResponseError> {
+async fn read_one(
+    state: &State,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<Option<FetchData>, ResponseError> {
     let Some(shard_id) = state.table.borrow().shard_of(topic, partition) else {
         return Err(ResponseError::UnknownTopicOrPartition);
     };
     if shard_id == state.id {
-        let log = state.log(topic, partition).ok_or(ResponseError::UnknownTopicOrPartition)?;
-        return storage::read::read(&log, offset, max_bytes).await.map(Some).map_err(|e| storage_error_code(&e));
+        let log = state
+            .log(topic, partition)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        return storage::read::read(&log, offset, max_bytes)
+            .await
+            .map(Some)
+            .map_err(|e| storage_error_code(&e));
     }
     let topic = topic.to_string();
     let r = shard::submit_to(shard_id, move || async move {
-        let log = local().log(&topic, partition).ok_or(ResponseError::UnknownTopicOrPartition)?;
-        let d = storage::read::read(&log, offset, max_bytes).await.map_err(|e| storage_error_code(&e))?;
+        let log = local()
+            .log(&topic, partition)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let d = storage::read::read(&log, offset, max_bytes)
+            .await
+            .map_err(|e| storage_error_code(&e))?;
         let owned: Vec<Bytes> = d
             .chunks
             .into_iter()
@@ -128,12 +176,17 @@ async fn read_one(state: &State, topic: &str, partition: i32, offset: i64, max_b
     })
     .await
     .map_err(|_| ResponseError::NotLeaderOrFollower)??;
-    Ok(Some(FetchData { chunks: r.0.into_iter().map(Chunk::Mem).collect(), high_watermark: r.1, log_start_offset: r.2 }))
+    Ok(Some(FetchData {
+        chunks: r.0.into_iter().map(Chunk::Mem).collect(),
+        high_watermark: r.1,
+        log_start_offset: r.2,
+    }))
 }
 
 /// Wait until any observed partition's high watermark moves, or `timeout`.
 async fn wait_for_data(state: &State, observed: Vec<(String, i32, i64)>, timeout: Duration) {
-    let mut by_shard: std::collections::HashMap<shard::ShardId, Vec<(String, i32, i64)>> = Default::default();
+    let mut by_shard: std::collections::HashMap<shard::ShardId, Vec<(String, i32, i64)>> =
+        Default::default();
     for (t, p, hw) in observed {
         if let Some(s) = state.table.borrow().shard_of(&t, p) {
             by_shard.entry(s).or_default().push((t, p, hw));
@@ -165,7 +218,11 @@ async fn wait_local(parts: Vec<(String, i32, i64)>, timeout: Duration) {
     let _ = shard::timeout(timeout, select_all(notified)).await;
 }
 
-fn build(layout: Vec<(TopicName, uuid::Uuid, Vec<Wanted>)>, results: Vec<Got>, version: i16) -> Reply {
+fn build(
+    layout: Vec<(TopicName, uuid::Uuid, Vec<Wanted>)>,
+    results: Vec<Got>,
+    version: i16,
+) -> Reply {
     let mut records = VecDeque::new();
     let mut results = results.into_iter();
     let mut responses = Vec::with_capacity(layout.len());
@@ -197,7 +254,15 @@ fn build(layout: Vec<(TopicName, uuid::Uuid, Vec<Wanted>)>, results: Vec<Got>, v
         }
         // v13+ identifies topics by id only; older versions by name only.
         let t = FetchableTopicResponse::default().with_partitions(partitions);
-        responses.push(if version >= 13 { t.with_topic_id(id) } else { t.with_topic(name) });
+        responses.push(if version >= 13 {
+            t.with_topic_id(id)
+        } else {
+            t.with_topic(name)
+        });
     }
-    Reply { body: ResponseKind::Fetch(FetchResponse::default().with_responses(responses)), records, version: None }
+    Reply {
+        body: ResponseKind::Fetch(FetchResponse::default().with_responses(responses)),
+        records,
+        version: None,
+    }
 }

@@ -34,14 +34,25 @@ pub async fn handle(state: &State, req: ListOffsetsRequest, version: i16) -> Res
             })
             .await
             .unwrap_or(Err(ResponseError::UnknownTopicOrPartition));
-            let mut resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let mut resp =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             resp = match r {
-                Ok((ts, off)) => resp.with_timestamp(ts).with_offset(off).with_leader_epoch(if version >= 4 { 0 } else { -1 }),
-                Err(e) => resp.with_error_code(e.code()).with_timestamp(-1).with_offset(-1),
+                Ok((ts, off)) => resp
+                    .with_timestamp(ts)
+                    .with_offset(off)
+                    .with_leader_epoch(if version >= 4 { 0 } else { -1 }),
+                Err(e) => resp
+                    .with_error_code(e.code())
+                    .with_timestamp(-1)
+                    .with_offset(-1),
             };
             parts.push(resp);
         }
-        topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(parts));
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(parts),
+        );
     }
     ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics))
 }

@@ -17,19 +17,36 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
     let wanted: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
-        Some(t) => Some(t.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()),
+        Some(t) => Some(
+            t.into_iter()
+                .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+                .collect(),
+        ),
     };
-    let auto_create = cfg.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
+    let auto_create =
+        cfg.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
     if let (Some(w), true) = (&wanted, auto_create) {
         let catalog = state.catalog();
         let missing: Vec<TopicSpec> = w
             .iter()
             .filter_map(|(n, _)| n.clone())
-            .filter(|n| !catalog.topics.contains_key(n) && crate::cluster::catalog::valid_topic_name(n))
-            .map(|name| TopicSpec { name, partitions: -1, replication_factor: -1, configs: vec![] })
+            .filter(|n| {
+                !catalog.topics.contains_key(n) && crate::cluster::catalog::valid_topic_name(n)
+            })
+            .map(|name| TopicSpec {
+                name,
+                partitions: -1,
+                replication_factor: -1,
+                configs: vec![],
+            })
             .collect();
         if !missing.is_empty() {
-            for (name, r) in controller::submit(Change::Create { specs: missing, validate_only: false }).await {
+            for (name, r) in controller::submit(Change::Create {
+                specs: missing,
+                validate_only: false,
+            })
+            .await
+            {
                 if let Err((_, msg)) = r {
                     tracing::debug!(topic = name, msg, "auto-create skipped");
                 }
@@ -38,7 +55,11 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
     }
     let catalog = state.catalog();
     let topics: Vec<MetadataResponseTopic> = match wanted {
-        None => catalog.topics.values().map(|t| topic_entry(t, me, version)).collect(),
+        None => catalog
+            .topics
+            .values()
+            .map(|t| topic_entry(t, me, version))
+            .collect(),
         Some(w) => w
             .into_iter()
             .map(|(name, id)| {
@@ -50,7 +71,9 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
                     Some(t) => topic_entry(t, me, version),
                     None => {
                         let err = match &name {
-                            Some(n) if !crate::cluster::catalog::valid_topic_name(n) => ResponseError::InvalidTopicException,
+                            Some(n) if !crate::cluster::catalog::valid_topic_name(n) => {
+                                ResponseError::InvalidTopicException
+                            }
                             Some(_) => ResponseError::UnknownTopicOrPartition,
                             None => ResponseError::UnknownTopicId,
                         };
@@ -67,7 +90,9 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
         .with_node_id(me)
         .with_host(StrBytes::from_string(cfg.advertised_host.clone()))
         .with_port(cfg.advertised_port as i32);
-    let mut resp = MetadataResponse::default().with_brokers(vec![broker]).with_topics(topics);
+    let mut resp = MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_topics(topics);
     if version >= 1 {
         resp = resp.with_controller_id(me);
     }
@@ -90,7 +115,11 @@ fn topic_entry(t: &TopicMeta, me: BrokerId, version: i16) -> MetadataResponseTop
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
-        .with_topic_id(if version >= 10 { t.id } else { uuid::Uuid::nil() })
+        .with_topic_id(if version >= 10 {
+            t.id
+        } else {
+            uuid::Uuid::nil()
+        })
         .with_is_internal(version >= 1 && t.name.starts_with("__"))
         .with_partitions(partitions)
 }

@@ -35,12 +35,21 @@ pub struct Reply {
 
 impl From<ResponseKind> for Reply {
     fn from(body: ResponseKind) -> Self {
-        Reply { body, records: VecDeque::new(), version: None }
+        Reply {
+            body,
+            records: VecDeque::new(),
+            version: None,
+        }
     }
 }
 
 /// Handle one request; `None` means no response is sent (acks=0 produce).
-pub async fn handle(state: State, header: RequestHeader, api: ApiKey, body: Option<RequestKind>) -> Option<Response> {
+pub async fn handle(
+    state: State,
+    header: RequestHeader,
+    api: ApiKey,
+    body: Option<RequestKind>,
+) -> Option<Response> {
     let version = header.request_api_version;
     let reply: Option<Reply> = match body {
         None => Some(api_versions::unsupported_version()),
@@ -48,14 +57,26 @@ pub async fn handle(state: State, header: RequestHeader, api: ApiKey, body: Opti
         Some(RequestKind::Metadata(r)) => Some(metadata::handle(&state, r, version).await.into()),
         Some(RequestKind::Produce(r)) => produce::handle(&state, r, version).await.map(Into::into),
         Some(RequestKind::Fetch(r)) => Some(fetch::handle(&state, r, version).await),
-        Some(RequestKind::ListOffsets(r)) => Some(list_offsets::handle(&state, r, version).await.into()),
-        Some(RequestKind::CreateTopics(r)) => Some(create_topics::handle(&state, r, version).await.into()),
-        Some(RequestKind::DeleteTopics(r)) => Some(delete_topics::handle(&state, r, version).await.into()),
-        Some(RequestKind::CreatePartitions(r)) => Some(create_partitions::handle(&state, r).await.into()),
-        Some(RequestKind::DescribeConfigs(r)) => Some(describe_configs::handle(&state, r, version).await.into()),
+        Some(RequestKind::ListOffsets(r)) => {
+            Some(list_offsets::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::CreateTopics(r)) => {
+            Some(create_topics::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::DeleteTopics(r)) => {
+            Some(delete_topics::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::CreatePartitions(r)) => {
+            Some(create_partitions::handle(&state, r).await.into())
+        }
+        Some(RequestKind::DescribeConfigs(r)) => {
+            Some(describe_configs::handle(&state, r, version).await.into())
+        }
         Some(RequestKind::AlterConfigs(r)) => Some(configs::alter(r).await.into()),
         Some(RequestKind::IncrementalAlterConfigs(r)) => Some(configs::incremental(r).await.into()),
-        Some(RequestKind::DescribeCluster(r)) => Some(describe_cluster::handle(&state, r, version).into()),
+        Some(RequestKind::DescribeCluster(r)) => {
+            Some(describe_cluster::handle(&state, r, version).into())
+        }
         Some(other) => {
             // Unreachable in practice: the connection refuses APIs we do not
             // advertise before decoding them.

@@ -1,6 +1,8 @@
 use futures::future::join_all;
 use kafka_protocol::messages::produce_request::ProduceRequest;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::ResponseKind;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -21,7 +23,13 @@ struct Outcome {
 
 impl Outcome {
     fn err(e: ResponseError, message: Option<String>) -> Self {
-        Outcome { error: Some(e), message, base_offset: -1, log_append_time_ms: -1, log_start_offset: -1 }
+        Outcome {
+            error: Some(e),
+            message,
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+        }
     }
 }
 
@@ -30,7 +38,12 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
     if req.transactional_id.is_some() {
         // Transactions are not implemented: refuse rather than store batches
         // whose commit markers would never come.
-        return reply_all(req, version, ResponseError::TransactionalIdAuthorizationFailed, acks);
+        return reply_all(
+            req,
+            version,
+            ResponseError::TransactionalIdAuthorizationFailed,
+            acks,
+        );
     }
     if !matches!(acks, -1..=1) {
         return reply_all(req, version, ResponseError::InvalidRequiredAcks, acks);
@@ -52,7 +65,10 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                     return (index, Outcome::err(ResponseError::UnknownTopicId, None));
                 };
                 let Some(records) = p.records else {
-                    return (index, Outcome::err(ResponseError::CorruptMessage, Some("no records".into())));
+                    return (
+                        index,
+                        Outcome::err(ResponseError::CorruptMessage, Some("no records".into())),
+                    );
                 };
                 let out = on_partition(state, &name, index, move |log| async move {
                     let appended = log.borrow_mut().append(&records, acks == -1, now_ms());
@@ -64,7 +80,9 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                     if acks != 0 {
                         match done.await {
                             Ok(Ok(())) => {}
-                            Ok(Err(e)) => return Outcome::err(storage_error_code(&e), Some(e.to_string())),
+                            Ok(Err(e)) => {
+                                return Outcome::err(storage_error_code(&e), Some(e.to_string()))
+                            }
                             Err(_) => return Outcome::err(ResponseError::KafkaStorageError, None),
                         }
                     }
@@ -77,7 +95,12 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                     }
                 })
                 .await;
-                (index, out.unwrap_or_else(|| Outcome::err(ResponseError::UnknownTopicOrPartition, None)))
+                (
+                    index,
+                    out.unwrap_or_else(|| {
+                        Outcome::err(ResponseError::UnknownTopicOrPartition, None)
+                    }),
+                )
             }
         });
         let results = join_all(parts).await;
@@ -89,12 +112,20 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
     let responses = topics
         .into_iter()
         .map(|(name, id, parts)| {
-            TopicProduceResponse::default().with_name(name).with_topic_id(id).with_partition_responses(
-                parts.into_iter().map(|(index, o)| partition_response(index, o, version)).collect(),
-            )
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_topic_id(id)
+                .with_partition_responses(
+                    parts
+                        .into_iter()
+                        .map(|(index, o)| partition_response(index, o, version))
+                        .collect(),
+                )
         })
         .collect();
-    Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+    Some(ResponseKind::Produce(
+        ProduceResponse::default().with_responses(responses),
+    ))
 }
 
 fn partition_response(index: i32, o: Outcome, version: i16) -> PartitionProduceResponse {
@@ -112,7 +143,12 @@ fn partition_response(index: i32, o: Outcome, version: i16) -> PartitionProduceR
     r
 }
 
-fn reply_all(req: ProduceRequest, version: i16, e: ResponseError, acks: i16) -> Option<ResponseKind> {
+fn reply_all(
+    req: ProduceRequest,
+    version: i16,
+    e: ResponseError,
+    acks: i16,
+) -> Option<ResponseKind> {
     if acks == 0 {
         return None;
     }
@@ -120,9 +156,18 @@ fn reply_all(req: ProduceRequest, version: i16, e: ResponseError, acks: i16) -> 
         .topic_data
         .into_iter()
         .map(|t| {
-            let parts = t.partition_data.iter().map(|p| partition_response(p.index, Outcome::err(e, None), version)).collect();
-            TopicProduceResponse::default().with_name(t.name).with_topic_id(t.topic_id).with_partition_responses(parts)
+            let parts = t
+                .partition_data
+                .iter()
+                .map(|p| partition_response(p.index, Outcome::err(e, None), version))
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partition_responses(parts)
         })
         .collect();
-    Some(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+    Some(ResponseKind::Produce(
+        ProduceResponse::default().with_responses(responses),
+    ))
 }

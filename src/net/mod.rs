@@ -29,14 +29,20 @@ pub async fn serve(listener: Listener, state: State) {
             }
         };
         if open.get() >= state.cfg.max_connections_per_shard {
-            tracing::warn!(limit = state.cfg.max_connections_per_shard, "connection refused: max.connections reached on this shard");
+            tracing::warn!(
+                limit = state.cfg.max_connections_per_shard,
+                "connection refused: max.connections reached on this shard"
+            );
             continue;
         }
         let _ = stream.set_nodelay(true);
         open.set(open.get() + 1);
         let (state, open) = (state.clone(), open.clone());
         shard::spawn(async move {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             if let Err(reason) = connection(stream, state).await {
                 tracing::info!(peer, %reason, "closing connection");
             }
@@ -58,7 +64,10 @@ enum Closed {
     #[error("{0}")]
     Request(#[from] request::RequestError),
     #[error("unsupported {api:?} version {version}")]
-    Unsupported { api: crate::protocol::ApiKey, version: i16 },
+    Unsupported {
+        api: crate::protocol::ApiKey,
+        version: i16,
+    },
 }
 
 async fn connection(stream: shard::net::Stream, state: State) -> Result<(), Closed> {
@@ -90,7 +99,10 @@ async fn connection(stream: shard::net::Stream, state: State) -> Result<(), Clos
                 return Err(Closed::BadSize(size));
             }
             if size as usize > state.cfg.socket_request_max_bytes {
-                return Err(Closed::TooLarge { size: size as i64, max: state.cfg.socket_request_max_bytes });
+                return Err(Closed::TooLarge {
+                    size: size as i64,
+                    max: state.cfg.socket_request_max_bytes,
+                });
             }
             let mut frame = BytesMut::zeroed(size as usize);
             rd.read_exact(&mut frame).await?;
@@ -104,10 +116,15 @@ async fn connection(stream: shard::net::Stream, state: State) -> Result<(), Clos
             }
             // Only an ApiVersions of a version we do not know goes on without a
             // body: it is answered with UNSUPPORTED_VERSION in v0.
-            let body = if supported { Some(request::decode_body(&mut parsed)?) } else { None };
+            let body = if supported {
+                Some(request::decode_body(&mut parsed)?)
+            } else {
+                None
+            };
             let st = state.clone();
             let header = parsed.header;
-            let task = shard::spawn(async move { crate::handler::handle(st, header, api, body).await });
+            let task =
+                shard::spawn(async move { crate::handler::handle(st, header, api, body).await });
             if tx.send(task).await.is_err() {
                 return Ok(());
             }

@@ -13,7 +13,11 @@ pub enum RequestError {
     #[error("malformed request header: {0}")]
     BadHeader(String),
     #[error("malformed {api:?} v{version} request: {why}")]
-    BadBody { api: ApiKey, version: i16, why: String },
+    BadBody {
+        api: ApiKey,
+        version: i16,
+        why: String,
+    },
 }
 
 /// What the header says before the body is decoded; enough to answer
@@ -37,10 +41,17 @@ pub fn parse_header(mut frame: Bytes) -> Result<Parsed, RequestError> {
     let header_version = if api == ApiKey::ApiVersions && version > api.valid_versions().max {
         2
     } else {
-        api.request_header_version(version.clamp(api.valid_versions().min, api.valid_versions().max))
+        api.request_header_version(
+            version.clamp(api.valid_versions().min, api.valid_versions().max),
+        )
     };
-    let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| RequestError::BadHeader(e.to_string()))?;
-    Ok(Parsed { header, api, body: frame })
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| RequestError::BadHeader(e.to_string()))?;
+    Ok(Parsed {
+        header,
+        api,
+        body: frame,
+    })
 }
 
 pub fn decode_body(p: &mut Parsed) -> Result<RequestKind, RequestError> {

@@ -94,7 +94,10 @@ unsafe impl BufMut for SegmentedBuf {
             self.current.extend_from_slice(src);
             return;
         }
-        let chunks = self.pending.pop_front().expect("a record chunk list per placeholder");
+        let chunks = self
+            .pending
+            .pop_front()
+            .expect("a record chunk list per placeholder");
         let total: usize = chunks.iter().map(Chunk::len).sum();
         assert_eq!(total, src.len(), "placeholder length must match its chunks");
         let head = self.current.split().freeze();
@@ -110,11 +113,16 @@ impl ByteBufMut for SegmentedBuf {
         self.done_len + self.current.len()
     }
     fn seek(&mut self, offset: usize) {
-        let local = offset.checked_sub(self.done_len).expect("seek into a finished segment");
+        let local = offset
+            .checked_sub(self.done_len)
+            .expect("seek into a finished segment");
         self.current.seek(local)
     }
     fn range(&mut self, r: Range<usize>) -> &mut [u8] {
-        let start = r.start.checked_sub(self.done_len).expect("range in a finished segment");
+        let start = r
+            .start
+            .checked_sub(self.done_len)
+            .expect("range in a finished segment");
         self.current.range(start..r.end - self.done_len)
     }
 }
@@ -139,11 +147,17 @@ pub fn encode(
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header.encode(&mut buf, api.response_header_version(version))?;
     body.encode_into(&mut buf, version)?;
-    assert!(buf.pending.is_empty(), "every record chunk list must be placed");
+    assert!(
+        buf.pending.is_empty(),
+        "every record chunk list must be placed"
+    );
     let tail = buf.current.split().freeze();
     let mut segments = buf.done;
     segments.push(Segment::Encoded(tail));
-    let mut resp = Response { segments, zero_copy_bytes: buf.zero_copy_bytes };
+    let mut resp = Response {
+        segments,
+        zero_copy_bytes: buf.zero_copy_bytes,
+    };
     let size = (resp.len() - 4) as i32;
     if let Some(Segment::Encoded(first)) = resp.segments.first_mut() {
         let mut b = BytesMut::from(&first[..]);
@@ -190,13 +204,17 @@ encode_into_impl!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::fetch_response::{
+        FetchResponse, FetchableTopicResponse, PartitionData,
+    };
     use kafka_protocol::protocol::{Decodable, StrBytes};
 
     #[test]
     fn records_are_spliced_not_copied_and_decode_back() {
         let recs = Bytes::from_static(b"pretend-these-are-record-batches");
-        let part = PartitionData::default().with_partition_index(3).with_records(Some(records_placeholder(recs.len())));
+        let part = PartitionData::default()
+            .with_partition_index(3)
+            .with_records(Some(records_placeholder(recs.len())));
         let topic = FetchableTopicResponse::default()
             .with_topic(StrBytes::from_static_str("t").into())
             .with_partitions(vec![part]);
@@ -218,6 +236,9 @@ mod tests {
         let h = ResponseHeader::decode(&mut b, ApiKey::Fetch.response_header_version(12)).unwrap();
         assert_eq!(h.correlation_id, 77);
         let decoded = FetchResponse::decode(&mut b, 12).unwrap();
-        assert_eq!(decoded.responses[0].partitions[0].records.as_ref().unwrap(), &recs);
+        assert_eq!(
+            decoded.responses[0].partitions[0].records.as_ref().unwrap(),
+            &recs
+        );
     }
 }

@@ -35,7 +35,10 @@ impl DmaFile {
     }
 
     pub async fn open_read(path: &Path) -> io::Result<Self> {
-        glommio::io::DmaFile::open(path).await.map(Self).map_err(to_io)
+        glommio::io::DmaFile::open(path)
+            .await
+            .map(Self)
+            .map_err(to_io)
     }
 
     pub fn alignment(&self) -> u64 {
@@ -124,7 +127,11 @@ impl AsRef<[u8]> for ShardLocal {
 
 impl Drop for ShardLocal {
     fn drop(&mut self) {
-        assert_eq!(self.1, std::thread::current().id(), "shard-local buffer crossed threads");
+        assert_eq!(
+            self.1,
+            std::thread::current().id(),
+            "shard-local buffer crossed threads"
+        );
     }
 }
 
@@ -138,7 +145,8 @@ unsafe impl Send for ShardLocal {}
 /// every read on a device without poll queues (virtio, most cloud disks) fails
 /// with EOPNOTSUPP. Opening a non-empty file first makes the probe honest.
 pub async fn prime_device_probe(dir: &Path) -> io::Result<()> {
-    let path = dir.join(format!(".sluice-probe-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+    let path = dir
+        .join(format!(".sluice-probe-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
     std::fs::write(&path, vec![0u8; 4096])?;
     let f = DmaFile::open_read(&path).await;
     let _ = std::fs::remove_file(&path);

@@ -72,7 +72,9 @@ pub fn available_cpus() -> Vec<usize> {
     core_affinity::get_core_ids()
         .map(|ids| ids.into_iter().map(|c| c.id).collect())
         .filter(|v: &Vec<usize>| !v.is_empty())
-        .unwrap_or_else(|| (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect())
+        .unwrap_or_else(|| {
+            (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+        })
 }
 
 /// Start `nr_shards` pinned executors, wire the cross-shard mesh, run `main` on
@@ -116,7 +118,11 @@ where
                 }));
                 let receivers = futures::future::join_all(rxs.into_iter().map(|rx| rx.connect()));
                 let (peers, receivers) = futures::join!(senders, receivers);
-                let rt = Rc::new(Runtime { id, nr_shards: n, peers });
+                let rt = Rc::new(Runtime {
+                    id,
+                    nr_shards: n,
+                    peers,
+                });
                 RUNTIME.with(|r| *r.borrow_mut() = Some(rt));
                 for rx in receivers {
                     let rx: ConnectedReceiver<Job> = rx;
@@ -133,7 +139,8 @@ where
         handles.push(h);
     }
     for h in handles {
-        h.join().map_err(|e| std::io::Error::other(format!("shard thread failed: {e:?}")))?;
+        h.join()
+            .map_err(|e| std::io::Error::other(format!("shard thread failed: {e:?}")))?;
     }
     Ok(())
 }
@@ -207,4 +214,14 @@ pub async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
 /// Give other tasks a turn if this one has run for its time slice.
 pub async fn yield_if_needed() {
     glommio::yield_if_needed().await;
+}
+
+/// Run `f` to completion on a one-off executor on the calling thread (benches,
+/// tools and tests that need the I/O types outside a running broker).
+pub fn block_on<T>(f: impl Future<Output = T>) -> T {
+    let ex = glommio::LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(8 << 20)
+        .make()
+        .expect("cannot start an executor");
+    ex.run(f)
 }

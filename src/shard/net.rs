@@ -21,7 +21,9 @@ impl Listener {
         s.bind(&addr.into())?;
         s.listen(backlog)?;
         // SAFETY: the fd comes from a socket we own and hand over exactly once.
-        Ok(Self(unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) }))
+        Ok(Self(unsafe {
+            glommio::net::TcpListener::from_raw_fd(s.into_raw_fd())
+        }))
     }
 
     pub async fn accept(&self) -> io::Result<Stream> {

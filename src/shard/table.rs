@@ -45,10 +45,15 @@ impl ShardTable {
 
     /// Rebuild from the full list of (topic, partition count) at `version`.
     pub fn rebuild<'a>(&mut self, version: u64, topics: impl Iterator<Item = (&'a str, i32)>) {
-        assert!(version >= self.version, "shard table must not go back in time");
+        assert!(
+            version >= self.version,
+            "shard table must not go back in time"
+        );
         self.map.clear();
         for (topic, count) in topics {
-            let shards = (0..count).map(|p| place(topic, p, self.nr_shards)).collect();
+            let shards = (0..count)
+                .map(|p| place(topic, p, self.nr_shards))
+                .collect();
             self.map.insert(topic.to_string(), shards);
         }
         self.version = version;
@@ -60,7 +65,10 @@ impl ShardTable {
 
     pub fn shard_of(&self, topic: &str, partition: i32) -> Option<ShardId> {
         let shards = self.map.get(topic)?;
-        usize::try_from(partition).ok().and_then(|p| shards.get(p)).copied()
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| shards.get(p))
+            .copied()
     }
 
     /// Every (topic, partition) whose home is `shard`.

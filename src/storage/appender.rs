@@ -24,12 +24,23 @@ impl Appender {
         let align = file.alignment();
         let tail_start = len - len % align;
         let tail = if tail_start < len {
-            file.read_at(tail_start, (len - tail_start) as usize).await?.to_vec()
+            file.read_at(tail_start, (len - tail_start) as usize)
+                .await?
+                .to_vec()
         } else {
             Vec::new()
         };
-        assert_eq!(tail.len() as u64, len - tail_start, "short read of the tail block");
-        Ok(Self { file, align, len, tail })
+        assert_eq!(
+            tail.len() as u64,
+            len - tail_start,
+            "short read of the tail block"
+        );
+        Ok(Self {
+            file,
+            align,
+            len,
+            tail,
+        })
     }
 
     pub fn len(&self) -> u64 {
@@ -66,7 +77,8 @@ impl Appender {
     }
 
     pub async fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.append_with(bytes.len(), |d| d.copy_from_slice(bytes)).await
+        self.append_with(bytes.len(), |d| d.copy_from_slice(bytes))
+            .await
     }
 
     pub async fn sync(&self) -> io::Result<()> {
@@ -79,7 +91,10 @@ impl Appender {
         self.file.truncate(len).await?;
         let tail_start = len - len % self.align;
         self.tail = if tail_start < len {
-            self.file.read_at(tail_start, (len - tail_start) as usize).await?.to_vec()
+            self.file
+                .read_at(tail_start, (len - tail_start) as usize)
+                .await?
+                .to_vec()
         } else {
             Vec::new()
         };

@@ -81,7 +81,9 @@ impl Committer {
 }
 
 async fn sync_log(log: &SharedLog) -> Result<(), StorageError> {
-    let Some(w) = log.borrow_mut().writer.take() else { return Ok(()) };
+    let Some(w) = log.borrow_mut().writer.take() else {
+        return Ok(());
+    };
     let hw = log.borrow().high_watermark;
     let r = w.log.sync().await;
     let mut l = log.borrow_mut();
@@ -110,14 +112,20 @@ async fn flush_partition(log: SharedLog) {
         Ok(()) => {
             let must_sync = {
                 let l = log.borrow();
-                pending.iter().any(|p| p.needs_sync) || l.unsynced_messages >= l.config.flush_interval_messages
+                pending.iter().any(|p| p.needs_sync)
+                    || l.unsynced_messages >= l.config.flush_interval_messages
             };
             if must_sync {
-                writer.log.sync().await.map_err(StorageError::from).map(|()| {
-                    let mut l = log.borrow_mut();
-                    l.synced_offset = l.high_watermark;
-                    l.unsynced_messages = 0;
-                })
+                writer
+                    .log
+                    .sync()
+                    .await
+                    .map_err(StorageError::from)
+                    .map(|()| {
+                        let mut l = log.borrow_mut();
+                        l.synced_offset = l.high_watermark;
+                        l.unsynced_messages = 0;
+                    })
             } else {
                 Ok(())
             }
@@ -161,7 +169,11 @@ fn fail_all(pending: Vec<Pending>, e: StorageError) {
 }
 
 /// Write the pending appends in order, rolling segments where needed.
-async fn write_pending(log: &SharedLog, writer: &mut SegmentWriter, pending: &[Pending]) -> Result<(), StorageError> {
+async fn write_pending(
+    log: &SharedLog,
+    writer: &mut SegmentWriter,
+    pending: &[Pending],
+) -> Result<(), StorageError> {
     let mut i = 0;
     while i < pending.len() {
         // Roll before the first append that does not fit the active segment.
@@ -178,7 +190,13 @@ async fn write_pending(log: &SharedLog, writer: &mut SegmentWriter, pending: &[P
         let mut run_bytes = pending[i].bytes.len() as u64;
         {
             let l = log.borrow();
-            while j < pending.len() && !l.should_roll(run_bytes + pending[j].bytes.len() as u64, pending[j].next_offset, now) {
+            while j < pending.len()
+                && !l.should_roll(
+                    run_bytes + pending[j].bytes.len() as u64,
+                    pending[j].next_offset,
+                    now,
+                )
+            {
                 run_bytes += pending[j].bytes.len() as u64;
                 j += 1;
             }
@@ -203,7 +221,10 @@ async fn write_pending(log: &SharedLog, writer: &mut SegmentWriter, pending: &[P
             return Err(e.into());
         }
         let mut l = log.borrow_mut();
-        assert_eq!(before, l.high_watermark, "one flush per partition at a time");
+        assert_eq!(
+            before, l.high_watermark,
+            "one flush per partition at a time"
+        );
         let interval = l.config.index_interval_bytes;
         let mut pos = start;
         let mut records = 0;
@@ -236,10 +257,19 @@ async fn write_pending(log: &SharedLog, writer: &mut SegmentWriter, pending: &[P
 }
 
 /// Write the active segment's new index entries.
-pub async fn persist_active_index(log: &SharedLog, writer: &mut SegmentWriter, seal: bool) -> std::io::Result<()> {
+pub async fn persist_active_index(
+    log: &SharedLog,
+    writer: &mut SegmentWriter,
+    seal: bool,
+) -> std::io::Result<()> {
     let base = log.borrow().active().base_offset;
     if seal {
-        log.borrow_mut().segments.get_mut(&base).unwrap().index.seal();
+        log.borrow_mut()
+            .segments
+            .get_mut(&base)
+            .unwrap()
+            .index
+            .seal();
     }
     let new = log.borrow().active().index.unpersisted();
     new.write(writer).await?;
@@ -267,7 +297,11 @@ pub async fn roll_segment(
 }
 
 /// Create the three files of a new segment (and make their names durable).
-pub async fn create_segment(dir: &std::path::Path, base_offset: i64, now: i64) -> Result<(Segment, SegmentWriter), StorageError> {
+pub async fn create_segment(
+    dir: &std::path::Path,
+    base_offset: i64,
+    now: i64,
+) -> Result<(Segment, SegmentWriter), StorageError> {
     let log_path = format::segment_file(dir, base_offset, "log");
     let w = SegmentWriter {
         log: Appender::open(&log_path, 0).await?,

@@ -77,7 +77,10 @@ pub enum BatchError {
 /// bytes; does not check the CRC.
 pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     if buf.len() < BATCH_HEADER_BYTES {
-        return Err(BatchError::Truncated { have: buf.len(), need: BATCH_HEADER_BYTES });
+        return Err(BatchError::Truncated {
+            have: buf.len(),
+            need: BATCH_HEADER_BYTES,
+        });
     }
     let batch_length = be_i32(buf, BATCH_LENGTH_AT);
     if batch_length < (BATCH_HEADER_BYTES - LOG_OVERHEAD) as i32 {
@@ -106,14 +109,22 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let h = parse_header(buf)?;
     if buf.len() < h.size_bytes {
-        return Err(BatchError::Truncated { have: buf.len(), need: h.size_bytes });
+        return Err(BatchError::Truncated {
+            have: buf.len(),
+            need: h.size_bytes,
+        });
     }
     let computed = crc32c::crc32c(&buf[ATTRIBUTES_AT..h.size_bytes]);
     if computed != h.crc {
-        return Err(BatchError::Crc { stored: h.crc, computed });
+        return Err(BatchError::Crc {
+            stored: h.crc,
+            computed,
+        });
     }
     if h.records_count < 0 || h.last_offset_delta < 0 {
-        return Err(BatchError::Inconsistent("negative record count or offset delta"));
+        return Err(BatchError::Inconsistent(
+            "negative record count or offset delta",
+        ));
     }
     Ok(h)
 }
@@ -229,7 +240,10 @@ pub const META_PROPERTIES_FILE: &str = "meta.properties";
 
 /// `partition.metadata`: "version: 0\ntopic_id: <base64 uuid>\n" as Kafka writes it.
 pub fn encode_partition_metadata(topic_id: uuid::Uuid) -> String {
-    format!("version: 0\ntopic_id: {}\n", base64_url(topic_id.as_bytes()))
+    format!(
+        "version: 0\ntopic_id: {}\n",
+        base64_url(topic_id.as_bytes())
+    )
 }
 
 pub fn decode_partition_metadata(s: &str) -> Option<uuid::Uuid> {
@@ -272,7 +286,10 @@ pub fn decode_meta_properties(s: &str) -> Option<(String, i32)> {
             .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
             .map(str::trim)
     };
-    Some((get("cluster.id")?.to_string(), get("node.id")?.parse().ok()?))
+    Some((
+        get("cluster.id")?.to_string(),
+        get("node.id")?.parse().ok()?,
+    ))
 }
 
 /// Kafka prints UUIDs (topic and cluster ids) as URL-safe base64 without padding.
@@ -280,7 +297,10 @@ pub fn base64_url(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
         }
@@ -323,12 +343,15 @@ mod tests {
             .map(|i| Record {
                 transactional: false,
                 control: false,
+                delete_horizon: false,
                 partition_leader_epoch: 0,
                 producer_id: -1,
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: -1,
+                // The encoder starts a new batch whenever offset - sequence
+                // changes, so sequences must follow offsets for one batch.
+                sequence: i as i32,
                 timestamp: 1_700_000_000_000 + i as i64,
                 key: None,
                 value: Some(bytes::Bytes::from(format!("value-{i}"))),
@@ -339,7 +362,10 @@ mod tests {
         RecordBatchEncoder::encode(
             &mut buf,
             &records,
-            &RecordEncodeOptions { version: 2, compression: Compression::None },
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
         )
         .unwrap();
         buf.to_vec()
@@ -349,12 +375,18 @@ mod tests {
     fn batch_header_and_crc() {
         let b = sample_batch(3);
         let h = validate_batch(&b).unwrap();
-        assert_eq!((h.size_bytes, h.records_count, h.last_offset_delta), (b.len(), 3, 2));
+        assert_eq!(
+            (h.size_bytes, h.records_count, h.last_offset_delta),
+            (b.len(), 3, 2)
+        );
         let mut bad = b.clone();
         let last = bad.len() - 1;
         bad[last] ^= 0xff;
         assert!(matches!(validate_batch(&bad), Err(BatchError::Crc { .. })));
-        assert!(matches!(validate_batch(&b[..b.len() - 1]), Err(BatchError::Truncated { .. })));
+        assert!(matches!(
+            validate_batch(&b[..b.len() - 1]),
+            Err(BatchError::Truncated { .. })
+        ));
     }
 
     #[test]
@@ -362,7 +394,10 @@ mod tests {
         let mut b = sample_batch(2);
         stamp_offset_and_epoch(&mut b, 1234, 7);
         let h = validate_batch(&b).unwrap();
-        assert_eq!((h.base_offset, h.leader_epoch, h.last_offset()), (1234, 7, 1235));
+        assert_eq!(
+            (h.base_offset, h.leader_epoch, h.last_offset()),
+            (1234, 7, 1235)
+        );
         stamp_log_append_time(&mut b, 42);
         let h = validate_batch(&b).unwrap();
         assert_eq!(h.max_timestamp, 42);
@@ -380,9 +415,15 @@ mod tests {
 
     #[test]
     fn index_entries_round_trip() {
-        let o = OffsetEntry { relative_offset: 17, position: 4096 };
+        let o = OffsetEntry {
+            relative_offset: 17,
+            position: 4096,
+        };
         assert_eq!(OffsetEntry::decode(&o.encode()), o);
-        let t = TimeEntry { timestamp_ms: -5, relative_offset: 9 };
+        let t = TimeEntry {
+            timestamp_ms: -5,
+            relative_offset: 9,
+        };
         assert_eq!(TimeEntry::decode(&t.encode()), t);
     }
 
@@ -400,7 +441,10 @@ mod tests {
     #[test]
     fn small_files_round_trip() {
         let id = uuid::Uuid::new_v4();
-        assert_eq!(decode_partition_metadata(&encode_partition_metadata(id)), Some(id));
+        assert_eq!(
+            decode_partition_metadata(&encode_partition_metadata(id)),
+            Some(id)
+        );
         let e = vec![(0, 0), (3, 1500)];
         assert_eq!(decode_leader_epochs(&encode_leader_epochs(&e)), Some(e));
         let m = encode_meta_properties("abc", 1);

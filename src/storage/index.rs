@@ -39,7 +39,10 @@ impl SegmentIndex {
             // Point at the batch start, so a lookup for any offset in or after
             // this batch lands at or before it.
             let rel = (h.base_offset - self.base_offset) as u32;
-            self.offsets.push(OffsetEntry { relative_offset: rel, position: position as u32 });
+            self.offsets.push(OffsetEntry {
+                relative_offset: rel,
+                position: position as u32,
+            });
             self.bytes_since_entry = 0;
         }
         self.bytes_since_entry += h.size_bytes as u64;
@@ -53,8 +56,15 @@ impl SegmentIndex {
     }
 
     fn push_time_entry(&mut self) {
-        if self.times.last().is_none_or(|t| t.timestamp_ms < self.max_timestamp_ms) {
-            self.times.push(TimeEntry { timestamp_ms: self.max_timestamp_ms, relative_offset: self.rel_offset_of_max_ts });
+        if self
+            .times
+            .last()
+            .is_none_or(|t| t.timestamp_ms < self.max_timestamp_ms)
+        {
+            self.times.push(TimeEntry {
+                timestamp_ms: self.max_timestamp_ms,
+                relative_offset: self.rel_offset_of_max_ts,
+            });
         }
     }
 
@@ -89,12 +99,23 @@ impl SegmentIndex {
 
     /// Adopt entries loaded from files; false if they are not well ordered or
     /// point past `log_bytes`.
-    pub fn adopt(&mut self, offsets: Vec<OffsetEntry>, times: Vec<TimeEntry>, log_bytes: u64) -> bool {
+    pub fn adopt(
+        &mut self,
+        offsets: Vec<OffsetEntry>,
+        times: Vec<TimeEntry>,
+        log_bytes: u64,
+    ) -> bool {
         let ordered = offsets
             .windows(2)
             .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position)
-            && times.windows(2).all(|w| w[0].timestamp_ms <= w[1].timestamp_ms);
-        if !ordered || offsets.last().is_some_and(|e| e.position as u64 >= log_bytes) {
+            && times
+                .windows(2)
+                .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms);
+        if !ordered
+            || offsets
+                .last()
+                .is_some_and(|e| e.position as u64 >= log_bytes)
+        {
             return false;
         }
         self.offsets_persisted = offsets.len();
@@ -131,13 +152,20 @@ mod tests {
         for b in 0..100i64 {
             idx.on_batch(&header(100 + b * 10, 10, 1000, b), (b * 1000) as u64, 4096);
         }
-        assert!(idx.offsets.len() >= 15 && idx.offsets.len() <= 25, "{}", idx.offsets.len());
+        assert!(
+            idx.offsets.len() >= 15 && idx.offsets.len() <= 25,
+            "{}",
+            idx.offsets.len()
+        );
         assert_eq!(idx.position_for(100), 0);
         assert_eq!(idx.position_for(50), 0);
         for off in 100..1100 {
             let batch_pos = ((off - 100) / 10 * 1000) as u64;
             let p = idx.position_for(off);
-            assert!(p <= batch_pos && batch_pos - p <= 4096 + 1000, "{off}: {p} vs {batch_pos}");
+            assert!(
+                p <= batch_pos && batch_pos - p <= 4096 + 1000,
+                "{off}: {p} vs {batch_pos}"
+            );
         }
     }
 
@@ -145,7 +173,11 @@ mod tests {
     fn time_lookup_starts_at_or_before_target() {
         let mut idx = SegmentIndex::new(0);
         for b in 0..50i64 {
-            idx.on_batch(&header(b * 10, 10, 1000, 1000 + b * 100), (b * 1000) as u64, 4096);
+            idx.on_batch(
+                &header(b * 10, 10, 1000, 1000 + b * 100),
+                (b * 1000) as u64,
+                4096,
+            );
         }
         assert_eq!(idx.time_scan_start(0), 0);
         for b in 0..50i64 {
@@ -159,11 +191,20 @@ mod tests {
     fn adopt_rejects_disorder() {
         let mut idx = SegmentIndex::new(0);
         let bad = vec![
-            OffsetEntry { relative_offset: 5, position: 100 },
-            OffsetEntry { relative_offset: 4, position: 200 },
+            OffsetEntry {
+                relative_offset: 5,
+                position: 100,
+            },
+            OffsetEntry {
+                relative_offset: 4,
+                position: 200,
+            },
         ];
         assert!(!idx.adopt(bad, vec![], 1000));
-        let good = vec![OffsetEntry { relative_offset: 5, position: 100 }];
+        let good = vec![OffsetEntry {
+            relative_offset: 5,
+            position: 100,
+        }];
         assert!(idx.adopt(good.clone(), vec![], 1000));
         assert!(!SegmentIndex::new(0).adopt(good, vec![], 50));
     }

@@ -92,7 +92,10 @@ pub struct PartitionLog {
 
 impl PartitionLog {
     pub fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("a log always has a segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
     }
 
     /// Validate, stamp offsets on and queue `records` (one or more batches).
@@ -109,11 +112,17 @@ impl PartitionLog {
         }
         let batches = format::split_batches(records)?;
         if batches.is_empty() {
-            return Err(StorageError::Corrupt(format::BatchError::Truncated { have: 0, need: 61 }));
+            return Err(StorageError::Corrupt(format::BatchError::Truncated {
+                have: 0,
+                need: 61,
+            }));
         }
         for (h, _) in &batches {
             if h.size_bytes > self.config.max_message_bytes {
-                return Err(StorageError::MessageTooLarge { size: h.size_bytes, max: self.config.max_message_bytes });
+                return Err(StorageError::MessageTooLarge {
+                    size: h.size_bytes,
+                    max: self.config.max_message_bytes,
+                });
             }
         }
         // One copy out of the request frame: batches get stamped, and the copy is
@@ -149,7 +158,11 @@ impl PartitionLog {
         self.next_offset = next;
         let info = AppendInfo {
             base_offset,
-            log_append_time_ms: if self.config.log_append_time { now_ms } else { -1 },
+            log_append_time_ms: if self.config.log_append_time {
+                now_ms
+            } else {
+                -1
+            },
             log_start_offset: self.log_start_offset,
         };
         Ok((info, rx))
@@ -179,7 +192,10 @@ impl PartitionLog {
     /// Write `leader-epoch-checkpoint` (single replica: one epoch from the start).
     pub fn write_epoch_checkpoint(&self) -> std::io::Result<()> {
         let entries = [(self.leader_epoch, 0i64)];
-        write_atomically(&self.dir.join(format::LEADER_EPOCH_FILE), format::encode_leader_epochs(&entries).as_bytes())
+        write_atomically(
+            &self.dir.join(format::LEADER_EPOCH_FILE),
+            format::encode_leader_epochs(&entries).as_bytes(),
+        )
     }
 }
 

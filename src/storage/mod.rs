@@ -46,11 +46,20 @@ impl Clone for StorageError {
     fn clone(&self) -> Self {
         match self {
             StorageError::Corrupt(e) => StorageError::Corrupt(e.clone()),
-            StorageError::MessageTooLarge { size, max } => StorageError::MessageTooLarge { size: *size, max: *max },
+            StorageError::MessageTooLarge { size, max } => StorageError::MessageTooLarge {
+                size: *size,
+                max: *max,
+            },
             StorageError::OffsetOutOfRange { offset, start, end } => {
-                StorageError::OffsetOutOfRange { offset: *offset, start: *start, end: *end }
+                StorageError::OffsetOutOfRange {
+                    offset: *offset,
+                    start: *start,
+                    end: *end,
+                }
             }
-            StorageError::DiskFull(e) => StorageError::DiskFull(std::io::Error::new(e.kind(), e.to_string())),
+            StorageError::DiskFull(e) => {
+                StorageError::DiskFull(std::io::Error::new(e.kind(), e.to_string()))
+            }
             StorageError::Io(e) => StorageError::Io(std::io::Error::new(e.kind(), e.to_string())),
             StorageError::Closed => StorageError::Closed,
         }

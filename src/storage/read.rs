@@ -58,14 +58,24 @@ pub struct Scanner<'a> {
 }
 
 pub enum Scanned {
-    Batch { pos: u64, header: BatchHeader, bytes: ReadBuf },
+    Batch {
+        pos: u64,
+        header: BatchHeader,
+        bytes: ReadBuf,
+    },
     /// Bytes at `pos` are not a valid batch (torn, corrupt or padding).
     Invalid { pos: u64, error: BatchError },
 }
 
 impl<'a> Scanner<'a> {
     pub fn new(file: &'a DmaFile, pos: u64, end: u64, verify_crc: bool) -> Self {
-        Self { file, pos, end, buf: None, verify_crc }
+        Self {
+            file,
+            pos,
+            end,
+            buf: None,
+            verify_crc,
+        }
     }
 
     async fn window(&mut self, len: usize) -> io::Result<ReadBuf> {
@@ -75,7 +85,9 @@ impl<'a> Scanner<'a> {
                 return Ok(b.slice(off, len).expect("in range"));
             }
         }
-        let want = len.max(SCAN_CHUNK_BYTES).min((self.end - self.pos) as usize);
+        let want = len
+            .max(SCAN_CHUNK_BYTES)
+            .min((self.end - self.pos) as usize);
         let b = self.file.read_at(self.pos, want).await?;
         self.buf = Some((self.pos, b.clone()));
         Ok(b.slice(0, len.min(b.len())).expect("in range"))
@@ -93,12 +105,18 @@ impl<'a> Scanner<'a> {
             Err(error) => return Ok(Some(Scanned::Invalid { pos, error })),
         };
         if header.size_bytes > left {
-            let error = BatchError::Truncated { have: left, need: header.size_bytes };
+            let error = BatchError::Truncated {
+                have: left,
+                need: header.size_bytes,
+            };
             return Ok(Some(Scanned::Invalid { pos, error }));
         }
         let bytes = self.window(header.size_bytes).await?;
         if bytes.len() < header.size_bytes {
-            let error = BatchError::Truncated { have: bytes.len(), need: header.size_bytes };
+            let error = BatchError::Truncated {
+                have: bytes.len(),
+                need: header.size_bytes,
+            };
             return Ok(Some(Scanned::Invalid { pos, error }));
         }
         if self.verify_crc {
@@ -113,16 +131,28 @@ impl<'a> Scanner<'a> {
 
 /// Everything a fetch needs from one partition, starting at `offset`, at most
 /// `max_bytes` (but always the whole first batch, as Kafka does).
-pub async fn read(log: &SharedLog, offset: i64, max_bytes: usize) -> Result<FetchData, StorageError> {
+pub async fn read(
+    log: &SharedLog,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<FetchData, StorageError> {
     let (hw, start) = {
         let l = log.borrow();
         (l.high_watermark, l.log_start_offset)
     };
-    let empty = |hw, start| FetchData { chunks: Vec::new(), high_watermark: hw, log_start_offset: start };
+    let empty = |hw, start| FetchData {
+        chunks: Vec::new(),
+        high_watermark: hw,
+        log_start_offset: start,
+    };
     {
         let l = log.borrow();
         if offset < start || offset > l.next_offset {
-            return Err(StorageError::OffsetOutOfRange { offset, start, end: l.next_offset });
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                start,
+                end: l.next_offset,
+            });
         }
     }
     if offset >= hw {
@@ -138,8 +168,14 @@ pub async fn read(log: &SharedLog, offset: i64, max_bytes: usize) -> Result<Fetc
     ensure_index_loaded(log, offset);
     let (file, pos, end) = {
         let l = log.borrow();
-        let Some(seg) = l.segment_for(offset) else { return Ok(empty(hw, start)) };
-        (seg.reader.clone(), seg.index.position_for(offset), seg.size_bytes)
+        let Some(seg) = l.segment_for(offset) else {
+            return Ok(empty(hw, start));
+        };
+        (
+            seg.reader.clone(),
+            seg.index.position_for(offset),
+            seg.size_bytes,
+        )
     };
     let mut scan = Scanner::new(&file, pos, end, false);
     let mut first: Option<(u64, usize)> = None;
@@ -151,12 +187,16 @@ pub async fn read(log: &SharedLog, offset: i64, max_bytes: usize) -> Result<Fetc
                 }
                 match &mut first {
                     None => first = Some((pos, header.size_bytes)),
-                    Some((_, len)) if *len + header.size_bytes <= max_bytes => *len += header.size_bytes,
+                    Some((_, len)) if *len + header.size_bytes <= max_bytes => {
+                        *len += header.size_bytes
+                    }
                     Some(_) => break,
                 }
             }
             Scanned::Invalid { pos, error } => {
-                return Err(StorageError::Io(io::Error::other(format!("invalid batch at {pos}: {error}"))));
+                return Err(StorageError::Io(io::Error::other(format!(
+                    "invalid batch at {pos}: {error}"
+                ))));
             }
         }
     }
@@ -164,13 +204,19 @@ pub async fn read(log: &SharedLog, offset: i64, max_bytes: usize) -> Result<Fetc
         Some((pos, len)) => vec![Chunk::Disk(file.read_at(pos, len).await?)],
         None => Vec::new(),
     };
-    Ok(FetchData { chunks, high_watermark: hw, log_start_offset: start })
+    Ok(FetchData {
+        chunks,
+        high_watermark: hw,
+        log_start_offset: start,
+    })
 }
 
 /// Older segments load their index files on first use.
 fn ensure_index_loaded(log: &SharedLog, offset: i64) {
     let mut l = log.borrow_mut();
-    let Some((_, seg)) = l.segments.range_mut(..=offset).next_back() else { return };
+    let Some((_, seg)) = l.segments.range_mut(..=offset).next_back() else {
+        return;
+    };
     if !seg.index_loaded && !seg.load_indexes() {
         // Without an index a read scans the segment from its start: slower,
         // still correct. Recovery rebuilds missing indexes at the next start.
@@ -180,22 +226,33 @@ fn ensure_index_loaded(log: &SharedLog, offset: i64) {
 
 /// First record with timestamp >= `ts`: (timestamp, offset), as ListOffsets
 /// answers it; `None` if every record is older.
-pub async fn offset_for_timestamp(log: &SharedLog, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+pub async fn offset_for_timestamp(
+    log: &SharedLog,
+    ts: i64,
+) -> Result<Option<(i64, i64)>, StorageError> {
     let bases: Vec<i64> = log.borrow().segments.keys().copied().collect();
     for base in bases {
         ensure_index_loaded(log, base);
         let (file, pos, end) = {
             let l = log.borrow();
-            let Some(seg) = l.segments.get(&base) else { continue };
+            let Some(seg) = l.segments.get(&base) else {
+                continue;
+            };
             if seg.index.max_timestamp_ms < ts {
                 continue;
             }
             let from = seg.index.time_scan_start(ts).max(l.log_start_offset);
-            (seg.reader.clone(), seg.index.position_for(from), seg.size_bytes)
+            (
+                seg.reader.clone(),
+                seg.index.position_for(from),
+                seg.size_bytes,
+            )
         };
         let mut scan = Scanner::new(&file, pos, end, false);
         while let Some(item) = scan.next().await? {
-            let Scanned::Batch { header, bytes, .. } = item else { break };
+            let Scanned::Batch { header, bytes, .. } = item else {
+                break;
+            };
             if header.max_timestamp < ts {
                 continue;
             }

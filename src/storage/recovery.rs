@@ -33,7 +33,10 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
     std::fs::create_dir_all(&dir)?;
     let meta = dir.join(format::PARTITION_METADATA_FILE);
     if !meta.exists() {
-        write_atomically(&meta, format::encode_partition_metadata(p.topic_id).as_bytes())?;
+        write_atomically(
+            &meta,
+            format::encode_partition_metadata(p.topic_id).as_bytes(),
+        )?;
     }
     let mut bases: Vec<i64> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok())
@@ -101,13 +104,21 @@ fn index_files_exist(seg: &Segment) -> bool {
 }
 
 /// Bring the last segment to a consistent state and open its writer.
-async fn recover_active(seg: &mut Segment, p: &OpenParams, dir: &Path) -> Result<SegmentWriter, StorageError> {
+async fn recover_active(
+    seg: &mut Segment,
+    p: &OpenParams,
+    dir: &Path,
+) -> Result<SegmentWriter, StorageError> {
     let interval = p.config.index_interval_bytes;
     let file_len = seg.size_bytes;
     // Clean restart: the indexes are complete, so only the bytes after the last
     // index entry (about one index interval) are read. Otherwise scan it all.
     let trusted = p.clean && seg.load_indexes();
-    let scan_from = if trusted { seg.index.offsets.last().map_or(0, |e| e.position as u64) } else { 0 };
+    let scan_from = if trusted {
+        seg.index.offsets.last().map_or(0, |e| e.position as u64)
+    } else {
+        0
+    };
     if !trusted {
         seg.index = SegmentIndex::new(seg.base_offset);
         seg.index_loaded = true;
@@ -160,15 +171,31 @@ async fn recover_active(seg: &mut Segment, p: &OpenParams, dir: &Path) -> Result
     let mut time_index = Appender::open(&seg.path("timeindex"), 0).await?;
     let mut w = if trusted {
         let (o, t) = (seg.index.offsets_persisted, seg.index.times_persisted);
-        index = Appender::open(&seg.path("index"), (o * format::OFFSET_INDEX_ENTRY_BYTES) as u64).await?;
-        time_index = Appender::open(&seg.path("timeindex"), (t * format::TIME_INDEX_ENTRY_BYTES) as u64).await?;
-        SegmentWriter { log, index, time_index }
+        index = Appender::open(
+            &seg.path("index"),
+            (o * format::OFFSET_INDEX_ENTRY_BYTES) as u64,
+        )
+        .await?;
+        time_index = Appender::open(
+            &seg.path("timeindex"),
+            (t * format::TIME_INDEX_ENTRY_BYTES) as u64,
+        )
+        .await?;
+        SegmentWriter {
+            log,
+            index,
+            time_index,
+        }
     } else {
         index.truncate(0).await?;
         time_index.truncate(0).await?;
         seg.index.offsets_persisted = 0;
         seg.index.times_persisted = 0;
-        SegmentWriter { log, index, time_index }
+        SegmentWriter {
+            log,
+            index,
+            time_index,
+        }
     };
     let new = seg.index.unpersisted();
     new.write(&mut w).await?;
@@ -178,12 +205,17 @@ async fn recover_active(seg: &mut Segment, p: &OpenParams, dir: &Path) -> Result
 }
 
 async fn all_zero(file: &DmaFile, from: u64, to: u64) -> Result<bool, StorageError> {
-    let b = file.read_at(from, (to - from).min(1 << 20) as usize).await?;
+    let b = file
+        .read_at(from, (to - from).min(1 << 20) as usize)
+        .await?;
     Ok(to - from <= 1 << 20 && b.iter().all(|x| *x == 0))
 }
 
 /// Rebuild and rewrite both index files of a closed segment by scanning it.
-async fn rebuild_closed_segment_index(seg: &mut Segment, interval: u64) -> Result<(), StorageError> {
+async fn rebuild_closed_segment_index(
+    seg: &mut Segment,
+    interval: u64,
+) -> Result<(), StorageError> {
     seg.index = SegmentIndex::new(seg.base_offset);
     let mut scan = Scanner::new(&seg.reader, 0, seg.size_bytes, false);
     while let Some(Scanned::Batch { pos, header, .. }) = scan.next().await? {

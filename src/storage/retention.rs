@@ -20,7 +20,11 @@ pub fn enforce(log: &SharedLog, now_ms: i64) -> usize {
         }
         // A segment's age is its newest record's timestamp (Kafka's rule), or
         // its file time when it holds no timestamps.
-        let newest = if seg.index.max_timestamp_ms >= 0 { seg.index.max_timestamp_ms } else { seg.created_ms };
+        let newest = if seg.index.max_timestamp_ms >= 0 {
+            seg.index.max_timestamp_ms
+        } else {
+            seg.created_ms
+        };
         let expired = retention_ms >= 0 && now_ms - newest > retention_ms;
         let oversize = retention_bytes >= 0 && total - seg.size_bytes >= retention_bytes as u64;
         if !expired && !oversize {

@@ -53,8 +53,10 @@ impl Segment {
 
     /// Load both index files; false if missing or inconsistent (then rebuild).
     pub fn load_indexes(&mut self) -> bool {
-        let (Ok(o), Ok(t)) = (std::fs::read(self.path("index")), std::fs::read(self.path("timeindex")))
-        else {
+        let (Ok(o), Ok(t)) = (
+            std::fs::read(self.path("index")),
+            std::fs::read(self.path("timeindex")),
+        ) else {
             return false;
         };
         const O: usize = format::OFFSET_INDEX_ENTRY_BYTES;

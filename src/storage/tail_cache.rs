@@ -17,7 +17,10 @@ pub struct TailBudget {
 
 impl TailBudget {
     pub fn new(cap_bytes: usize) -> Rc<Self> {
-        Rc::new(Self { cap_bytes, used_bytes: Cell::new(0) })
+        Rc::new(Self {
+            cap_bytes,
+            used_bytes: Cell::new(0),
+        })
     }
     pub fn used_bytes(&self) -> usize {
         self.used_bytes.get()
@@ -33,15 +36,23 @@ pub struct TailCache {
 
 impl TailCache {
     pub fn new(budget: Rc<TailBudget>) -> Self {
-        Self { budget, entries: VecDeque::new(), bytes: 0 }
+        Self {
+            budget,
+            entries: VecDeque::new(),
+            bytes: 0,
+        }
     }
 
     pub fn insert(&mut self, base: i64, next: i64, data: Bytes) {
-        debug_assert!(self.entries.back().is_none_or(|e| e.1 == base), "cache must stay contiguous");
+        debug_assert!(
+            self.entries.back().is_none_or(|e| e.1 == base),
+            "cache must stay contiguous"
+        );
         let len = data.len();
         // Make room from our own oldest entries; if the shard is still full,
         // do not cache (readers fall back to disk).
-        while self.budget.used_bytes.get() + len > self.budget.cap_bytes && !self.entries.is_empty() {
+        while self.budget.used_bytes.get() + len > self.budget.cap_bytes && !self.entries.is_empty()
+        {
             self.pop_front();
         }
         if self.budget.used_bytes.get() + len > self.budget.cap_bytes {
@@ -49,14 +60,18 @@ impl TailCache {
             return;
         }
         self.bytes += len;
-        self.budget.used_bytes.set(self.budget.used_bytes.get() + len);
+        self.budget
+            .used_bytes
+            .set(self.budget.used_bytes.get() + len);
         self.entries.push_back((base, next, data));
     }
 
     fn pop_front(&mut self) {
         if let Some((_, _, b)) = self.entries.pop_front() {
             self.bytes -= b.len();
-            self.budget.used_bytes.set(self.budget.used_bytes.get() - b.len());
+            self.budget
+                .used_bytes
+                .set(self.budget.used_bytes.get() - b.len());
         }
     }
 
@@ -71,7 +86,9 @@ impl TailCache {
         while self.entries.back().is_some_and(|e| e.1 > offset) {
             let (_, _, b) = self.entries.pop_back().unwrap();
             self.bytes -= b.len();
-            self.budget.used_bytes.set(self.budget.used_bytes.get() - b.len());
+            self.budget
+                .used_bytes
+                .set(self.budget.used_bytes.get() - b.len());
         }
     }
 
@@ -117,8 +134,16 @@ mod tests {
         assert_eq!(budget.used_bytes(), 80);
         assert!(c.read(5, 30, 1000).is_none());
         assert_eq!(c.read(15, 30, 1000).unwrap().len(), 2);
-        assert_eq!(c.read(15, 20, 1000).unwrap().len(), 1, "limit (high watermark) respected");
-        assert_eq!(c.read(15, 30, 10).unwrap().len(), 1, "first entry even if over max_bytes");
+        assert_eq!(
+            c.read(15, 20, 1000).unwrap().len(),
+            1,
+            "limit (high watermark) respected"
+        );
+        assert_eq!(
+            c.read(15, 30, 10).unwrap().len(),
+            1,
+            "first entry even if over max_bytes"
+        );
         c.truncate_from(20);
         assert_eq!(budget.used_bytes(), 40);
         drop(c);

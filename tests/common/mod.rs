@@ -21,8 +21,12 @@ const TERM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shards per test broker: the CI box has 2 cores and tests run in parallel.
 pub const DEFAULT_CORES: u32 = 1;
 
-pub fn sluice_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_sluice")
+/// The binary under test: the one cargo built for this test run, unless
+/// SLUICE_BIN points elsewhere (e.g. a release build).
+pub fn sluice_bin() -> PathBuf {
+    std::env::var_os("SLUICE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
 }
 
 pub fn repo_root() -> PathBuf {
@@ -54,7 +58,10 @@ impl Broker {
     }
 
     pub fn start_with_cores(cores: u32, extra_overrides: &[&str]) -> Broker {
-        let dir = tempfile::Builder::new().prefix("sluice-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-test-")
+            .tempdir()
+            .expect("tempdir");
         let mut b = Broker {
             child: None,
             dir,
@@ -63,7 +70,18 @@ impl Broker {
             overrides: extra_overrides.iter().map(|s| s.to_string()).collect(),
             runs: 0,
         };
-        b.spawn();
+        // The free port can be taken (e.g. by a client's ephemeral port)
+        // before the broker binds it; then try another one.
+        for attempt in 1.. {
+            match b.spawn() {
+                Ok(()) => break,
+                Err(e) if attempt < 3 && b.last_log().contains("in use") => {
+                    eprintln!("port {} was taken ({e}); retrying on another", b.port);
+                    b.port = free_port();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         b
     }
 
@@ -88,8 +106,8 @@ impl Broker {
         self.child.as_ref().map(|c| c.id())
     }
 
-    /// SIGKILL the broker and reap it: simulates a crash / power loss of the
-    /// process (not of the machine: the page cache survives).
+    /// SIGKILL the broker and reap it: a process crash (not a machine crash:
+    /// whatever reached the page cache survives).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -107,7 +125,7 @@ impl Broker {
             None => {
                 let _ = c.kill();
                 let _ = c.wait();
-                panic!("broker did not exit within {TERM_TIMEOUT:?} of SIGTERM\n{}", self.logs());
+                panic!("broker did not exit within {TERM_TIMEOUT:?} of SIGTERM");
             }
         }
     }
@@ -116,7 +134,7 @@ impl Broker {
     /// if still running it is SIGKILLed first).
     pub fn restart(&mut self) {
         self.kill9();
-        self.spawn();
+        self.spawn().unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Whether the process is still alive (it may have crashed on its own).
@@ -136,17 +154,27 @@ impl Broker {
         let mut out = String::new();
         for run in 1..=self.runs {
             let text = fs::read(self.log_path(run)).unwrap_or_default();
-            out += &format!("----- sluice broker log (run {run}, port {}) -----\n", self.port);
+            out += &format!(
+                "----- sluice broker log (run {run}, port {}) -----\n",
+                self.port
+            );
             out += &String::from_utf8_lossy(&text);
         }
         out + "----- end of broker log -----\n"
     }
 
-    fn spawn(&mut self) {
+    fn last_log(&self) -> String {
+        fs::read_to_string(self.log_path(self.runs)).unwrap_or_default()
+    }
+
+    /// Spawn and wait until the port accepts connections. On failure the
+    /// process is gone and the error says why (the log has details).
+    fn spawn(&mut self) -> Result<(), String> {
         self.runs += 1;
         fs::create_dir_all(self.data_dir()).unwrap();
         let log = File::create(self.log_path(self.runs)).expect("create broker log");
-        let mut cmd = Command::new(sluice_bin());
+        let bin = sluice_bin();
+        let mut cmd = Command::new(&bin);
         cmd.arg("broker")
             .arg("--listeners")
             .arg(format!("PLAINTEXT://127.0.0.1:{}", self.port))
@@ -161,25 +189,33 @@ impl Broker {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
-        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", sluice_bin()));
+        cmd.env("NO_COLOR", "1"); // plain text log file
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 self.child = None;
-                panic!("broker exited during startup with {st}\n{}", self.logs());
+                return Err(format!("broker exited during startup with {st}"));
             }
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
                 self.kill9();
-                panic!("broker not accepting connections on {} after {READY_TIMEOUT:?}\n{}", self.addr(), self.logs());
+                return Err(format!(
+                    "broker not accepting connections on {} after {READY_TIMEOUT:?}",
+                    self.addr()
+                ));
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -188,8 +224,8 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        // The test harness shows captured output of failed tests only, so it
-        // is fine to always print here when panicking.
+        // The one place the broker log is printed on failure (panic messages
+        // leave it out). The harness shows captured output of failed tests only.
         if thread::panicking() {
             eprintln!("{}", self.logs());
         }
@@ -235,9 +271,13 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
 /// with whatever it printed if it runs longer than `timeout`.
 pub fn run_with_timeout(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
     let desc = format!("{cmd:?}");
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
     // Feed stdin and drain both pipes on threads so no pipe buffer can fill
     // up and deadlock the child.
@@ -273,7 +313,12 @@ pub fn run_with_timeout(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Durati
 pub fn run_ok(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Output {
     let desc = format!("{cmd:?}");
     let out = run_with_timeout(cmd, stdin, timeout);
-    assert!(out.status.success(), "command failed ({}): {desc}\n{}", out.status, show_output(&out));
+    assert!(
+        out.status.success(),
+        "command failed ({}): {desc}\n{}",
+        out.status,
+        show_output(&out)
+    );
     out
 }
 
@@ -308,17 +353,28 @@ pub fn require_tool(name: &str) -> PathBuf {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Cut a file down to `new_len` bytes (used to tear segment tails).
 pub fn truncate_file(path: &Path, new_len: u64) {
-    OpenOptions::new().write(true).open(path).unwrap().set_len(new_len).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(new_len)
+        .unwrap();
 }
 
 /// A topic name unique within the test process, readable in broker logs.
 pub fn unique_topic(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -42,7 +42,9 @@ pub fn config(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> =
         config(bootstrap, &[]).create().expect("admin client");
-    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(TIMEOUT))
+        .request_timeout(Some(TIMEOUT));
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let results = block_on(admin.create_topics([&new], &opts)).expect("CreateTopics request");
     for r in results {
@@ -54,13 +56,22 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     // until all partitions are visible so producers don't race it.
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        let md = admin.inner().fetch_metadata(Some(topic), Duration::from_secs(5));
+        let md = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(5));
         if let Ok(md) = md {
-            if md.topics().iter().any(|t| t.name() == topic && t.error().is_none() && t.partitions().len() == partitions as usize) {
+            if md.topics().iter().any(|t| {
+                t.name() == topic
+                    && t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+            }) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "topic {topic} not visible in metadata after creation");
+        assert!(
+            Instant::now() < deadline,
+            "topic {topic} not visible in metadata after creation"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -73,14 +84,26 @@ pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
     }
     c.create().unwrap_or_else(|e| {
         // rdkafka-sys only compiles libzstd in with the `zstd` feature.
-        let hint = if e.to_string().contains("zstd") { " (enable the `zstd` feature of the rdkafka dev-dependency)" } else { "" };
+        let hint = if e.to_string().contains("zstd") {
+            " (enable the `zstd` feature of the rdkafka dev-dependency)"
+        } else {
+            ""
+        };
         panic!("creating producer with {extra:?}: {e}{hint}")
     })
 }
 
 /// Enqueue one record, waiting while librdkafka's local queue is full.
-pub fn send(p: &FutureProducer, topic: &str, partition: i32, key: Option<&[u8]>, value: &[u8]) -> DeliveryFuture {
-    let mut rec = FutureRecord::<[u8], [u8]>::to(topic).partition(partition).payload(value);
+pub fn send(
+    p: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    key: Option<&[u8]>,
+    value: &[u8],
+) -> DeliveryFuture {
+    let mut rec = FutureRecord::<[u8], [u8]>::to(topic)
+        .partition(partition)
+        .payload(value);
     if let Some(k) = key {
         rec = rec.key(k);
     }
@@ -124,16 +147,24 @@ pub fn consumer(bootstrap: &str) -> BaseConsumer {
 
 /// (low, high) watermarks of one partition.
 pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
-    consumer(bootstrap).fetch_watermarks(topic, partition, TIMEOUT).expect("ListOffsets")
+    consumer(bootstrap)
+        .fetch_watermarks(topic, partition, TIMEOUT)
+        .expect("ListOffsets")
 }
 
 /// Read every partition in `parts` from `from` up to (excluding) the given end
 /// offset. Panics on errors or if the end is not reached within `timeout`.
-pub fn consume_range(bootstrap: &str, topic: &str, parts: &BTreeMap<i32, (i64, i64)>, timeout: Duration) -> BTreeMap<i32, Vec<Rec>> {
+pub fn consume_range(
+    bootstrap: &str,
+    topic: &str,
+    parts: &BTreeMap<i32, (i64, i64)>,
+    timeout: Duration,
+) -> BTreeMap<i32, Vec<Rec>> {
     let c = consumer(bootstrap);
     let mut tpl = TopicPartitionList::new();
     for (&p, &(from, _)) in parts {
-        tpl.add_partition_offset(topic, p, Offset::Offset(from)).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Offset(from))
+            .unwrap();
     }
     c.assign(&tpl).expect("assign");
     let mut out: BTreeMap<i32, Vec<Rec>> = parts.keys().map(|&p| (p, Vec::new())).collect();
@@ -141,7 +172,10 @@ pub fn consume_range(bootstrap: &str, topic: &str, parts: &BTreeMap<i32, (i64, i
     let done = |next: &BTreeMap<i32, i64>| parts.iter().all(|(p, &(_, end))| next[p] >= end);
     let deadline = Instant::now() + timeout;
     while !done(&next) {
-        assert!(Instant::now() < deadline, "consume timed out; position {next:?}, wanted {parts:?}");
+        assert!(
+            Instant::now() < deadline,
+            "consume timed out; position {next:?}, wanted {parts:?}"
+        );
         let m = match c.poll(Duration::from_millis(200)) {
             None => continue,
             Some(Ok(m)) => m,
@@ -149,7 +183,9 @@ pub fn consume_range(bootstrap: &str, topic: &str, parts: &BTreeMap<i32, (i64, i
             Some(Err(e)) => panic!("consume error: {e}"),
         };
         let p = m.partition();
-        let Some(&(_, end)) = parts.get(&p) else { panic!("record from unassigned partition {p}") };
+        let Some(&(_, end)) = parts.get(&p) else {
+            panic!("record from unassigned partition {p}")
+        };
         if m.offset() >= end {
             continue; // produced after we took the snapshot
         }
@@ -165,7 +201,12 @@ pub fn consume_range(bootstrap: &str, topic: &str, parts: &BTreeMap<i32, (i64, i
 }
 
 /// Read partitions 0..n from the beginning up to their current high watermark.
-pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32, timeout: Duration) -> BTreeMap<i32, Vec<Rec>> {
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> BTreeMap<i32, Vec<Rec>> {
     let parts = (0..partitions)
         .map(|p| {
             let (low, high) = watermarks(bootstrap, topic, p);
