@@ -17,6 +17,9 @@ const DEFAULT_CONFIG: i8 = 5;
 const TYPE_STRING: i8 = 2;
 const TYPE_LONG: i8 = 5;
 
+/// (name, value, source, read_only)
+type Entry = (String, String, i8, bool);
+
 pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) -> ResponseKind {
     let catalog = state.catalog();
     let results = req
@@ -31,9 +34,7 @@ pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) ->
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name);
-            let entries: Result<Vec<(String, String, i8, bool)>, (ResponseError, String)> = match r
-                .resource_type
-            {
+            let entries: Result<Vec<Entry>, (ResponseError, String)> = match r.resource_type {
                 RESOURCE_TOPIC => match catalog.topics.get(&name) {
                     None => Err((
                         ResponseError::UnknownTopicOrPartition,

@@ -220,30 +220,33 @@ async fn write_pending(
             let _ = writer.log.truncate(start).await;
             return Err(e.into());
         }
-        let mut l = log.borrow_mut();
-        assert_eq!(
-            before, l.high_watermark,
-            "one flush per partition at a time"
-        );
-        let interval = l.config.index_interval_bytes;
-        let mut pos = start;
-        let mut records = 0;
-        let seg = l.segments.values_mut().next_back().unwrap();
-        for p in run {
-            for h in &p.headers {
-                seg.index.on_batch(h, pos, interval);
-                pos += h.size_bytes as u64;
-                seg.next_offset = h.next_offset();
+        let persist = {
+            let mut l = log.borrow_mut();
+            assert_eq!(
+                before, l.high_watermark,
+                "one flush per partition at a time"
+            );
+            let interval = l.config.index_interval_bytes;
+            let mut pos = start;
+            let mut records = 0;
+            let seg = l.segments.values_mut().next_back().unwrap();
+            for p in run {
+                for h in &p.headers {
+                    seg.index.on_batch(h, pos, interval);
+                    pos += h.size_bytes as u64;
+                    seg.next_offset = h.next_offset();
+                }
+                records += p.records;
             }
-            records += p.records;
-        }
-        seg.size_bytes = pos;
-        assert_eq!(seg.size_bytes, writer.log.len());
-        let persist = seg.index.offsets.len() - seg.index.offsets_persisted >= INDEX_PERSIST_BATCH;
-        l.high_watermark = run.last().unwrap().next_offset;
-        l.unsynced_messages += records;
-        l.hw_moved.notify_all();
-        drop(l);
+            seg.size_bytes = pos;
+            assert_eq!(seg.size_bytes, writer.log.len());
+            let persist =
+                seg.index.offsets.len() - seg.index.offsets_persisted >= INDEX_PERSIST_BATCH;
+            l.high_watermark = run.last().unwrap().next_offset;
+            l.unsynced_messages += records;
+            l.hw_moved.notify_all();
+            persist
+        };
         if persist {
             // Index files are rebuilt on unclean restart, so a failure here
             // costs only a rebuild.
