@@ -1,5 +1,6 @@
 //! sluice: a Kafka-wire-compatible broker, thread-per-core on io_uring.
 
+pub mod alloc;
 pub mod broker;
 pub mod cli;
 pub mod client;
@@ -10,3 +11,6 @@ pub mod net;
 pub mod protocol;
 pub mod shard;
 pub mod storage;
+
+#[global_allocator]
+static GLOBAL: alloc::Allocator = alloc::Allocator;

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::rdk;
 use common::Broker;
+
+/// Record values by (partition, offset).
+type Stored = BTreeMap<(i32, i64), Vec<u8>>;
 use rdkafka::producer::DeliveryFuture;
 
 /// Produce `n` records to partition 0, one acks=all round trip per `batch`
@@ -50,7 +53,7 @@ fn kill9_during_acks_all_produce_keeps_acknowledged_records() {
     let topic = common::unique_topic("kill9");
     rdk::create_topic(&bs, &topic, 2);
 
-    let acked: Arc<Mutex<BTreeMap<(i32, i64), Vec<u8>>>> = Default::default();
+    let acked: Arc<Mutex<Stored>> = Default::default();
     let acked_count = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let producer = {

@@ -12,6 +12,9 @@ use common::Broker;
 const PARTITIONS: i32 = 8;
 const RECORDS: usize = 100_000;
 
+/// Key and per-partition sequence number of an acknowledged record.
+type Acked = (Option<Vec<u8>>, usize);
+
 fn value_of(partition: i32, seq: usize) -> Vec<u8> {
     format!("p{partition}-seq{seq:06}-{}", "x".repeat(seq % 50)).into_bytes()
 }
@@ -31,7 +34,9 @@ fn produce_100k_over_8_partitions_and_consume_in_order() {
     for i in 0..RECORDS {
         let p = (i % PARTITIONS as usize) as i32;
         let seq = i / PARTITIONS as usize;
-        let key = (seq % 3 == 0).then(|| format!("k{seq}").into_bytes());
+        let key = seq
+            .is_multiple_of(3)
+            .then(|| format!("k{seq}").into_bytes());
         futures.push((
             p,
             key.clone(),
@@ -39,7 +44,7 @@ fn produce_100k_over_8_partitions_and_consume_in_order() {
         ));
     }
     // Everything the broker acknowledged, keyed by where it says it put it.
-    let mut acked: BTreeMap<(i32, i64), (Option<Vec<u8>>, usize)> = BTreeMap::new();
+    let mut acked: BTreeMap<(i32, i64), Acked> = BTreeMap::new();
     for (i, (p, key, f)) in futures.into_iter().enumerate() {
         let d = rdk::wait_delivery(f);
         assert_eq!(
