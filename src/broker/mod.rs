@@ -111,7 +111,7 @@ async fn shard_main(
     clean: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    crate::shard::io::prime_device_probe(&cfg.log_dir).await?;
+    crate::shard::io::prime_device_probe(&cfg.log_dir.join(format::META_PROPERTIES_FILE)).await?;
     let state = ShardState::start(id, (*cfg).clone(), cluster_id, clean).await?;
     let listener = crate::net::listen(&state)?;
     if id == 0 {

@@ -143,12 +143,8 @@ unsafe impl Send for ShardLocal {}
 /// polled I/O. It probes by reading the first file opened; if that file is empty
 /// the read succeeds trivially and polled I/O is wrongly enabled, after which
 /// every read on a device without poll queues (virtio, most cloud disks) fails
-/// with EOPNOTSUPP. Opening a non-empty file first makes the probe honest.
-pub async fn prime_device_probe(dir: &Path) -> io::Result<()> {
-    let path = dir
-        .join(format!(".sluice-probe-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
-    std::fs::write(&path, vec![0u8; 4096])?;
-    let f = DmaFile::open_read(&path).await;
-    let _ = std::fs::remove_file(&path);
-    f?.close().await
+/// with EOPNOTSUPP. Opening a non-empty file first makes the probe honest; an
+/// existing file is used so this works on a full disk too.
+pub async fn prime_device_probe(non_empty_file: &Path) -> io::Result<()> {
+    DmaFile::open_read(non_empty_file).await?.close().await
 }

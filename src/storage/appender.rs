@@ -69,7 +69,8 @@ impl Appender {
         let new_tail = dst[new_tail_start..used].to_vec();
         let written = self.file.write_at(buf, start).await?;
         if (written as u64) < padded {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short DMA write"));
+            // A short direct write means the device ran out of room mid-way.
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
         self.len = start + used as u64;
         self.tail = new_tail;

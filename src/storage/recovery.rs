@@ -90,7 +90,9 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
         hw_moved: Notify::new(),
         closed: false,
     };
-    log.write_epoch_checkpoint()?;
+    if !log.dir.join(format::LEADER_EPOCH_FILE).exists() {
+        log.write_epoch_checkpoint()?;
+    }
     Ok(log)
 }
 
@@ -198,8 +200,20 @@ async fn recover_active(
         }
     };
     let new = seg.index.unpersisted();
-    new.write(&mut w).await?;
-    seg.index.mark_persisted(&new);
+    match new.write(&mut w).await {
+        Ok(()) => seg.index.mark_persisted(&new),
+        Err(e) => {
+            // The index is complete in memory; only its files are behind. A
+            // full disk must not keep the partition offline: serve it, and
+            // leave empty index files that the next start rebuilds.
+            tracing::warn!(segment = %seg.path("log").display(), error = %e,
+                "could not write the rebuilt index; serving from memory");
+            w.index.truncate(0).await?;
+            w.time_index.truncate(0).await?;
+            seg.index.offsets_persisted = 0;
+            seg.index.times_persisted = 0;
+        }
+    }
     let _ = dir;
     Ok(w)
 }

@@ -58,6 +58,16 @@ impl Broker {
     }
 
     pub fn start_with_cores(cores: u32, extra_overrides: &[&str]) -> Broker {
+        Broker::start_with_setup(cores, extra_overrides, |_| {})
+    }
+
+    /// Like `start_with_cores`, but `setup` may prepare the (empty) data
+    /// directory first, e.g. mount a small filesystem on it.
+    pub fn start_with_setup(
+        cores: u32,
+        extra_overrides: &[&str],
+        setup: impl FnOnce(&Path),
+    ) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("sluice-test-")
             .tempdir()
@@ -70,6 +80,8 @@ impl Broker {
             overrides: extra_overrides.iter().map(|s| s.to_string()).collect(),
             runs: 0,
         };
+        fs::create_dir_all(b.data_dir()).unwrap();
+        setup(&b.data_dir());
         // The free port can be taken (e.g. by a client's ephemeral port)
         // before the broker binds it; then try another one.
         for attempt in 1.. {
