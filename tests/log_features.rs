@@ -1,0 +1,167 @@
+//! Segment rolls on disk, retention advancing the log start offset, and
+//! ListOffsets by timestamp through the time index, seen by librdkafka.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{rdk, Broker};
+use rdkafka::consumer::Consumer;
+use rdkafka::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+const RECORD_BYTES: usize = 1000;
+
+fn produce(b: &str, topic: &str, n: usize, ts_base: i64) {
+    let p = rdk::producer(b, &[("linger.ms", "0")]);
+    let value = vec![1u8; RECORD_BYTES];
+    for i in 0..n {
+        let rec = rdkafka::producer::FutureRecord::<[u8], [u8]>::to(topic)
+            .partition(0)
+            .payload(&value)
+            .timestamp(ts_base + i as i64 * 1000);
+        let f = p.send_result(rec).map_err(|(e, _)| e).expect("enqueue");
+        rdk::wait_delivery(f);
+    }
+}
+
+fn segment_files(broker: &Broker, topic: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(broker.data_dir().join(format!("{topic}-0")))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn segments_roll_and_retention_advances_log_start() {
+    let broker = Broker::start(&["log.retention.check.interval.ms=200"]);
+    let b = broker.bootstrap();
+    let topic = common::unique_topic("ret");
+    rdk::create_topic(&b, &topic, 1);
+    // ~10 records per segment.
+    let admin = std::process::Command::new(common::sluice_bin())
+        .args([
+            "topics",
+            "--bootstrap-server",
+            &b,
+            "--alter",
+            "--topic",
+            &topic,
+            "--config",
+            "segment.bytes=10240",
+        ])
+        .output()
+        .unwrap();
+    assert!(admin.status.success(), "{}", common::show_output(&admin));
+    // Current timestamps: older ones would be expired by the 7-day default
+    // retention.ms as soon as their segment closed (Kafka judges by record time).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    produce(&b, &topic, 60, now - 60_000);
+    let files = segment_files(&broker, &topic);
+    assert!(files.len() >= 5, "expected several segments, got {files:?}");
+    assert_eq!(files[0], "00000000000000000000.log");
+    assert!(
+        files.iter().all(|f| f.len() == 24),
+        "20-digit base offsets: {files:?}"
+    );
+
+    let alter = std::process::Command::new(common::sluice_bin())
+        .args([
+            "topics",
+            "--bootstrap-server",
+            &b,
+            "--alter",
+            "--topic",
+            &topic,
+            "--config",
+            "retention.bytes=20000",
+        ])
+        .output()
+        .unwrap();
+    assert!(alter.status.success(), "{}", common::show_output(&alter));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (low, high) = loop {
+        let (low, high) = rdk::watermarks(&b, &topic, 0);
+        if low > 0 || Instant::now() > deadline {
+            break (low, high);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(high, 60);
+    assert!(
+        low >= 30,
+        "retention should have deleted old segments; log start {low}"
+    );
+    assert!(segment_files(&broker, &topic).len() < files.len());
+
+    // Fetching below the log start is OFFSET_OUT_OF_RANGE (with
+    // auto.offset.reset=error librdkafka reports it as a consumer error).
+    let c = rdk::consumer(&b);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(0))
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let err = loop {
+        match c.poll(Duration::from_secs(5)) {
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => continue,
+            Some(Err(e)) => break e.to_string(),
+            Some(Ok(m)) => panic!("read offset {} below the log start {low}", m.offset()),
+        }
+    };
+    assert!(
+        err.contains("out of range") || err.contains("reset"),
+        "{err}"
+    );
+    // Reading from the beginning starts at the new log start offset.
+    let c = rdk::consumer(&b);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let first = loop {
+        match c.poll(Duration::from_secs(5)) {
+            Some(Ok(m)) => break m.offset(),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => continue,
+            Some(Err(e)) => panic!("{e}"),
+        }
+    };
+    assert_eq!(first, low);
+}
+
+#[test]
+fn list_offsets_by_timestamp() {
+    let broker = Broker::start(&[]);
+    let b = broker.bootstrap();
+    let topic = common::unique_topic("ts");
+    rdk::create_topic(&b, &topic, 1);
+    let base = 1_700_000_000_000i64;
+    produce(&b, &topic, 50, base); // record i has timestamp base + i s
+    let c = rdk::consumer(&b);
+    for (ts, want) in [
+        (base, 0),
+        (base + 17_000, 17),
+        (base + 17_500, 18),
+        (base + 49_000, 49),
+        (base + 99_000, -1),
+    ] {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(ts))
+            .unwrap();
+        let r = c
+            .offsets_for_times(tpl, Duration::from_secs(10))
+            .expect("ListOffsets");
+        let got = r.find_partition(&topic, 0).unwrap().offset();
+        let want = if want < 0 {
+            Offset::End
+        } else {
+            Offset::Offset(want)
+        };
+        assert_eq!(got, want, "timestamp {ts}");
+    }
+}
