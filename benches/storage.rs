@@ -2,45 +2,17 @@
 //! appends through the O_DIRECT appender.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use sluice::storage::appender::Appender;
 use sluice::storage::format::{self, BatchHeader};
 use sluice::storage::index::SegmentIndex;
 
-/// A batch of `n` records of `size` bytes, encoded by kafka-protocol.
+/// A batch of `n` records of `size` bytes, encoded by the client (kafka-protocol).
 fn batch(n: usize, size: usize) -> Vec<u8> {
     let value = bytes::Bytes::from(vec![b'x'; size]);
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // offset - sequence must stay constant for one batch.
-            sequence: i as i32,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(value.clone()),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.to_vec()
+    let records: Vec<_> = (0..n).map(|_| (None, Some(value.clone()))).collect();
+    sluice::client::records::encode_batch(&records, 1_700_000_000_000)
+        .unwrap()
+        .to_vec()
 }
 
 fn validate(c: &mut Criterion) {

@@ -9,7 +9,7 @@ mod data;
 mod error;
 #[cfg(test)]
 pub(crate) mod mock;
-mod records;
+pub mod records;
 #[cfg(test)]
 mod tests;
 mod types;

@@ -33,7 +33,7 @@ pub(crate) struct Decoded {
 }
 
 /// Encodes `records` as a single uncompressed v2 batch stamped with `timestamp`.
-pub(crate) fn encode_batch(
+pub fn encode_batch(
     records: &[(Option<Bytes>, Option<Bytes>)],
     timestamp: i64,
 ) -> anyhow::Result<Bytes> {

@@ -336,39 +336,15 @@ pub fn unbase64_url(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    /// A valid batch built by kafka-protocol's encoder, i.e. not by this file.
+    /// A valid batch built by the client's encoder (kafka-protocol), i.e. not
+    /// by this file.
     pub(crate) fn sample_batch(n: usize) -> Vec<u8> {
-        use kafka_protocol::records::*;
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder starts a new batch whenever offset - sequence
-                // changes, so sequences must follow offsets for one batch.
-                sequence: i as i32,
-                timestamp: 1_700_000_000_000 + i as i64,
-                key: None,
-                value: Some(bytes::Bytes::from(format!("value-{i}"))),
-                headers: Default::default(),
-            })
+        let records: Vec<_> = (0..n)
+            .map(|i| (None, Some(bytes::Bytes::from(format!("value-{i}")))))
             .collect();
-        let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf.to_vec()
+        crate::client::records::encode_batch(&records, 1_700_000_000_000)
+            .unwrap()
+            .to_vec()
     }
 
     #[test]
