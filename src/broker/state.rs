@@ -22,7 +22,7 @@ pub struct ShardState {
     pub cluster_id: String,
     pub catalog: RefCell<Rc<Catalog>>,
     pub table: RefCell<ShardTable>,
-    pub logs: RefCell<HashMap<(String, i32), SharedLog>>,
+    pub logs: RefCell<PartitionLogs>,
     pub committer: Rc<Committer>,
     tail_budget: Rc<TailBudget>,
     clean_start: bool,
@@ -52,7 +52,7 @@ impl ShardState {
             cluster_id,
             catalog: RefCell::new(Rc::new(Catalog::default())),
             table: RefCell::new(ShardTable::new(shard::count())),
-            logs: RefCell::new(HashMap::new()),
+            logs: RefCell::new(PartitionLogs::default()),
             committer: Committer::new(),
             tail_budget: TailBudget::new(cfg.tail_cache_bytes_per_shard),
             clean_start: clean,
@@ -64,7 +64,7 @@ impl ShardState {
         if let Some(ms) = state.cfg.log.flush_interval_ms {
             let st = state.clone();
             shard::spawn(Committer::run_periodic_sync(
-                move || st.logs.borrow().values().cloned().collect(),
+                move || st.logs.borrow().all(),
                 ms,
             ))
             .detach();
@@ -78,12 +78,7 @@ impl ShardState {
     }
 
     pub fn log(&self, topic: &str, partition: i32) -> Option<SharedLog> {
-        // The key type forces an owned String; this map is per shard and the
-        // lookup is cheap next to the append or read it precedes.
-        self.logs
-            .borrow()
-            .get(&(topic.to_string(), partition))
-            .cloned()
+        self.logs.borrow().get(topic, partition)
     }
 
     /// Adopt a new catalogue: rebuild the shard table, open the logs this shard
@@ -106,16 +101,16 @@ impl ShardState {
             .logs
             .borrow()
             .iter()
-            .filter(|((t, _), log)| {
+            .filter(|(t, _, log)| {
                 catalog
                     .topics
-                    .get(t)
+                    .get(*t)
                     .is_none_or(|m| m.id != log.borrow().topic_id)
             })
-            .map(|(k, _)| k.clone())
+            .map(|(t, p, _)| (t.to_string(), p))
             .collect();
-        for key in gone {
-            let log = self.logs.borrow_mut().remove(&key).unwrap();
+        for (topic, p) in gone {
+            let log = self.logs.borrow_mut().remove(&topic, p).unwrap();
             let dir = log.borrow().dir.clone();
             close_log(&log).await;
             if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -148,7 +143,7 @@ impl ShardState {
             .map_err(|e| anyhow::anyhow!("opening {topic}-{p}: {e}"))?;
             self.logs
                 .borrow_mut()
-                .insert((topic, p), Rc::new(RefCell::new(log)));
+                .insert(topic, p, Rc::new(RefCell::new(log)));
         }
         Ok(())
     }
@@ -162,14 +157,15 @@ impl ShardState {
             if self
                 .logs
                 .borrow()
-                .values()
+                .all()
+                .iter()
                 .all(|l| l.borrow().pending.is_empty())
             {
                 break;
             }
             shard::sleep(Duration::from_millis(10)).await;
         }
-        let logs: Vec<SharedLog> = self.logs.borrow_mut().drain().map(|(_, l)| l).collect();
+        let logs = std::mem::take(&mut *self.logs.borrow_mut()).all();
         for log in logs {
             close_log(&log).await;
         }
@@ -206,9 +202,42 @@ pub async fn retention_loop(state: Rc<ShardState>) {
             state.cfg.log_retention_check_interval_ms,
         ))
         .await;
-        let logs: Vec<SharedLog> = state.logs.borrow().values().cloned().collect();
+        let logs = state.logs.borrow().all();
         for log in logs {
             retention::enforce(&log, now_ms());
         }
+    }
+}
+
+/// This shard's partition logs, looked up by `&str` topic without allocating.
+#[derive(Default)]
+pub struct PartitionLogs(HashMap<String, HashMap<i32, SharedLog>>);
+
+impl PartitionLogs {
+    pub fn get(&self, topic: &str, partition: i32) -> Option<SharedLog> {
+        self.0.get(topic)?.get(&partition).cloned()
+    }
+
+    pub fn insert(&mut self, topic: String, partition: i32, log: SharedLog) {
+        self.0.entry(topic).or_default().insert(partition, log);
+    }
+
+    pub fn remove(&mut self, topic: &str, partition: i32) -> Option<SharedLog> {
+        let parts = self.0.get_mut(topic)?;
+        let log = parts.remove(&partition);
+        if parts.is_empty() {
+            self.0.remove(topic);
+        }
+        log
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i32, &SharedLog)> {
+        self.0
+            .iter()
+            .flat_map(|(t, parts)| parts.iter().map(move |(p, l)| (t.as_str(), *p, l)))
+    }
+
+    pub fn all(&self) -> Vec<SharedLog> {
+        self.iter().map(|(_, _, l)| l.clone()).collect()
     }
 }

@@ -169,35 +169,27 @@ async fn recover_active(
         }
         log.truncate(valid_end).await?;
     }
-    let mut index = Appender::open(&seg.path("index"), 0).await?;
-    let mut time_index = Appender::open(&seg.path("timeindex"), 0).await?;
-    let mut w = if trusted {
-        let (o, t) = (seg.index.offsets_persisted, seg.index.times_persisted);
-        index = Appender::open(
-            &seg.path("index"),
-            (o * format::OFFSET_INDEX_ENTRY_BYTES) as u64,
+    // Trusted index files keep their entries; rebuilt ones start empty.
+    let (index_len, time_len) = if trusted {
+        (
+            (seg.index.offsets_persisted * format::OFFSET_INDEX_ENTRY_BYTES) as u64,
+            (seg.index.times_persisted * format::TIME_INDEX_ENTRY_BYTES) as u64,
         )
-        .await?;
-        time_index = Appender::open(
-            &seg.path("timeindex"),
-            (t * format::TIME_INDEX_ENTRY_BYTES) as u64,
-        )
-        .await?;
-        SegmentWriter {
-            log,
-            index,
-            time_index,
-        }
     } else {
-        index.truncate(0).await?;
-        time_index.truncate(0).await?;
         seg.index.offsets_persisted = 0;
         seg.index.times_persisted = 0;
-        SegmentWriter {
-            log,
-            index,
-            time_index,
-        }
+        (0, 0)
+    };
+    let mut index = Appender::open(&seg.path("index"), index_len).await?;
+    let mut time_index = Appender::open(&seg.path("timeindex"), time_len).await?;
+    if !trusted {
+        index.truncate(0).await?;
+        time_index.truncate(0).await?;
+    }
+    let mut w = SegmentWriter {
+        log,
+        index,
+        time_index,
     };
     let new = seg.index.unpersisted();
     match new.write(&mut w).await {
