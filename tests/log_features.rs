@@ -25,6 +25,24 @@ fn produce(b: &str, topic: &str, n: usize, ts_base: i64) {
     }
 }
 
+/// `sluice topics --alter --config key=value` (the CLI speaks IncrementalAlterConfigs).
+fn alter_config(b: &str, topic: &str, kv: &str) {
+    let out = std::process::Command::new(common::sluice_bin())
+        .args([
+            "topics",
+            "--bootstrap-server",
+            b,
+            "--alter",
+            "--topic",
+            topic,
+            "--config",
+            kv,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::show_output(&out));
+}
+
 fn segment_files(broker: &Broker, topic: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(broker.data_dir().join(format!("{topic}-0")))
         .unwrap()
@@ -42,20 +60,7 @@ fn segments_roll_and_retention_advances_log_start() {
     let topic = common::unique_topic("ret");
     rdk::create_topic(&b, &topic, 1);
     // ~10 records per segment.
-    let admin = std::process::Command::new(common::sluice_bin())
-        .args([
-            "topics",
-            "--bootstrap-server",
-            &b,
-            "--alter",
-            "--topic",
-            &topic,
-            "--config",
-            "segment.bytes=10240",
-        ])
-        .output()
-        .unwrap();
-    assert!(admin.status.success(), "{}", common::show_output(&admin));
+    alter_config(&b, &topic, "segment.bytes=10240");
     // Current timestamps: older ones would be expired by the 7-day default
     // retention.ms as soon as their segment closed (Kafka judges by record time).
     let now = std::time::SystemTime::now()
@@ -71,20 +76,7 @@ fn segments_roll_and_retention_advances_log_start() {
         "20-digit base offsets: {files:?}"
     );
 
-    let alter = std::process::Command::new(common::sluice_bin())
-        .args([
-            "topics",
-            "--bootstrap-server",
-            &b,
-            "--alter",
-            "--topic",
-            &topic,
-            "--config",
-            "retention.bytes=20000",
-        ])
-        .output()
-        .unwrap();
-    assert!(alter.status.success(), "{}", common::show_output(&alter));
+    alter_config(&b, &topic, "retention.bytes=20000");
     let deadline = Instant::now() + Duration::from_secs(20);
     let (low, high) = loop {
         let (low, high) = rdk::watermarks(&b, &topic, 0);

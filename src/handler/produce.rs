@@ -76,7 +76,7 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                         Ok(x) => x,
                         Err(e) => return Outcome::err(storage_error_code(&e), Some(e.to_string())),
                     };
-                    local().committer.mark_dirty(&log);
+                    local().committer.appended(&log);
                     if acks != 0 {
                         match done.await {
                             Ok(Ok(())) => {}

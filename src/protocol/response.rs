@@ -143,9 +143,12 @@ pub fn encode(
         pending: records,
         zero_copy_bytes: 0,
     };
-    buf.current.put_i32(0); // size, filled in below
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header.encode(&mut buf, api.response_header_version(version))?;
+    let header_version = api.response_header_version(version);
+    // Placeholders count their full length, so the size is known up front.
+    let size = header.compute_size(header_version)? + body.size(version)?;
+    buf.current.put_i32(i32::try_from(size)?);
+    header.encode(&mut buf, header_version)?;
     body.encode_into(&mut buf, version)?;
     assert!(
         buf.pending.is_empty(),
@@ -154,16 +157,11 @@ pub fn encode(
     let tail = buf.current.split().freeze();
     let mut segments = buf.done;
     segments.push(Segment::Encoded(tail));
-    let mut resp = Response {
+    let resp = Response {
         segments,
         zero_copy_bytes: buf.zero_copy_bytes,
     };
-    let size = (resp.len() - 4) as i32;
-    if let Some(Segment::Encoded(first)) = resp.segments.first_mut() {
-        let mut b = BytesMut::from(&first[..]);
-        b[..4].copy_from_slice(&size.to_be_bytes());
-        *first = b.freeze();
-    }
+    debug_assert_eq!(resp.len(), size + 4);
     Ok(resp)
 }
 
@@ -171,6 +169,7 @@ pub fn encode(
 /// encoder so any `ByteBufMut` works.
 trait EncodeInto {
     fn encode_into<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> anyhow::Result<()>;
+    fn size(&self, version: i16) -> anyhow::Result<usize>;
 }
 
 macro_rules! encode_into_impl {
@@ -179,6 +178,12 @@ macro_rules! encode_into_impl {
             fn encode_into<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> anyhow::Result<()> {
                 match self {
                     $(ResponseKind::$v(x) => x.encode(buf, version),)*
+                    other => anyhow::bail!("no encoder wired for {other:?}"),
+                }
+            }
+            fn size(&self, version: i16) -> anyhow::Result<usize> {
+                match self {
+                    $(ResponseKind::$v(x) => x.compute_size(version),)*
                     other => anyhow::bail!("no encoder wired for {other:?}"),
                 }
             }

@@ -32,14 +32,14 @@ impl Committer {
         Rc::new(Self::default())
     }
 
-    /// A log got a pending append: make sure the next round writes it.
-    pub fn mark_dirty(&self, log: &SharedLog) {
-        let mut d = self.dirty.borrow_mut();
-        if !d.iter().any(|l| Rc::ptr_eq(l, log)) {
-            d.push(log.clone());
+    /// Call right after `PartitionLog::append`. The first pending append since
+    /// the last round queues the log for the next round; later ones ride along
+    /// (each round takes a log's whole pending list), so no duplicate check.
+    pub fn appended(&self, log: &SharedLog) {
+        if log.borrow().pending.len() == 1 {
+            self.dirty.borrow_mut().push(log.clone());
+            self.wake.notify_all();
         }
-        drop(d);
-        self.wake.notify_all();
     }
 
     pub fn stop(&self) {
