@@ -53,7 +53,7 @@ impl Default for CoordinatorConfig {
 }
 
 pub enum GroupKind {
-    Classic(ClassicGroup),
+    Classic(Box<ClassicGroup>),
     Consumer(ConsumerGroup),
 }
 
@@ -98,6 +98,8 @@ pub struct Coordinator {
     loads: HashMap<i32, Load>,
     pub groups: HashMap<String, GroupEntry>,
     catalog_version_seen: u64,
+    /// Every `__consumer_offsets` partition this shard owns is loaded.
+    all_loaded: bool,
     last_expiry_check_ms: i64,
 }
 
@@ -110,6 +112,7 @@ impl Coordinator {
             loads: HashMap::new(),
             groups: HashMap::new(),
             catalog_version_seen: 0,
+            all_loaded: false,
             last_expiry_check_ms: now_ms(),
         }))
     }
@@ -129,7 +132,7 @@ impl Coordinator {
                 group.to_string(),
                 GroupEntry {
                     partition,
-                    kind: GroupKind::Classic(g),
+                    kind: GroupKind::Classic(Box::new(g)),
                     offsets: BTreeMap::new(),
                 },
             );
@@ -144,7 +147,7 @@ impl Coordinator {
                 // An empty KIP-848 group may turn classic (Kafka's conversion).
                 let mut g = ClassicGroup::new(group.to_string(), now_ms());
                 g.initial_delay_ms = self.cfg.limits.initial_rebalance_delay_ms;
-                e.kind = GroupKind::Classic(g);
+                e.kind = GroupKind::Classic(Box::new(g));
                 match &mut e.kind {
                     GroupKind::Classic(g) => Ok(Some(g)),
                     GroupKind::Consumer(_) => unreachable!(),
@@ -167,6 +170,10 @@ pub async fn ensure_loaded(c: &Shared, partition: i32) -> Result<(), ResponseErr
         Some(Load::Loaded) => return Ok(()),
         Some(Load::Loading) => return Err(ResponseError::CoordinatorLoadInProgress),
         None => {}
+    }
+    if local().log(OFFSETS_TOPIC, partition).is_none() {
+        // The shard is still opening its logs for a new catalogue version.
+        return Err(ResponseError::CoordinatorLoadInProgress);
     }
     c.borrow_mut().loads.insert(partition, Load::Loading);
     let started = std::time::Instant::now();
@@ -235,7 +242,7 @@ pub async fn ensure_loaded(c: &Shared, partition: i32) -> Result<(), ResponseErr
             name,
             GroupEntry {
                 partition,
-                kind: GroupKind::Classic(g),
+                kind: GroupKind::Classic(Box::new(g)),
                 offsets: offs,
             },
         );
@@ -312,8 +319,13 @@ pub async fn run_timers() {
         let catalog = state.catalog();
         if catalog.version != c.borrow().catalog_version_seen {
             c.borrow_mut().catalog_version_seen = catalog.version;
+            c.borrow_mut().all_loaded = false;
             unload_gone_partitions(&c);
             super::offsets::drop_deleted_topics(&c, &catalog);
+        }
+        if !c.borrow().all_loaded {
+            // Load owned partitions eagerly, so that members restored from
+            // disk expire on time even if nobody asks for their group.
             let mine: Vec<i32> = state
                 .table
                 .borrow()
@@ -321,13 +333,14 @@ pub async fn run_timers() {
                 .filter(|(t, _)| *t == OFFSETS_TOPIC)
                 .map(|(_, p)| p)
                 .collect();
+            let mut all = true;
             for p in mine {
-                let c = c.clone();
-                shard::spawn(async move {
+                if c.borrow().loads.get(&p) != Some(&Load::Loaded) {
+                    all = false;
                     let _ = ensure_loaded(&c, p).await;
-                })
-                .detach();
+                }
             }
+            c.borrow_mut().all_loaded = all;
         }
         let now = now_ms();
         let session_ms = c.borrow().cfg.consumer_session_timeout_ms;

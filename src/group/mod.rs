@@ -3,6 +3,7 @@
 //! A group lives on the shard that owns its `__consumer_offsets` partition.
 
 pub mod admin;
+pub mod api;
 pub mod classic;
 pub mod consumer;
 pub mod coordinator;
