@@ -247,3 +247,29 @@ fn bad_group_requests_get_kafka_error_codes() {
         Some(ResponseError::UnknownMemberId)
     );
 }
+
+#[test]
+fn offsets_of_an_empty_group_expire_after_offsets_retention_minutes() {
+    // One minute is Kafka's smallest unit for this setting.
+    let broker = Broker::start(&[
+        "offsets.retention.minutes=1",
+        "offsets.retention.check.interval.ms=500",
+    ]);
+    let bs = broker.bootstrap();
+    let topic = unique_topic("expiring");
+    rdk::create_topic(&bs, &topic, 1);
+    let c = group_consumer(&bs, "g-expiring");
+    commit(&c, &topic, 1, 5);
+    let committed_at = Instant::now();
+    assert_eq!(committed(&c, &topic, 1), vec![Offset::Offset(5)]);
+    while committed(&c, &topic, 1) != vec![Offset::Invalid] {
+        assert!(
+            committed_at.elapsed() < Duration::from_secs(90),
+            "offset still committed after 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let expired_after = committed_at.elapsed();
+    assert!(expired_after >= Duration::from_secs(59), "expired early: {expired_after:?}");
+    assert!(broker.logs().contains("group expired"));
+}
