@@ -9,6 +9,9 @@ mod consumer;
 mod consumer_groups;
 mod describe;
 mod format;
+#[cfg(test)]
+mod group_cli_tests;
+mod group_consumer;
 mod group_reset;
 mod group_tables;
 mod murmur;
