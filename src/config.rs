@@ -43,6 +43,8 @@ pub struct BrokerConfig {
     pub tail_cache_bytes_per_shard: usize,
     pub cross_shard_queue_depth: usize,
     pub io_memory_bytes_per_shard: usize,
+    /// Group coordinator and `__consumer_offsets` settings.
+    pub groups: crate::group::CoordinatorConfig,
 }
 
 impl Default for BrokerConfig {
@@ -66,6 +68,7 @@ impl Default for BrokerConfig {
             tail_cache_bytes_per_shard: 8 << 20,
             cross_shard_queue_depth: 1024,
             io_memory_bytes_per_shard: 8 << 20,
+            groups: crate::group::CoordinatorConfig::default(),
         }
     }
 }
@@ -188,6 +191,9 @@ impl BrokerConfig {
                 "queued.max.requests" => cfg.max_inflight_requests_per_connection = positive(k, v)?,
                 "sluice.tail.cache.bytes" => cfg.tail_cache_bytes_per_shard = num(k, v)?,
                 "sluice.io.memory.bytes" => cfg.io_memory_bytes_per_shard = positive(k, v)?,
+                _ if k.starts_with("group.") || k.starts_with("offset") => {
+                    group_key(&mut cfg.groups, k, v)?
+                }
                 _ => tracing::warn!(key = k, "unknown configuration key ignored"),
             }
         }
@@ -199,6 +205,31 @@ impl BrokerConfig {
         };
         Ok(cfg)
     }
+}
+
+/// Kafka's `group.*` and `offsets.*` keys.
+fn group_key(g: &mut crate::group::CoordinatorConfig, k: &str, v: &str) -> Result<(), ConfigError> {
+    match k {
+        "offsets.topic.num.partitions" => g.offsets_topic_partitions = positive(k, v)?,
+        "offsets.topic.segment.bytes" => g.offsets_topic_segment_bytes = at_least(k, v, 14)?,
+        "offsets.retention.minutes" => g.offsets_retention_ms = positive::<i64>(k, v)? * 60_000,
+        "offsets.retention.check.interval.ms" => {
+            g.offsets_retention_check_interval_ms = positive(k, v)?
+        }
+        "offset.metadata.max.bytes" => g.offset_metadata_max_bytes = num(k, v)?,
+        "group.min.session.timeout.ms" => g.limits.min_session_timeout_ms = positive(k, v)?,
+        "group.max.session.timeout.ms" => g.limits.max_session_timeout_ms = positive(k, v)?,
+        "group.initial.rebalance.delay.ms" => g.limits.initial_rebalance_delay_ms = num(k, v)?,
+        "group.max.size" => g.limits.max_size = positive(k, v)?,
+        "group.max.member.metadata.bytes" => g.limits.max_member_metadata_bytes = positive(k, v)?,
+        "group.consumer.heartbeat.interval.ms" => {
+            g.consumer_heartbeat_interval_ms = positive(k, v)?
+        }
+        "group.consumer.session.timeout.ms" => g.consumer_session_timeout_ms = positive(k, v)?,
+        "group.consumer.max.size" => g.consumer_max_size = positive(k, v)?,
+        _ => tracing::warn!(key = k, "unknown configuration key ignored"),
+    }
+    Ok(())
 }
 
 fn positive<T: std::str::FromStr + PartialOrd + Default>(

@@ -236,7 +236,13 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
     }
     let mut configs = BTreeMap::new();
     for (k, v) in s.configs {
-        topic_config::validate(&k, &v).map_err(|m| (ResponseError::InvalidConfig, m))?;
+        // Only the broker's own offsets topic may be compacted: it is written
+        // by the coordinator alone, and its retention never deletes it.
+        let internal_compact =
+            s.name == crate::group::OFFSETS_TOPIC && k == "cleanup.policy" && v == "compact";
+        if !internal_compact {
+            topic_config::validate(&k, &v).map_err(|m| (ResponseError::InvalidConfig, m))?;
+        }
         configs.insert(k, v);
     }
     let meta = TopicMeta {

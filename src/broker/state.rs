@@ -24,6 +24,8 @@ pub struct ShardState {
     pub table: RefCell<ShardTable>,
     pub logs: RefCell<PartitionLogs>,
     pub committer: Rc<Committer>,
+    /// Groups whose `__consumer_offsets` partition this shard owns.
+    pub groups: crate::group::coordinator::Shared,
     tail_budget: Rc<TailBudget>,
     clean_start: bool,
     /// Serialises catalogue changes (used on the controller shard only).
@@ -54,6 +56,7 @@ impl ShardState {
             table: RefCell::new(ShardTable::new(shard::count())),
             logs: RefCell::new(PartitionLogs::default()),
             committer: Committer::new(),
+            groups: crate::group::Coordinator::new(cfg.groups.clone()),
             tail_budget: TailBudget::new(cfg.tail_cache_bytes_per_shard),
             clean_start: clean,
             controller_lock: futures::lock::Mutex::new(()),
@@ -70,6 +73,7 @@ impl ShardState {
             .detach();
         }
         state.apply_catalog(Rc::new(catalog)).await?;
+        shard::spawn(crate::group::coordinator::run_timers()).detach();
         Ok(state)
     }
 

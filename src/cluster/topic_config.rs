@@ -90,6 +90,7 @@ pub fn resolve(b: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogCon
             ("flush.messages", Some(n)) => l.flush_interval_messages = n as u64,
             ("flush.ms", Some(n)) => l.flush_interval_ms = Some(n as u64),
             ("message.timestamp.type", _) => l.log_append_time = v == "LogAppendTime",
+            ("cleanup.policy", _) => l.compact = v.split(',').any(|p| p.trim() == "compact"),
             _ => {}
         }
     }

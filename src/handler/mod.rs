@@ -3,15 +3,29 @@
 
 mod api_versions;
 mod configs;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
+mod coordinator;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -44,13 +58,22 @@ impl From<ResponseKind> for Reply {
 }
 
 /// Handle one request; `None` means no response is sent (acks=0 produce).
+/// `peer` is the client's address (group members are shown with it).
 pub async fn handle(
     state: State,
     header: RequestHeader,
     api: ApiKey,
     body: Option<RequestKind>,
+    peer: std::rc::Rc<str>,
 ) -> Option<Response> {
     let version = header.request_api_version;
+    let client_id = || {
+        header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    };
     let reply: Option<Reply> = match body {
         None => Some(api_versions::unsupported_version()),
         Some(RequestKind::ApiVersions(_)) => Some(api_versions::handle().into()),
@@ -77,6 +100,43 @@ pub async fn handle(
         Some(RequestKind::DescribeCluster(r)) => {
             Some(describe_cluster::handle(&state, r, version).into())
         }
+        Some(RequestKind::FindCoordinator(r)) => {
+            Some(find_coordinator::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::JoinGroup(r)) => Some(
+            join_group::handle(&state, r, version, client_id(), &peer)
+                .await
+                .into(),
+        ),
+        Some(RequestKind::SyncGroup(r)) => {
+            Some(sync_group::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::Heartbeat(r)) => Some(heartbeat::handle(&state, r).await.into()),
+        Some(RequestKind::LeaveGroup(r)) => {
+            Some(leave_group::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::OffsetCommit(r)) => Some(offset_commit::handle(&state, r).await.into()),
+        Some(RequestKind::OffsetFetch(r)) => {
+            Some(offset_fetch::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::OffsetDelete(r)) => Some(offset_delete::handle(&state, r).await.into()),
+        Some(RequestKind::ListGroups(r)) => {
+            Some(list_groups::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::DescribeGroups(r)) => {
+            Some(describe_groups::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::DeleteGroups(r)) => Some(delete_groups::handle(&state, r).await.into()),
+        Some(RequestKind::ConsumerGroupHeartbeat(r)) => Some(
+            consumer_group_heartbeat::handle(&state, r, client_id(), &peer)
+                .await
+                .into(),
+        ),
+        Some(RequestKind::ConsumerGroupDescribe(r)) => Some(
+            consumer_group_describe::handle(&state, r, version)
+                .await
+                .into(),
+        ),
         Some(other) => {
             // Unreachable in practice: the connection refuses APIs we do not
             // advertise before decoding them.

@@ -43,7 +43,8 @@ pub async fn serve(listener: Listener, state: State) {
                 .peer_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            if let Err(reason) = connection(stream, state).await {
+            let peer_rc: Rc<str> = Rc::from(peer.as_str());
+            if let Err(reason) = connection(stream, state, peer_rc).await {
                 tracing::info!(peer, %reason, "closing connection");
             }
             open.set(open.get() - 1);
@@ -70,7 +71,7 @@ enum Closed {
     },
 }
 
-async fn connection(stream: shard::net::Stream, state: State) -> Result<(), Closed> {
+async fn connection(stream: shard::net::Stream, state: State, peer: Rc<str>) -> Result<(), Closed> {
     let (mut rd, mut wr) = stream.split();
     // Responses leave in request order: the reader queues each request's task,
     // the writer awaits them in that order. The queue bound is the in-flight
@@ -121,10 +122,12 @@ async fn connection(stream: shard::net::Stream, state: State) -> Result<(), Clos
             } else {
                 None
             };
-            let st = state.clone();
+            let (st, peer) = (state.clone(), peer.clone());
             let header = parsed.header;
             let task =
-                shard::spawn(async move { crate::handler::handle(st, header, api, body).await });
+                shard::spawn(
+                    async move { crate::handler::handle(st, header, api, body, peer).await },
+                );
             if tx.send(task).await.is_err() {
                 return Ok(());
             }

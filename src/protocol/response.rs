@@ -204,6 +204,19 @@ encode_into_impl!(
     AlterConfigs,
     IncrementalAlterConfigs,
     DescribeCluster,
+    FindCoordinator,
+    JoinGroup,
+    SyncGroup,
+    Heartbeat,
+    LeaveGroup,
+    OffsetCommit,
+    OffsetFetch,
+    OffsetDelete,
+    ListGroups,
+    DescribeGroups,
+    DeleteGroups,
+    ConsumerGroupHeartbeat,
+    ConsumerGroupDescribe,
 );
 
 #[cfg(test)]

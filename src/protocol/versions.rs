@@ -19,10 +19,34 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::OffsetDelete,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::ConsumerGroupHeartbeat,
+    ApiKey::ConsumerGroupDescribe,
 ];
 
+/// Where we serve less than the codec knows: OffsetCommit v10 and
+/// OffsetFetch v10 name topics by id only, which the request codec lacks.
+const MAX_VERSION: &[(ApiKey, i16)] = &[(ApiKey::OffsetCommit, 9), (ApiKey::OffsetFetch, 9)];
+
 pub fn supported_range(api: ApiKey) -> Option<VersionRange> {
-    SUPPORTED.contains(&api).then(|| api.valid_versions())
+    SUPPORTED.contains(&api).then(|| {
+        let r = api.valid_versions();
+        let max = MAX_VERSION
+            .iter()
+            .find(|(a, _)| *a == api)
+            .map_or(r.max, |(_, m)| r.max.min(*m));
+        VersionRange { min: r.min, max }
+    })
 }
 
 pub fn is_supported(api: ApiKey, version: i16) -> bool {

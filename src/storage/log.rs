@@ -27,6 +27,8 @@ pub struct LogConfig {
     pub flush_interval_messages: u64,
     /// fdatasync dirty data at least this often (None: only as needed).
     pub flush_interval_ms: Option<u64>,
+    /// `cleanup.policy=compact`: retention must not delete segments.
+    pub compact: bool,
 }
 
 impl Default for LogConfig {
@@ -41,6 +43,7 @@ impl Default for LogConfig {
             log_append_time: false,
             flush_interval_messages: u64::MAX,
             flush_interval_ms: None,
+            compact: false,
         }
     }
 }

@@ -6,6 +6,10 @@ use super::log::SharedLog;
 /// Delete expired segments of one log; returns how many went.
 pub fn enforce(log: &SharedLog, now_ms: i64) -> usize {
     let mut deleted = 0;
+    if log.borrow().config.compact {
+        // A compacted topic keeps the latest value of every key for good.
+        return 0;
+    }
     loop {
         let mut l = log.borrow_mut();
         if l.segments.len() <= 1 {

@@ -1,0 +1,108 @@
+//! Group state on disk: writes to and replay of `__consumer_offsets`
+//! partitions, through the normal partition log (acks=all durability).
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
+
+use super::format::{self, RecordKey};
+use crate::broker::state::local;
+use crate::storage::{now_ms, read, StorageError};
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Bytes read per step while replaying a partition.
+const REPLAY_READ_BYTES: usize = 4 << 20;
+
+/// One record to write: key and value (None: tombstone).
+pub type Entry = (RecordKey, Option<Bytes>);
+
+/// Append `entries` as one batch to partition `partition` of
+/// `__consumer_offsets` and wait until it is on stable storage. The append
+/// itself happens before the first await, so callers' writes reach the log in
+/// the order they were called.
+pub fn write(
+    partition: i32,
+    entries: Vec<Entry>,
+) -> impl std::future::Future<Output = Result<(), ResponseError>> {
+    let appended = append(partition, entries);
+    async move {
+        let done = appended?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(write_error(&e)),
+            Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+}
+
+type Done = futures::channel::oneshot::Receiver<Result<(), StorageError>>;
+
+fn append(partition: i32, entries: Vec<Entry>) -> Result<Done, ResponseError> {
+    assert!(!entries.is_empty());
+    let state = local();
+    let log = state
+        .log(OFFSETS_TOPIC, partition)
+        .ok_or(ResponseError::NotCoordinator)?;
+    let records: Vec<(Option<Bytes>, Option<Bytes>)> = entries
+        .into_iter()
+        .map(|(k, v)| (Some(format::encode_key(&k)), v))
+        .collect();
+    let now = now_ms();
+    let batch = crate::client::records::encode_batch(&records, now)
+        .map_err(|_| ResponseError::UnknownServerError)?;
+    let (_, done) = log
+        .borrow_mut()
+        .append(&batch, true, now)
+        .map_err(|e| write_error(&e))?;
+    state.committer.appended(&log);
+    Ok(done)
+}
+
+/// Kafka's mapping of a failed group write (GroupMetadataManager).
+fn write_error(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::MessageTooLarge { .. } => ResponseError::UnknownServerError,
+        StorageError::Closed => ResponseError::NotCoordinator,
+        _ => ResponseError::CoordinatorNotAvailable,
+    }
+}
+
+/// Every record of a partition, oldest first, as (key, value).
+pub async fn replay(
+    partition: i32,
+    mut apply: impl FnMut(RecordKey, Option<Bytes>),
+) -> Result<usize, StorageError> {
+    let log = local()
+        .log(OFFSETS_TOPIC, partition)
+        .ok_or(StorageError::Closed)?;
+    let mut offset = log.borrow().log_start_offset;
+    let mut applied = 0;
+    loop {
+        let data = read::read(&log, offset, REPLAY_READ_BYTES).await?;
+        if data.chunks.is_empty() {
+            return Ok(applied);
+        }
+        let mut buf = BytesMut::with_capacity(data.bytes());
+        for c in &data.chunks {
+            buf.extend_from_slice(c.as_slice());
+        }
+        let decoded = crate::client::records::decode_batches(buf.freeze(), offset)
+            .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))?;
+        for r in decoded.records {
+            let Some(key) = r.key else { continue };
+            match format::decode_key(&key) {
+                Ok(k) => {
+                    apply(k, r.value);
+                    applied += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(partition, offset = r.offset, error = %e, "skipping unreadable __consumer_offsets record")
+                }
+            }
+        }
+        match decoded.next_offset {
+            Some(next) if next > offset => offset = next,
+            _ => return Ok(applied),
+        }
+    }
+}
