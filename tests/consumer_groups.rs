@@ -871,7 +871,6 @@ fn kafkajs_group_consumers() {
 /// KIP-848 (`group.protocol=consumer`): ConsumerGroupHeartbeat with
 /// server-side assignment.
 #[test]
-#[ignore = "needs KIP-848 (ConsumerGroupHeartbeat) on the broker; enable once advertised"]
 fn confluent_kafka_kip848_group_consumers() {
     run_group_script(python(), "confluent_group848.py");
 }

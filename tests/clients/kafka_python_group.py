@@ -14,7 +14,7 @@ import time
 import uuid
 
 try:
-    from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka import KafkaConsumer, KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import CommitFailedError, RebalanceInProgressError
 except ImportError as e:
@@ -38,18 +38,6 @@ def commit(consumer):
         print(f"commit failed: {e!r}", file=sys.stderr)
 
 
-class CommitOnRevoke(ConsumerRebalanceListener):
-    def __init__(self):
-        self.consumer = None
-
-    def on_partitions_revoked(self, revoked):
-        if revoked:
-            commit(self.consumer)
-
-    def on_partitions_assigned(self, assigned):
-        pass
-
-
 def main():
     bs = sys.argv[1]
     topic = f"kp-group-{uuid.uuid4().hex[:8]}"
@@ -59,12 +47,10 @@ def main():
 
     consumers = []
     for i in range(2):
-        listener = CommitOnRevoke()
         c = KafkaConsumer(bootstrap_servers=bs, group_id=group, client_id=f"kp-{i}", enable_auto_commit=False,
                           auto_offset_reset="earliest", session_timeout_ms=10000, heartbeat_interval_ms=500,
                           request_timeout_ms=30000)
-        listener.consumer = c
-        c.subscribe([topic], listener=listener)
+        c.subscribe([topic])
         consumers.append(c)
 
     seen = []  # (consumer index, partition, offset, value)
