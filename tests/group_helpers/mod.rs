@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -65,6 +65,10 @@ pub fn produce_numbered(
     }
 }
 
+fn nothing_to_commit(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
+}
+
 /// Commits everything consumed so far whenever partitions are taken away,
 /// so the next owner starts exactly after it (no duplicates on rebalance).
 pub struct CommitOnRevoke;
@@ -75,9 +79,11 @@ impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             if tpl.count() > 0 {
+                // Anything but "nothing to commit" shows up as duplicates later.
                 if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                    // No offsets to commit is fine; anything else shows up as duplicates.
-                    eprintln!("commit on revoke: {e}");
+                    if !nothing_to_commit(&e) {
+                        eprintln!("commit on revoke: {e}");
+                    }
                 }
             }
         }
@@ -149,7 +155,9 @@ impl Member {
             let mut uncommitted = 0usize;
             let commit = |c: &BaseConsumer<CommitOnRevoke>| {
                 if let Err(e) = c.commit_consumer_state(CommitMode::Sync) {
-                    eprintln!("{name2}: commit: {e}");
+                    if !nothing_to_commit(&e) {
+                        eprintln!("{name2}: commit: {e}");
+                    }
                 }
             };
             while !stop2.load(Ordering::Relaxed) {
