@@ -38,9 +38,32 @@ fn ensure_meta_properties(cfg: &BrokerConfig) -> anyhow::Result<String> {
 }
 
 /// Run the broker until SIGTERM/SIGINT.
+/// How long start-up waits for a port still held by a process that just died:
+/// io_uring releases a dead process's sockets asynchronously.
+const PORT_RELEASE_WAIT_MS: u64 = 3_000;
+
+fn wait_for_port(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(PORT_RELEASE_WAIT_MS);
+    loop {
+        match crate::shard::net::probe_exclusive(addr) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => anyhow::bail!("cannot listen on {addr}: {e}"),
+        }
+    }
+}
+
 pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.log_dir)
         .map_err(|e| anyhow::anyhow!("cannot create log.dirs {}: {e}", cfg.log_dir.display()))?;
+    // The shards share the port through SO_REUSEPORT, which would just as
+    // silently share it with another broker: check nobody holds it first.
+    wait_for_port(cfg.listener)?;
     let cluster_id = ensure_meta_properties(&cfg)?;
     let marker = cfg.log_dir.join(format::CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();

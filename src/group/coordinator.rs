@@ -97,7 +97,8 @@ pub struct Coordinator {
     pub cfg: CoordinatorConfig,
     loads: HashMap<i32, Load>,
     pub groups: HashMap<String, GroupEntry>,
-    catalog_version_seen: u64,
+    /// The catalogue as of the last tick (deleted topics show in the diff).
+    last_catalog: Rc<crate::cluster::Catalog>,
     /// Every `__consumer_offsets` partition this shard owns is loaded.
     all_loaded: bool,
     last_expiry_check_ms: i64,
@@ -111,7 +112,7 @@ impl Coordinator {
             cfg,
             loads: HashMap::new(),
             groups: HashMap::new(),
-            catalog_version_seen: 0,
+            last_catalog: Rc::new(crate::cluster::Catalog::default()),
             all_loaded: false,
             last_expiry_check_ms: now_ms(),
         }))
@@ -249,13 +250,18 @@ pub async fn ensure_loaded(c: &Shared, partition: i32) -> Result<(), ResponseErr
         loaded += 1;
     }
     co.loads.insert(partition, Load::Loaded);
-    tracing::info!(
-        partition,
-        records,
-        groups = loaded,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "loaded group coordinator state from __consumer_offsets"
-    );
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    if records > 0 {
+        tracing::info!(
+            partition,
+            records,
+            groups = loaded,
+            elapsed_ms,
+            "loaded group coordinator state from __consumer_offsets"
+        );
+    } else {
+        tracing::debug!(partition, "empty __consumer_offsets partition loaded");
+    }
     Ok(())
 }
 
@@ -317,11 +323,12 @@ pub async fn run_timers() {
         shard::sleep(Duration::from_millis(TIMER_TICK_MS)).await;
         let state = local();
         let catalog = state.catalog();
-        if catalog.version != c.borrow().catalog_version_seen {
-            c.borrow_mut().catalog_version_seen = catalog.version;
+        let previous = c.borrow().last_catalog.clone();
+        if catalog.version != previous.version {
+            c.borrow_mut().last_catalog = catalog.clone();
             c.borrow_mut().all_loaded = false;
             unload_gone_partitions(&c);
-            super::offsets::drop_deleted_topics(&c, &catalog);
+            super::offsets::drop_deleted_topics(&c, &previous, &catalog);
         }
         if !c.borrow().all_loaded {
             // Load owned partitions eagerly, so that members restored from
@@ -362,6 +369,10 @@ pub async fn run_timers() {
         if now - c.borrow().last_expiry_check_ms >= interval {
             c.borrow_mut().last_expiry_check_ms = now;
             super::offsets::expire(&c, now);
+            let loaded: Vec<i32> = c.borrow().loads.keys().copied().collect();
+            for p in loaded {
+                super::compact::maybe_compact(&c, p).await;
+            }
         }
     }
 }

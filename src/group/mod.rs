@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod api;
 pub mod classic;
+pub mod compact;
 pub mod consumer;
 pub mod coordinator;
 pub mod format;

@@ -240,17 +240,18 @@ fn write_tombstones(partition: i32, entries: Vec<Entry>) {
     .detach();
 }
 
-/// Committed offsets of topics that no longer exist are deleted with them.
-pub fn drop_deleted_topics(c: &Shared, catalog: &Catalog) {
+/// Committed offsets of topics that no longer exist, or were deleted and
+/// created again in between (a new topic id), are deleted with them.
+pub fn drop_deleted_topics(c: &Shared, old: &Catalog, catalog: &Catalog) {
+    let gone = |t: &str| match (old.topics.get(t), catalog.topics.get(t)) {
+        (_, None) => true,
+        (Some(o), Some(n)) => o.id != n.id,
+        (None, Some(_)) => false,
+    };
     let mut co = c.borrow_mut();
     let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
     for (name, e) in co.groups.iter_mut() {
-        let gone: Vec<(String, i32)> = e
-            .offsets
-            .keys()
-            .filter(|(t, _)| !catalog.topics.contains_key(t))
-            .cloned()
-            .collect();
+        let gone: Vec<(String, i32)> = e.offsets.keys().filter(|(t, _)| gone(t)).cloned().collect();
         for (t, p) in gone {
             e.offsets.remove(&(t.clone(), p));
             by_partition

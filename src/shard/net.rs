@@ -10,6 +10,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 pub struct Listener(glommio::net::TcpListener);
 pub struct Stream(glommio::net::TcpStream);
 
+/// Fail if another socket already listens on `addr`. SO_REUSEPORT would
+/// otherwise let a second broker share the port silently. SO_REUSEADDR keeps
+/// connections in TIME_WAIT from a previous run from counting.
+pub fn probe_exclusive(addr: SocketAddr) -> io::Result<()> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1)
+}
+
 impl Listener {
     /// Bind with SO_REUSEPORT so every shard can listen on the same address and
     /// the kernel spreads incoming connections across shards.

@@ -17,7 +17,7 @@ pub fn enforce(log: &SharedLog, now_ms: i64) -> usize {
         }
         let total = l.size_bytes();
         let (retention_ms, retention_bytes) = (l.config.retention_ms, l.config.retention_bytes);
-        let (&base, seg) = l.segments.iter_mut().next().unwrap();
+        let seg = l.segments.values_mut().next().unwrap();
         if !seg.index_loaded {
             seg.load_indexes();
             seg.index_loaded = true;
@@ -34,17 +34,52 @@ pub fn enforce(log: &SharedLog, now_ms: i64) -> usize {
         if !expired && !oversize {
             break;
         }
-        let seg = l.segments.remove(&base).unwrap();
-        l.log_start_offset = *l.segments.keys().next().unwrap();
-        tracing::info!(topic = %l.topic, partition = l.partition, base_offset = base,
-            bytes = seg.size_bytes, new_log_start_offset = l.log_start_offset,
-            reason = if expired { "retention.ms" } else { "retention.bytes" }, "deleted segment");
         drop(l);
-        // Open readers keep their file descriptors; unlinking is safe under them.
-        for ext in ["log", "index", "timeindex"] {
-            let _ = std::fs::remove_file(seg.path(ext));
-        }
+        remove_oldest(
+            log,
+            if expired {
+                "retention.ms"
+            } else {
+                "retention.bytes"
+            },
+        );
         deleted += 1;
     }
     deleted
+}
+
+/// Delete the oldest segments whose records all lie below `offset` (the
+/// active segment stays). Returns how many went.
+pub fn delete_segments_before(log: &SharedLog, offset: i64, reason: &str) -> usize {
+    let mut deleted = 0;
+    loop {
+        let next_base = {
+            let l = log.borrow();
+            if l.segments.len() <= 1 {
+                break;
+            }
+            *l.segments.keys().nth(1).expect("two segments")
+        };
+        if next_base > offset {
+            break;
+        }
+        remove_oldest(log, reason);
+        deleted += 1;
+    }
+    deleted
+}
+
+fn remove_oldest(log: &SharedLog, reason: &str) {
+    let mut l = log.borrow_mut();
+    assert!(l.segments.len() > 1, "the active segment is never deleted");
+    let base = *l.segments.keys().next().expect("a segment");
+    let seg = l.segments.remove(&base).expect("present");
+    l.log_start_offset = *l.segments.keys().next().expect("a segment");
+    tracing::info!(topic = %l.topic, partition = l.partition, base_offset = base,
+        bytes = seg.size_bytes, new_log_start_offset = l.log_start_offset, reason, "deleted segment");
+    drop(l);
+    // Open readers keep their file descriptors; unlinking is safe under them.
+    for ext in ["log", "index", "timeindex"] {
+        let _ = std::fs::remove_file(seg.path(ext));
+    }
 }

@@ -1,0 +1,249 @@
+//! Group coordinator storage and protocol errors: committed offsets survive
+//! kill -9, `__consumer_offsets` is compacted, deleting a topic deletes its
+//! offsets, and bad group requests get Kafka's error codes. Commits come from
+//! librdkafka (the rdkafka crate); error cases use raw protocol frames.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::{rdk, unique_topic, Broker};
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    GroupId, HeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, RequestHeader,
+    ResponseHeader, SyncGroupRequest,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::ResponseError;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+fn group_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    rdk::config(
+        bootstrap,
+        &[("group.id", group), ("enable.auto.commit", "false")],
+    )
+    .create()
+    .expect("consumer")
+}
+
+fn commit(c: &BaseConsumer, topic: &str, partitions: i32, offset: i64) {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Offset(offset))
+            .unwrap();
+    }
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+}
+
+fn committed(c: &BaseConsumer, topic: &str, partitions: i32) -> Vec<Offset> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed");
+    (0..partitions)
+        .map(|p| got.find_partition(topic, p).unwrap().offset())
+        .collect()
+}
+
+fn offsets_segments(broker: &Broker) -> usize {
+    std::fs::read_dir(broker.data_dir().join("__consumer_offsets-0"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count()
+}
+
+#[test]
+fn commits_survive_kill9_and_offsets_topic_is_compacted() {
+    let mut broker = Broker::start(&[
+        "offsets.topic.num.partitions=1",
+        "offsets.topic.segment.bytes=8192",
+        "offsets.retention.check.interval.ms=300",
+    ]);
+    let bs = broker.bootstrap();
+    let topic = unique_topic("committed");
+    rdk::create_topic(&bs, &topic, 4);
+    let c = group_consumer(&bs, "g-compact");
+    for i in 1..=1500 {
+        commit(&c, &topic, 4, i);
+    }
+    assert_eq!(committed(&c, &topic, 4), vec![Offset::Offset(1500); 4]);
+    // ~1500 batches of ~250 bytes rolled dozens of 8 KiB segments; the
+    // checkpoint leaves the active segment and at most one behind it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while offsets_segments(&broker) > 2 {
+        assert!(
+            Instant::now() < deadline,
+            "__consumer_offsets-0 still has {} segments",
+            offsets_segments(&broker)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(broker
+        .logs()
+        .contains("compacted __consumer_offsets partition"));
+    drop(c);
+    broker.kill9();
+    broker.restart();
+    let c = group_consumer(&broker.bootstrap(), "g-compact");
+    assert_eq!(committed(&c, &topic, 4), vec![Offset::Offset(1500); 4]);
+}
+
+#[test]
+fn deleting_a_topic_deletes_its_committed_offsets() {
+    let broker = Broker::start(&["offsets.topic.num.partitions=2"]);
+    let bs = broker.bootstrap();
+    let topic = unique_topic("doomed");
+    rdk::create_topic(&bs, &topic, 2);
+    let c = group_consumer(&bs, "g-doomed");
+    commit(&c, &topic, 2, 7);
+    assert_eq!(committed(&c, &topic, 2), vec![Offset::Offset(7); 2]);
+    let admin: rdkafka::admin::AdminClient<_> = rdk::config(&bs, &[]).create().unwrap();
+    let r =
+        futures::executor::block_on(admin.delete_topics(&[&topic], &Default::default())).unwrap();
+    assert!(r[0].is_ok(), "{r:?}");
+    rdk::create_topic(&bs, &topic, 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while committed(&c, &topic, 2) != vec![Offset::Invalid; 2] {
+        assert!(
+            Instant::now() < deadline,
+            "offsets of the deleted topic are still there"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One request over a raw connection, in Kafka's framing.
+fn call<R: Request>(s: &mut TcpStream, version: i16, req: &R) -> R::Response {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, R::header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut resp = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut resp).unwrap();
+    let mut b = Bytes::from(resp);
+    let h = ResponseHeader::decode(&mut b, R::Response::header_version(version)).unwrap();
+    assert_eq!(h.correlation_id, 7);
+    let r = R::Response::decode(&mut b, version).unwrap();
+    assert_eq!(b.remaining(), 0);
+    r
+}
+
+fn join_req(member: &str, metadata_bytes: usize) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g-raw")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(StrBytes::from_string(member.to_string()))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from(vec![0u8; metadata_bytes]))])
+}
+
+#[test]
+fn bad_group_requests_get_kafka_error_codes() {
+    let broker = Broker::start(&[
+        "group.initial.rebalance.delay.ms=0",
+        "group.max.member.metadata.bytes=1024",
+    ]);
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let code = |c: i16| ResponseError::try_from_code(c);
+
+    let hb = HeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g-raw")))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_static_str("ghost"));
+    assert_eq!(
+        code(call(&mut s, 4, &hb).error_code),
+        Some(ResponseError::UnknownMemberId)
+    );
+
+    let big = call(&mut s, 9, &join_req("", 4096));
+    assert_eq!(
+        code(big.error_code),
+        Some(ResponseError::InvalidRequest),
+        "oversized metadata"
+    );
+
+    // v4+: the first join only hands out a member id (KIP-394).
+    let first = call(&mut s, 9, &join_req("", 16));
+    assert_eq!(
+        code(first.error_code),
+        Some(ResponseError::MemberIdRequired)
+    );
+    let member = first.member_id.to_string();
+    let joined = call(&mut s, 9, &join_req(&member, 16));
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.generation_id, 1);
+    assert_eq!(joined.leader.as_str(), member);
+
+    let stale = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g-raw")))
+        .with_generation_id(0)
+        .with_member_id(StrBytes::from_string(member.clone()));
+    assert_eq!(
+        code(call(&mut s, 5, &stale).error_code),
+        Some(ResponseError::IllegalGeneration)
+    );
+
+    let bad_commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g-raw")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(StrBytes::from_static_str("no-such-topic").into())
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(3)
+                .with_committed_offset(1)])]);
+    let member_commit = bad_commit
+        .clone()
+        .with_generation_id_or_member_epoch(1)
+        .with_member_id(StrBytes::from_string(member.clone()));
+    let r = call(&mut s, 8, &member_commit);
+    // CompletingRebalance until SyncGroup: Kafka refuses commits meanwhile.
+    assert_eq!(
+        code(r.topics[0].partitions[0].error_code),
+        Some(ResponseError::RebalanceInProgress)
+    );
+    let sync = stale.with_generation_id(1);
+    assert_eq!(call(&mut s, 5, &sync).error_code, 0);
+    let r = call(&mut s, 8, &member_commit);
+    assert_eq!(
+        code(r.topics[0].partitions[0].error_code),
+        Some(ResponseError::UnknownTopicOrPartition)
+    );
+    // The group has a member, so a commit without one is refused.
+    let r = call(&mut s, 8, &bad_commit);
+    assert_eq!(
+        code(r.topics[0].partitions[0].error_code),
+        Some(ResponseError::UnknownMemberId)
+    );
+}
