@@ -24,6 +24,8 @@ enum Cmd {
     ConsoleProducer(sluice::cli::ProducerArgs),
     /// Print records (like kafka-console-consumer.sh).
     ConsoleConsumer(sluice::cli::ConsumerArgs),
+    /// List, describe and delete consumer groups, reset their offsets (like kafka-consumer-groups.sh).
+    ConsumerGroups(sluice::cli::ConsumerGroupsArgs),
 }
 
 #[derive(clap::Args)]
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Cmd::Topics(a) => sluice::cli::topics(a),
         Cmd::ConsoleProducer(a) => sluice::cli::console_producer(a),
         Cmd::ConsoleConsumer(a) => sluice::cli::console_consumer(a),
+        Cmd::ConsumerGroups(a) => sluice::cli::consumer_groups(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

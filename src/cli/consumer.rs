@@ -1,6 +1,8 @@
 //! `sluice console-consumer`: print records from one or more topics.
 
 use std::io::{self, Write};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -9,6 +11,7 @@ use kafka_protocol::ResponseError;
 
 use super::common::{is_internal, ConnArgs, TopicFilter};
 use super::format::Formatter;
+use super::group_consumer;
 use super::props::parse_pairs;
 use crate::client::{Client, ClientError, FetchPosition, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 
@@ -51,6 +54,14 @@ pub struct ConsumerArgs {
     /// Formatter property: print.key, print.offset, print.timestamp, key.separator, ...
     #[arg(long = "property", value_name = "KEY=VALUE")]
     pub property: Vec<String>,
+    /// Consumer group to join: partitions are shared with its other members
+    /// and progress is committed to it.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Consumer config: group.id, auto.offset.reset, client.id,
+    /// session.timeout.ms, heartbeat.interval.ms, enable.auto.commit, ...
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE")]
+    pub consumer_property: Vec<String>,
 }
 
 /// Where to start in partitions we have no position for.
@@ -108,7 +119,15 @@ pub fn run(args: ConsumerArgs) -> Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut progress = Progress::default();
-    let result = consume_to(&args, &mut out, &mut progress);
+    // A group member must commit and leave on Ctrl-C / SIGTERM, as Kafka's
+    // shutdown hook does; the loop polls this flag between fetches.
+    let stop = Arc::new(AtomicBool::new(false));
+    if args.group.is_some() || !args.consumer_property.is_empty() {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, stop.clone())?;
+        }
+    }
+    let result = consume_to(&args, &mut out, &mut progress, &stop);
     let flushed = out.flush();
     if progress.started {
         eprintln!("Processed a total of {} messages", progress.printed);
@@ -136,9 +155,13 @@ pub(crate) fn consume_to(
     args: &ConsumerArgs,
     out: &mut impl Write,
     progress: &mut Progress,
+    stop: &AtomicBool,
 ) -> Result<()> {
-    let start = start_of(args)?;
     let formatter = Formatter::from_props(&parse_pairs(&args.property, "--property")?)?;
+    if let Some(settings) = group_consumer::settings(args)? {
+        return group_consumer::consume_group(args, &settings, &formatter, out, progress, stop);
+    }
+    let start = start_of(args)?;
     let include = match &args.include {
         Some(pattern) => Some(TopicFilter::strict(pattern)?),
         None => None,

@@ -1,12 +1,19 @@
-//! Kafka-tool-shaped commands: `topics`, `console-producer`, `console-consumer`.
+//! Kafka-tool-shaped commands: `topics`, `console-producer`, `console-consumer`,
+//! `consumer-groups`.
 //!
 //! Each command only talks to the cluster through [`crate::client::Client`],
 //! so it works against any Kafka-compatible broker.
 
 mod common;
 mod consumer;
+mod consumer_groups;
 mod describe;
 mod format;
+#[cfg(test)]
+mod group_cli_tests;
+mod group_consumer;
+mod group_reset;
+mod group_tables;
 mod murmur;
 mod producer;
 mod props;
@@ -16,6 +23,7 @@ mod topics;
 
 pub use common::ConnArgs;
 pub use consumer::ConsumerArgs;
+pub use consumer_groups::ConsumerGroupsArgs;
 pub use murmur::{murmur2, partition_for_key};
 pub use producer::ProducerArgs;
 pub use topics::TopicsArgs;
@@ -33,4 +41,9 @@ pub fn console_producer(args: ProducerArgs) -> anyhow::Result<()> {
 /// `sluice console-consumer`: print records to stdout.
 pub fn console_consumer(args: ConsumerArgs) -> anyhow::Result<()> {
     consumer::run(args)
+}
+
+/// `sluice consumer-groups`: list, describe, delete groups, reset offsets.
+pub fn consumer_groups(args: ConsumerGroupsArgs) -> anyhow::Result<()> {
+    consumer_groups::run(args)
 }

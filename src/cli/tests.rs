@@ -2,6 +2,7 @@
 
 use std::io::Cursor;
 use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 
@@ -49,7 +50,7 @@ fn consume(broker: &str, rest: &[&str]) -> anyhow::Result<(String, u64)> {
     };
     let mut out = Vec::new();
     let mut progress = Progress::default();
-    consume_to(&args, &mut out, &mut progress)?;
+    consume_to(&args, &mut out, &mut progress, &AtomicBool::new(false))?;
     Ok((String::from_utf8(out).unwrap(), progress.printed))
 }
 

@@ -31,6 +31,8 @@ use kafka_protocol::records::{
 };
 use uuid::Uuid;
 
+use super::mock_group::{self, Groups, MockGroup};
+
 /// Records per batch in fetch responses (small, to exercise multi-batch decoding).
 const RECORDS_PER_BATCH: usize = 3;
 
@@ -61,6 +63,7 @@ struct State {
     opts: MockOptions,
     port: u16,
     topics: BTreeMap<String, MockTopic>,
+    groups: BTreeMap<String, MockGroup>,
 }
 
 /// A running mock broker; lives until the test process exits.
@@ -81,6 +84,7 @@ impl MockBroker {
             opts,
             port,
             topics: BTreeMap::new(),
+            groups: BTreeMap::new(),
         }));
         let shared = state.clone();
         std::thread::spawn(move || {
@@ -105,6 +109,15 @@ impl MockBroker {
     pub fn len(&self, topic: &str, partition: usize) -> usize {
         let st = self.state.lock().unwrap();
         st.topics[topic].partitions[partition].len()
+    }
+
+    /// Makes the next heartbeat of `group` answer REBALANCE_IN_PROGRESS.
+    pub fn force_rebalance(&self, group: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.groups
+            .entry(group.to_string())
+            .or_default()
+            .force_rebalance = true;
     }
 
     /// Values stored in a partition, as strings.
@@ -143,7 +156,8 @@ fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
         let header = decode_request_header_from_buffer(&mut buf).expect("request header");
         let api = ApiKey::try_from(header.request_api_key).expect("api key");
         let version = header.request_api_version;
-        let Some(body) = handle(api, version, &mut buf, &state) else {
+        let client_id = header.client_id.as_deref().unwrap_or("").to_string();
+        let Some(body) = handle(api, version, &mut buf, &state, client_id) else {
             continue;
         };
         let mut out = BytesMut::new();
@@ -161,7 +175,7 @@ fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
     }
 }
 
-fn encode<R: Encodable>(resp: R, version: i16) -> Option<BytesMut> {
+pub(super) fn encode<R: Encodable>(resp: R, version: i16) -> Option<BytesMut> {
     let mut out = BytesMut::new();
     resp.encode(&mut out, version)
         .expect("encode mock response");
@@ -175,8 +189,34 @@ fn range(st: &State, api: ApiKey) -> (i16, i16) {
     })
 }
 
-fn handle(api: ApiKey, v: i16, buf: &mut Bytes, state: &Mutex<State>) -> Option<BytesMut> {
+fn handle(
+    api: ApiKey,
+    v: i16,
+    buf: &mut Bytes,
+    state: &Mutex<State>,
+    client_id: String,
+) -> Option<BytesMut> {
     let mut st = state.lock().unwrap();
+    {
+        let State {
+            groups,
+            port,
+            topics,
+            ..
+        } = &mut *st;
+        let groups = Groups {
+            groups,
+            port: *port,
+            topics: topics
+                .iter()
+                .map(|(n, t)| (n.clone(), t.partitions.len()))
+                .collect(),
+            client_id,
+        };
+        if let Some(resp) = mock_group::handle(api, v, buf, groups) {
+            return resp;
+        }
+    }
     match api {
         ApiKey::ApiVersions => api_versions(&st, v),
         ApiKey::Metadata => metadata(&st, MetadataRequest::decode(buf, v).unwrap(), v),
@@ -237,6 +277,7 @@ fn api_versions(st: &State, v: i16) -> Option<BytesMut> {
     ];
     let api_keys = keys
         .iter()
+        .chain(mock_group::APIS.iter())
         .map(|k| {
             let (min, max) = range(st, *k);
             ApiVersion::default()

@@ -4,11 +4,18 @@
 //! Every call negotiates the highest API version both sides support.
 
 mod admin;
+pub mod assignor;
 mod conn;
 mod data;
 mod error;
+mod group;
+#[cfg(test)]
+mod group_tests;
+mod member;
 #[cfg(test)]
 pub(crate) mod mock;
+#[cfg(test)]
+mod mock_group;
 pub mod records;
 #[cfg(test)]
 mod tests;
@@ -24,6 +31,11 @@ use kafka_protocol::ResponseError;
 
 use conn::Connection;
 pub use error::{error_name, ClientError, Result};
+pub use group::{
+    CommittedOffset, Generation, GroupDescription, GroupListing, JoinParams, JoinResult,
+    JoinedMember, MemberDescription,
+};
+pub use member::{GroupMember, MemberConfig};
 pub use types::*;
 
 /// Client settings.
@@ -68,6 +80,8 @@ pub struct Client {
     brokers: HashMap<i32, String>,
     controller_id: i32,
     topics: HashMap<String, TopicMetadata>,
+    /// Coordinator broker id per group, from FindCoordinator.
+    coordinators: HashMap<String, i32>,
 }
 
 impl Client {
@@ -96,6 +110,7 @@ impl Client {
             brokers: HashMap::new(),
             controller_id: -1,
             topics: HashMap::new(),
+            coordinators: HashMap::new(),
         };
         client.ensure_bootstrap()?;
         Ok(client)
