@@ -270,6 +270,9 @@ fn offsets_of_an_empty_group_expire_after_offsets_retention_minutes() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let expired_after = committed_at.elapsed();
-    assert!(expired_after >= Duration::from_secs(59), "expired early: {expired_after:?}");
+    assert!(
+        expired_after >= Duration::from_secs(59),
+        "expired early: {expired_after:?}"
+    );
     assert!(broker.logs().contains("group expired"));
 }

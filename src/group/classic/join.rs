@@ -54,6 +54,7 @@ pub enum Joined {
 
 impl ClassicGroup {
     pub fn join(&mut self, req: JoinRequest, limits: &GroupLimits, now_ms: i64) -> Joined {
+        tracing::debug!(group = %self.id, member = %req.member_id, state = self.state.name(), generation = self.generation, "JoinGroup");
         let err = |e| Joined::Now(JoinResult::error(e, &req.member_id));
         if self.state == GroupState::Dead {
             return err(ResponseError::CoordinatorNotAvailable);

@@ -41,6 +41,7 @@ impl ClassicGroup {
             return Some(e);
         }
         if generation != self.generation {
+            tracing::debug!(group = %self.id, member = member_id, generation, current = self.generation, "heartbeat: illegal generation");
             return Some(ResponseError::IllegalGeneration);
         }
         self.members

@@ -50,6 +50,7 @@ pub enum Synced {
 
 impl ClassicGroup {
     pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> Synced {
+        tracing::debug!(group = %self.id, member = %req.member_id, generation = req.generation, state = self.state.name(), "SyncGroup");
         let err = |e| Synced::Now(SyncResult::error(e));
         if self.state == GroupState::Dead {
             return err(ResponseError::CoordinatorNotAvailable);
