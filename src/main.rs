@@ -24,6 +24,8 @@ enum Cmd {
     ConsoleProducer(sluice::cli::ProducerArgs),
     /// Print records (like kafka-console-consumer.sh).
     ConsoleConsumer(sluice::cli::ConsumerArgs),
+    /// Benchmark any Kafka-compatible cluster: run workloads, compare, report.
+    Bench(sluice::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Cmd::Topics(a) => sluice::cli::topics(a),
         Cmd::ConsoleProducer(a) => sluice::cli::console_producer(a),
         Cmd::ConsoleConsumer(a) => sluice::cli::console_consumer(a),
+        Cmd::Bench(a) => sluice::bench::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
