@@ -145,7 +145,7 @@ impl std::str::FromStr for Acks {
             "0" => Ok(Acks::None),
             "1" => Ok(Acks::Leader),
             "all" | "-1" => Ok(Acks::All),
-            other => Err(format!("expected 0, 1 or all, got {other:?}")),
+            other => Err(format!("acks: expected 0, 1 or all, got {other:?}")),
         }
     }
 }
