@@ -61,7 +61,10 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let bootstrap = args.get(1).expect("usage: rdkafka_load BOOTSTRAP [options]").clone();
+    let bootstrap = args
+        .get(1)
+        .expect("usage: rdkafka_load BOOTSTRAP [options]")
+        .clone();
     let duration_s: f64 = arg(&args, "--duration-s", 15.0);
     let size: usize = arg(&args, "--size", 1024);
     let partitions: i32 = arg(&args, "--partitions", 16);
@@ -71,9 +74,14 @@ fn main() {
     let batch_bytes: usize = arg(&args, "--batch-bytes", 128 << 10);
     let backlog_bytes: u64 = arg(&args, "--backlog-bytes", 0);
 
-    let topic = format!("rdkafka-load-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let topic = format!(
+        "rdkafka-load-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let mut admin = sluice::client::Client::connect(&bootstrap).expect("connect");
-    admin.create_topics(&topic, partitions, -1, vec![]).expect("create topic");
+    admin
+        .create_topics(&topic, partitions, -1, vec![])
+        .expect("create topic");
     std::thread::sleep(Duration::from_millis(500));
 
     let ctx = Ctx {
@@ -123,7 +131,9 @@ fn main() {
         };
         let opaque = Box::new((intended - start).as_nanos() as u64);
         let p = (sent % partitions as u64) as i32;
-        let mut rec = BaseRecord::with_opaque_to(&topic, opaque).payload(&payload[..]).partition(p);
+        let mut rec = BaseRecord::with_opaque_to(&topic, opaque)
+            .payload(&payload[..])
+            .partition(p);
         loop {
             match producer.send::<(), [u8]>(rec) {
                 Ok(()) => break,
@@ -157,7 +167,8 @@ fn main() {
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(&topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).expect("assign");
     let cpu1 = cpu_s();
