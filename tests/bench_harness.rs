@@ -433,7 +433,7 @@ fn a_stalled_broker_shows_in_the_high_percentiles() {
         p.p99
     );
     assert!(
-        p.p50 < stall_us / 5,
+        p.p50 < stall_us / 2,
         "the stall should not move the median: {p:?}"
     );
     // Open loop: the schedule kept going during the stall.
