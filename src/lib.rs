@@ -1,6 +1,7 @@
 //! sluice: a Kafka-wire-compatible broker, thread-per-core on io_uring.
 
 pub mod alloc;
+pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod client;

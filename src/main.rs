@@ -26,6 +26,8 @@ enum Cmd {
     ConsoleConsumer(sluice::cli::ConsumerArgs),
     /// List, describe and delete consumer groups, reset their offsets (like kafka-consumer-groups.sh).
     ConsumerGroups(sluice::cli::ConsumerGroupsArgs),
+    /// Benchmark any Kafka-compatible cluster: run workloads, compare, report.
+    Bench(sluice::bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Cmd::ConsoleProducer(a) => sluice::cli::console_producer(a),
         Cmd::ConsoleConsumer(a) => sluice::cli::console_consumer(a),
         Cmd::ConsumerGroups(a) => sluice::cli::consumer_groups(a),
+        Cmd::Bench(a) => sluice::bench::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,6 +46,15 @@ impl Listener {
 }
 
 impl Stream {
+    /// Connect to `addr`, giving up after `timeout` (never zero: glommio refuses it).
+    pub async fn connect(addr: SocketAddr, timeout: std::time::Duration) -> io::Result<Self> {
+        let timeout = timeout.max(std::time::Duration::from_millis(1));
+        glommio::net::TcpStream::connect_timeout(addr, timeout)
+            .await
+            .map(Stream)
+            .map_err(|e| e.into())
+    }
+
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.0.peer_addr().map_err(|e| e.into())
     }
@@ -79,6 +88,12 @@ pub struct ReadHalf(futures_lite::io::ReadHalf<glommio::net::TcpStream>);
 pub struct WriteHalf(futures_lite::io::WriteHalf<glommio::net::TcpStream>);
 
 impl ReadHalf {
+    /// Read whatever is available (at least one byte unless at EOF, which
+    /// returns 0), so a reader can pull several frames with one call.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).await
+    }
+
     pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
         self.0.read_exact(buf).await
     }
