@@ -77,6 +77,7 @@ async fn apply_on_controller(change: Change) -> Vec<(String, Result<TopicMeta, A
             .map(|(n, _)| (n, Err((ResponseError::KafkaStorageError, msg.clone()))))
             .collect();
     }
+    let mut apply_error = None;
     for s in 0..shard::count() {
         let c = next.clone();
         let r = shard::submit_to(s, move || async move {
@@ -88,9 +89,24 @@ async fn apply_on_controller(change: Change) -> Vec<(String, Result<TopicMeta, A
         .await;
         if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
             tracing::error!(shard = s, error = %e, "shard failed to apply metadata version {}", next.version);
+            apply_error.get_or_insert(e);
         }
     }
-    results
+    match apply_error {
+        // The change is recorded, but a shard could not act on it (e.g. open
+        // the new partitions): the caller must not be told it worked.
+        Some(e) => results
+            .into_iter()
+            .map(|(n, r)| {
+                let r = r.and(Err((
+                    ResponseError::KafkaStorageError,
+                    format!("the change was recorded but not applied on every shard: {e}"),
+                )));
+                (n, r)
+            })
+            .collect(),
+        None => results,
+    }
 }
 
 fn edit(

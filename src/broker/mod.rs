@@ -75,7 +75,7 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
-    raise_memlock_limit();
+    raise_resource_limits();
 
     let cpus = shard::available_cpus();
     let nr_shards = if cfg.smp == 0 { cpus.len() } else { cfg.smp };
@@ -113,18 +113,33 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
 
 /// glommio registers DMA memory, which counts against RLIMIT_MEMLOCK; lift the
 /// soft limit to the hard one so the default per-shard io memory fits.
-fn raise_memlock_limit() {
+fn raise_resource_limits() {
+    raise_limit(libc::RLIMIT_MEMLOCK);
+    // Three files per partition: 10k partitions need 30k descriptors.
+    if let Some(n) = raise_limit(libc::RLIMIT_NOFILE) {
+        tracing::debug!(
+            open_files_limit = n,
+            "raised RLIMIT_NOFILE to its hard limit"
+        );
+    }
+}
+
+/// Raise a soft resource limit to its hard limit; the new value if raised.
+fn raise_limit(resource: libc::__rlimit_resource_t) -> Option<u64> {
     // SAFETY: plain getrlimit/setrlimit on our own process.
     unsafe {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+        if libc::getrlimit(resource, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
+            if libc::setrlimit(resource, &lim) == 0 {
+                return Some(lim.rlim_cur);
+            }
         }
     }
+    None
 }
 
 async fn shard_main(

@@ -127,6 +127,9 @@ impl ShardState {
             .partitions_on(self.id)
             .map(|(t, p)| (t.to_string(), p))
             .collect();
+        // One partition that cannot open (no descriptors, a bad disk) must not
+        // keep the others closed: open all that can, report the failures.
+        let mut failed = Vec::new();
         for (topic, p) in mine {
             let meta = catalog.topics[&topic].clone();
             let config = topic_config::resolve(&self.cfg, &meta.configs);
@@ -134,7 +137,7 @@ impl ShardState {
                 log.borrow_mut().config = config;
                 continue;
             }
-            let log = open_partition(OpenParams {
+            let opened = open_partition(OpenParams {
                 root: self.cfg.log_dir.clone(),
                 topic: topic.clone(),
                 partition: p,
@@ -143,11 +146,21 @@ impl ShardState {
                 clean: self.clean_start,
                 tail_budget: self.tail_budget.clone(),
             })
-            .await
-            .map_err(|e| anyhow::anyhow!("opening {topic}-{p}: {e}"))?;
-            self.logs
-                .borrow_mut()
-                .insert(topic, p, Rc::new(RefCell::new(log)));
+            .await;
+            match opened {
+                Ok(log) => self
+                    .logs
+                    .borrow_mut()
+                    .insert(topic, p, Rc::new(RefCell::new(log))),
+                Err(e) => failed.push(format!("{topic}-{p}: {e}")),
+            }
+        }
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "{} partition(s) could not be opened, first: {}",
+                failed.len(),
+                failed[0]
+            );
         }
         Ok(())
     }

@@ -17,15 +17,45 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Catalog {
     pub version: u64,
     pub topics: BTreeMap<String, TopicMeta>,
+    /// Topic id → name, built on first use: Produce and Fetch v13+ name
+    /// topics by id on every request.
+    ids: std::cell::OnceCell<std::collections::HashMap<uuid::Uuid, String>>,
+}
+
+impl Clone for Catalog {
+    fn clone(&self) -> Self {
+        // A clone is usually edited next: it builds its own index.
+        Catalog {
+            version: self.version,
+            topics: self.topics.clone(),
+            ids: std::cell::OnceCell::new(),
+        }
+    }
+}
+
+impl PartialEq for Catalog {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version && self.topics == other.topics
+    }
 }
 
 impl Catalog {
     pub fn by_id(&self, id: uuid::Uuid) -> Option<&TopicMeta> {
-        self.topics.values().find(|t| t.id == id)
+        let ids = self.ids.get_or_init(|| {
+            self.topics
+                .values()
+                .map(|t| (t.id, t.name.clone()))
+                .collect()
+        });
+        match ids.get(&id).and_then(|n| self.topics.get(n)) {
+            Some(t) if t.id == id => Some(t),
+            // `topics` changed after the index was built: scan.
+            _ => self.topics.values().find(|t| t.id == id),
+        }
     }
 
     /// Line format: `version N`, then `topic <name> <id> <partitions>` and
