@@ -14,9 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    rdk, repo_root, run_ok, run_with_timeout, show_output, sluice_bin, unique_topic, Broker,
-};
+use common::{rdk, repo_root, run_ok, run_with_timeout, show_output, sluice_bin, Broker};
 use group_helpers::*;
 
 const PARTITIONS: i32 = 6;
@@ -24,44 +22,31 @@ const PER_PARTITION: i64 = 10_000; // 60,000 records in all
 const RANGE: &[(&str, &str)] = &[("partition.assignment.strategy", "range")];
 const COOPERATIVE: &[(&str, &str)] = &[("partition.assignment.strategy", "cooperative-sticky")];
 
-fn start_broker() -> Broker {
-    Broker::start(BROKER_OVERRIDES)
-}
-
 /// Three members share six partitions; once the group is stable, 60,000
 /// records arrive and each is consumed exactly once, by its partition's owner.
 fn three_members_exactly_once(strategy: &[(&str, &str)]) {
-    let broker = start_broker();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("share");
-    rdk::create_topic(&bs, &topic, PARTITIONS);
-    let group = format!("{topic}-g");
+    let (_broker, bs, topic, group) = start_group_test("share", PARTITIONS);
     let mut members: Vec<Member> = (0..3)
         .map(|i| Member::start(&bs, &topic, &group, &format!("m{i}"), strategy, None))
         .collect();
     wait_until("a stable 3-member assignment", WAIT, || {
-        assignments_partition(
-            &members.iter().map(Member::assignment).collect::<Vec<_>>(),
-            PARTITIONS,
-        )
+        assignments_partition(&assignments(&members), PARTITIONS)
     });
-    let assignments: Vec<BTreeSet<i32>> = members.iter().map(Member::assignment).collect();
-    for a in &assignments {
-        assert_eq!(a.len(), 2, "6 partitions over 3 members: {assignments:?}");
+    let assigned = assignments(&members);
+    for a in &assigned {
+        assert_eq!(a.len(), 2, "6 partitions over 3 members: {assigned:?}");
     }
     let watcher = CommitWatcher::start(&bs, &group, &topic, PARTITIONS);
     produce_numbered(&bs, &topic, PARTITIONS, PER_PARTITION, 0);
     let total = (PARTITIONS as i64 * PER_PARTITION) as usize;
     wait_until("all records consumed", WAIT, || {
-        members.iter().map(Member::count).sum::<usize>() >= total
+        total_count(&members) >= total
     });
     // Nothing more may arrive (a duplicate would show up here).
     thread::sleep(Duration::from_millis(500));
-    for m in &mut members {
-        m.stop();
-    }
+    stop_all(&mut members);
     let mut all = Vec::new();
-    for (m, a) in members.iter().zip(&assignments) {
+    for (m, a) in members.iter().zip(&assigned) {
         let recs = m.records();
         let foreign: BTreeSet<i32> = recs
             .iter()
@@ -83,13 +68,8 @@ fn three_members_exactly_once(strategy: &[(&str, &str)]) {
         dups.iter().next()
     );
     assert_eq!(all.len(), total);
-    let history = watcher.finish();
-    assert_monotonic(&history);
-    let final_commits = committed(&bs, &group, &topic, PARTITIONS);
-    assert_eq!(
-        final_commits,
-        (0..PARTITIONS).map(|p| (p, PER_PARTITION)).collect()
-    );
+    assert_monotonic(&watcher.finish());
+    assert_committed_all(&bs, &group, &topic, PARTITIONS, PER_PARTITION);
 }
 
 #[test]
@@ -194,12 +174,8 @@ impl Drop for ChildMember {
 /// within the session timeout, nothing is lost, only its uncommitted tail is
 /// consumed twice, and committed offsets never go backwards.
 fn killed_member(strategy: &[(&str, &str)]) {
-    let broker = start_broker();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("kill");
-    rdk::create_topic(&bs, &topic, PARTITIONS);
+    let (_broker, bs, topic, group) = start_group_test("kill", PARTITIONS);
     produce_numbered(&bs, &topic, PARTITIONS, PER_PARTITION, 0);
-    let group = format!("{topic}-g");
     let watcher = CommitWatcher::start(&bs, &group, &topic, PARTITIONS);
     // The doomed member joins first and reads slowly; the survivors join
     // once it is consuming, which rebalances the group three ways.
@@ -259,9 +235,7 @@ fn killed_member(strategy: &[(&str, &str)]) {
         covered(&survivors) >= total
     });
     thread::sleep(Duration::from_millis(500));
-    for m in &mut survivors {
-        m.stop();
-    }
+    stop_all(&mut survivors);
     let mut all = child_records.clone();
     let mut survivor_records = Vec::new();
     for m in &survivors {
@@ -285,13 +259,8 @@ fn killed_member(strategy: &[(&str, &str)]) {
             "duplicate in partition {p}, which the dead member did not own last ({orphaned:?})"
         );
     }
-    let history = watcher.finish();
-    assert_monotonic(&history);
-    let final_commits = committed(&bs, &group, &topic, PARTITIONS);
-    assert_eq!(
-        final_commits,
-        (0..PARTITIONS).map(|p| (p, PER_PARTITION)).collect()
-    );
+    assert_monotonic(&watcher.finish());
+    assert_committed_all(&bs, &group, &topic, PARTITIONS, PER_PARTITION);
     eprintln!(
         "partitions {orphaned:?} moved {moved_after:?} after the kill; {} records consumed twice",
         dups.len()
@@ -312,10 +281,7 @@ fn rdkafka_killed_member_partitions_move_nothing_lost_cooperative_sticky() {
 /// within the group.
 #[test]
 fn two_groups_each_receive_every_record() {
-    let broker = start_broker();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("pubsub");
-    rdk::create_topic(&bs, &topic, PARTITIONS);
+    let (_broker, bs, topic, _) = start_group_test("pubsub", PARTITIONS);
     let per = 1_000;
     produce_numbered(&bs, &topic, PARTITIONS, per, 0);
     let mut groups: Vec<Vec<Member>> = ["a", "b"]
@@ -337,22 +303,15 @@ fn two_groups_each_receive_every_record() {
         .collect();
     let total = (PARTITIONS as i64 * per) as usize;
     wait_until("both groups to consume everything", WAIT, || {
-        groups
-            .iter()
-            .all(|ms| ms.iter().map(Member::count).sum::<usize>() >= total)
+        groups.iter().all(|ms| total_count(ms) >= total)
     });
     thread::sleep(Duration::from_millis(300));
     for (g, members) in ["a", "b"].iter().zip(&mut groups) {
-        for m in members.iter_mut() {
-            m.stop();
-        }
+        stop_all(members);
         let all: Vec<_> = members.iter().flat_map(Member::records).collect();
         let dups = check_complete(&all, PARTITIONS, per);
         assert!(dups.is_empty(), "group {g}: {} duplicates", dups.len());
-        assert_eq!(
-            committed(&bs, &format!("{topic}-{g}"), &topic, PARTITIONS),
-            (0..PARTITIONS).map(|p| (p, per)).collect()
-        );
+        assert_committed_all(&bs, &format!("{topic}-{g}"), &topic, PARTITIONS, per);
     }
 }
 
@@ -360,12 +319,8 @@ fn two_groups_each_receive_every_record() {
 /// after the broker is killed and restarted; a member then resumes exactly.
 #[test]
 fn commits_and_lag_survive_broker_restart() {
-    let mut broker = start_broker();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("restart");
-    rdk::create_topic(&bs, &topic, 3);
+    let (mut broker, bs, topic, group) = start_group_test("restart", 3);
     produce_numbered(&bs, &topic, 3, 500, 0);
-    let group = format!("{topic}-g");
     let mut m = Member::start(&bs, &topic, &group, "m", RANGE, None);
     wait_until("everything consumed", WAIT, || m.count() >= 1_500);
     m.stop();
@@ -415,6 +370,26 @@ fn commits_and_lag_survive_broker_restart() {
     );
 }
 
+/// `sluice console-consumer` arguments: `topic` until idle for `timeout_ms`.
+fn console_args<'a>(
+    bs: &'a str,
+    topic: &'a str,
+    timeout_ms: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "console-consumer",
+        "--bootstrap-server",
+        bs,
+        "--topic",
+        topic,
+        "--timeout-ms",
+        timeout_ms,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn sluice(args: &[&str]) -> String {
     let mut cmd = Command::new(sluice_bin());
     cmd.args(args);
@@ -428,21 +403,13 @@ fn sluice(args: &[&str]) -> String {
 #[test]
 fn cli_agrees_with_clients_and_reset_is_honoured() {
     use rdkafka::consumer::Consumer;
-    let broker = start_broker();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("cli");
-    rdk::create_topic(&bs, &topic, 4);
+    let (_broker, bs, topic, group) = start_group_test("cli", 4);
     produce_numbered(&bs, &topic, 4, 300, 0);
-    let group = format!("{topic}-g");
     let mut members: Vec<Member> = (0..2)
         .map(|i| Member::start(&bs, &topic, &group, &format!("cli-client-{i}"), RANGE, None))
         .collect();
     wait_until("all consumed by a stable group", WAIT, || {
-        members.iter().map(Member::count).sum::<usize>() >= 1_200
-            && assignments_partition(
-                &members.iter().map(Member::assignment).collect::<Vec<_>>(),
-                4,
-            )
+        total_count(&members) >= 1_200 && assignments_partition(&assignments(&members), 4)
     });
     wait_until("commits to land", WAIT, || {
         committed(&bs, &group, &topic, 4)
@@ -531,15 +498,7 @@ fn cli_agrees_with_clients_and_reset_is_honoured() {
     );
     let (ok, _, err) = consumer_groups(
         &bs,
-        &[
-            "--reset-offsets",
-            "--group",
-            &group,
-            "--topic",
-            &topic,
-            "--to-earliest",
-            "--execute",
-        ],
+        &reset_args(&group, &topic, &["--to-earliest", "--execute"]),
     );
     assert!(!ok);
     assert!(err.contains(&format!("Assignments can only be reset if the group '{group}' is inactive, but the current state is Stable.")), "{err}");
@@ -547,9 +506,7 @@ fn cli_agrees_with_clients_and_reset_is_honoured() {
         .lines()
         .any(|l| l == group));
 
-    for m in &mut members {
-        m.stop();
-    }
+    stop_all(&mut members);
     wait_until("the group to empty", WAIT, || {
         consumer_groups(&bs, &["--describe", "--group", &group])
             .2
@@ -558,16 +515,7 @@ fn cli_agrees_with_clients_and_reset_is_honoured() {
     // Dry run: plan only.
     let plan = consumer_groups_ok(
         &bs,
-        &[
-            "--reset-offsets",
-            "--group",
-            &group,
-            "--topic",
-            &topic,
-            "--shift-by",
-            "-50",
-            "--dry-run",
-        ],
+        &reset_args(&group, &topic, &["--shift-by", "-50", "--dry-run"]),
     );
     assert_eq!(
         plan.lines()
@@ -577,24 +525,12 @@ fn cli_agrees_with_clients_and_reset_is_honoured() {
         vec!["250"; 4],
         "{plan}"
     );
-    assert_eq!(
-        committed(&bs, &group, &topic, 4),
-        (0..4).map(|p| (p, 300)).collect()
-    );
+    assert_committed_all(&bs, &group, &topic, 4, 300);
     // Execute on two partitions only.
     let spec = format!("{topic}:1,3");
     consumer_groups_ok(
         &bs,
-        &[
-            "--reset-offsets",
-            "--group",
-            &group,
-            "--topic",
-            &spec,
-            "--to-offset",
-            "120",
-            "--execute",
-        ],
+        &reset_args(&group, &spec, &["--to-offset", "120", "--execute"]),
     );
     assert_eq!(
         committed(&bs, &group, &topic, 4),
@@ -636,61 +572,27 @@ fn cli_agrees_with_clients_and_reset_is_honoured() {
 /// `--to-datetime` picks the first record at or after the time.
 #[test]
 fn cli_reset_to_datetime() {
-    let broker = start_broker();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("dt");
-    rdk::create_topic(&bs, &topic, 1);
+    let (_broker, bs, topic, group) = start_group_test("dt", 1);
     // 2024-01-01T00:00:00Z plus i minutes for record i.
     let base = 1_704_067_200_000i64;
     for i in 0..10 {
         produce_at(&bs, &topic, 0, &value(0, i), base + i * 60_000);
     }
-    let group = format!("{topic}-g");
-    let out = consumer_groups_ok(
-        &bs,
-        &[
-            "--reset-offsets",
-            "--group",
-            &group,
-            "--topic",
-            &topic,
-            "--to-datetime",
-            "2024-01-01T00:03:30.000",
-            "--execute",
-        ],
-    );
+    let reset_to = |datetime: &str, mode: &str| {
+        consumer_groups_ok(
+            &bs,
+            &reset_args(&group, &topic, &["--to-datetime", datetime, mode]),
+        )
+    };
+    let out = reset_to("2024-01-01T00:03:30.000", "--execute");
     assert!(
         out.contains(&format!("\n{group:<15} {topic:<15} 0          4\n")),
         "{out}"
     );
     assert_eq!(committed(&bs, &group, &topic, 1), BTreeMap::from([(0, 4)]));
-    let out = consumer_groups_ok(
-        &bs,
-        &[
-            "--reset-offsets",
-            "--group",
-            &group,
-            "--topic",
-            &topic,
-            "--to-datetime",
-            "2024-01-01T02:00:00.000+02:00",
-            "--dry-run",
-        ],
-    );
+    let out = reset_to("2024-01-01T02:00:00.000+02:00", "--dry-run");
     assert!(out.ends_with(" 0\n"), "{out}");
-    let out = consumer_groups_ok(
-        &bs,
-        &[
-            "--reset-offsets",
-            "--group",
-            &group,
-            "--topic",
-            &topic,
-            "--to-datetime",
-            "2030-01-01T00:00:00.000",
-            "--dry-run",
-        ],
-    );
+    let out = reset_to("2030-01-01T00:00:00.000", "--dry-run");
     assert!(
         out.contains("Warn: Partition 0 from topic") && out.ends_with(" 10\n"),
         "{out}"
@@ -701,24 +603,13 @@ fn cli_reset_to_datetime() {
 /// the group's commits, and `--describe` shows it.
 #[test]
 fn console_consumer_group_commits_and_resumes() {
-    let broker = start_broker();
-    let bs = broker.bootstrap();
-    let topic = unique_topic("console");
-    rdk::create_topic(&bs, &topic, 3);
+    let (_broker, bs, topic, group) = start_group_test("console", 3);
     produce_numbered(&bs, &topic, 3, 100, 0);
-    let group = format!("{topic}-g");
     let run = |extra: &[&str]| -> Vec<String> {
-        let mut args = vec![
-            "console-consumer",
-            "--bootstrap-server",
-            &bs,
-            "--topic",
-            &topic,
-            "--timeout-ms",
-            "3000",
-        ];
-        args.extend_from_slice(extra);
-        sluice(&args).lines().map(str::to_string).collect()
+        sluice(&console_args(&bs, &topic, "3000", extra))
+            .lines()
+            .map(str::to_string)
+            .collect()
     };
     let first = run(&[
         "--group",
@@ -741,25 +632,17 @@ fn console_consumer_group_commits_and_resumes() {
     assert_eq!(second.len(), 170);
     let all: BTreeSet<&String> = first.iter().chain(&second).collect();
     assert_eq!(all.len(), 300, "the two runs overlap");
-    assert_eq!(
-        committed(&bs, &group, &topic, 3),
-        (0..3).map(|p| (p, 100)).collect()
-    );
+    assert_committed_all(&bs, &group, &topic, 3, 100);
     // Two console consumers at once split the partitions.
+    let group2 = format!("{group}-2");
     let spawn = || {
         Command::new(sluice_bin())
-            .args([
-                "console-consumer",
-                "--bootstrap-server",
+            .args(console_args(
                 &bs,
-                "--topic",
                 &topic,
-                "--group",
-                &format!("{group}-2"),
-                "--from-beginning",
-                "--timeout-ms",
                 "4000",
-            ])
+                &["--group", &group2, "--from-beginning"],
+            ))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -799,7 +682,7 @@ fn clients_dir() -> PathBuf {
 /// on a mismatch), then compares `--describe` with the committed offsets it
 /// printed as its last line: `COMMITTED group topic p:o,p:o,...`.
 fn run_group_script(interpreter: PathBuf, script: &str) {
-    let broker = start_broker();
+    let broker = Broker::start(BROKER_OVERRIDES);
     let mut cmd = Command::new(interpreter);
     cmd.arg(clients_dir().join(script))
         .arg(broker.bootstrap())

@@ -127,10 +127,11 @@ pub(crate) fn run_to(
         return delete(&mut client, &groups, out);
     }
     for group in &groups {
+        let desc = client.describe_group(group)?;
         if args.describe {
-            describe(&mut client, args, group, out, err)?;
+            describe(&mut client, args, &desc, out, err)?;
         } else {
-            reset(&mut client, args, group, out, err)?;
+            reset(&mut client, args, &desc, out, err)?;
         }
     }
     Ok(())
@@ -263,15 +264,16 @@ fn member_partitions(desc: &GroupDescription, assignment: &bytes::Bytes) -> Vec<
     })
 }
 
+/// `--describe` of one group, as `client.describe_group` found it.
 fn describe(
     client: &mut Client,
     args: &ConsumerGroupsArgs,
-    group: &str,
+    desc: &GroupDescription,
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> Result<()> {
-    let desc = client.describe_group(group)?;
-    if does_not_exist(&desc) {
+    let group = desc.group_id.as_str();
+    if does_not_exist(desc) {
         bail!("Consumer group '{group}' does not exist.");
     }
     if args.members {
@@ -284,10 +286,10 @@ fn describe(
                 group_instance_id: m.group_instance_id.clone().unwrap_or_default(),
                 host: m.client_host.clone(),
                 client_id: m.client_id.clone(),
-                partitions: member_partitions(&desc, &m.assignment),
+                partitions: member_partitions(desc, &m.assignment),
             })
             .collect();
-        state_message(&desc, err)?;
+        state_message(desc, err)?;
         out.write_all(members_table(&rows, args.verbose).as_bytes())?;
     } else if args.state.is_some() {
         let c = client.find_coordinator(group)?;
@@ -298,11 +300,11 @@ fn describe(
             state: desc.state.clone(),
             members: desc.members.len(),
         };
-        state_message(&desc, err)?;
+        state_message(desc, err)?;
         out.write_all(state_table(&row, args.verbose).as_bytes())?;
     } else {
-        let rows = offset_rows(client, &desc)?;
-        state_message(&desc, err)?;
+        let rows = offset_rows(client, desc)?;
+        state_message(desc, err)?;
         if !rows.is_empty() {
             out.write_all(offsets_table(&rows).as_bytes())?;
         }
@@ -359,15 +361,16 @@ fn offset_rows(client: &mut Client, desc: &GroupDescription) -> Result<Vec<Offse
     Ok(rows)
 }
 
+/// `--reset-offsets` of one group, as `client.describe_group` found it.
 fn reset(
     client: &mut Client,
     args: &ConsumerGroupsArgs,
-    group: &str,
+    desc: &GroupDescription,
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> Result<()> {
-    let desc = client.describe_group(group)?;
-    if !does_not_exist(&desc) && desc.state != "Empty" {
+    let group = desc.group_id.as_str();
+    if !does_not_exist(desc) && desc.state != "Empty" {
         bail!(
             "Assignments can only be reset if the group '{group}' is inactive, but the current state is {}.",
             desc.state

@@ -36,6 +36,19 @@ fn width(min: usize, values: impl Iterator<Item = usize>) -> usize {
     values.fold(min, usize::max)
 }
 
+/// The columns of `--describe --offsets`, in order.
+pub const OFFSETS_COLUMNS: [&str; 9] = [
+    "GROUP",
+    "TOPIC",
+    "PARTITION",
+    "CURRENT-OFFSET",
+    "LOG-END-OFFSET",
+    "LAG",
+    "CONSUMER-ID",
+    "HOST",
+    "CLIENT-ID",
+];
+
 /// `--describe --offsets` (the default describe).
 pub fn offsets_table(rows: &[OffsetRow]) -> String {
     let g = width(15, rows.iter().map(|r| r.group.len()));
@@ -48,17 +61,7 @@ pub fn offsets_table(rows: &[OffsetRow]) -> String {
             cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]
         )
     };
-    let mut out = line([
-        "GROUP",
-        "TOPIC",
-        "PARTITION",
-        "CURRENT-OFFSET",
-        "LOG-END-OFFSET",
-        "LAG",
-        "CONSUMER-ID",
-        "HOST",
-        "CLIENT-ID",
-    ]);
+    let mut out = line(OFFSETS_COLUMNS);
     for r in rows {
         out += &line([
             &r.group,

@@ -24,6 +24,7 @@ mod topics;
 pub use common::ConnArgs;
 pub use consumer::ConsumerArgs;
 pub use consumer_groups::ConsumerGroupsArgs;
+pub use group_tables::OFFSETS_COLUMNS;
 pub use murmur::{murmur2, partition_for_key};
 pub use producer::ProducerArgs;
 pub use topics::TopicsArgs;

@@ -60,6 +60,12 @@ pub struct Generation {
 }
 
 impl Generation {
+    /// The static member id for a request of `version` of an API that carries
+    /// it from version `since` on.
+    fn instance_id(&self, version: i16, since: i16) -> Option<StrBytes> {
+        instance_id(version, since, self.group_instance_id.as_deref())
+    }
+
     /// No membership: commits as Kafka's admin client and `assign()` consumers do.
     pub fn none() -> Generation {
         Generation {
@@ -246,6 +252,22 @@ impl Client {
         }
     }
 
+    /// [`Client::group_call`] without extra wait that also fails on the
+    /// error `code_of(response)` reports, described by `context`.
+    fn checked_group_call<R: Request>(
+        &mut self,
+        group: &str,
+        api: ApiKey,
+        cap: i16,
+        build: impl FnMut(i16) -> R,
+        code_of: impl Fn(&R::Response) -> i16,
+        context: impl FnOnce() -> String,
+    ) -> Result<(i16, R::Response)> {
+        let (version, resp) = self.group_call(group, api, cap, 0, build, &code_of)?;
+        check_code(code_of(&resp), None, context)?;
+        Ok((version, resp))
+    }
+
     /// Joins (or rejoins) a group. A first join without a member id gets
     /// MEMBER_ID_REQUIRED from v4 on; we rejoin with the id it hands out.
     /// The broker may hold the request for up to the rebalance timeout.
@@ -305,37 +327,32 @@ impl Client {
                     .with_assignment(bytes)
             })
             .collect();
-        let (_, resp) = self.group_call(
+        let (_, resp) = self.checked_group_call(
             group,
             ApiKey::SyncGroup,
             i16::MAX,
-            0,
             |v| {
                 build_sync(v, group, generation, protocol_type, protocol_name)
                     .with_assignments(assignments.clone())
             },
             |r| r.error_code,
+            || format!("cannot sync group '{group}'"),
         )?;
-        check_code(resp.error_code, None, || {
-            format!("cannot sync group '{group}'")
-        })?;
         Ok(resp.assignment)
     }
 
     /// Tells the coordinator this member is alive. REBALANCE_IN_PROGRESS
     /// (rejoin), ILLEGAL_GENERATION and UNKNOWN_MEMBER_ID come back as errors.
     pub fn heartbeat(&mut self, group: &str, generation: &Generation) -> Result<()> {
-        let (_, resp) = self.group_call(
+        self.checked_group_call(
             group,
             ApiKey::Heartbeat,
             i16::MAX,
-            0,
             |v| build_heartbeat(v, group, generation),
             |r| r.error_code,
+            || format!("heartbeat to group '{group}'"),
         )?;
-        check_code(resp.error_code, None, || {
-            format!("heartbeat to group '{group}'")
-        })
+        Ok(())
     }
 
     /// Leaves a group (v3+ batches members; we always send just ourselves).
@@ -345,16 +362,15 @@ impl Client {
         member_id: &str,
         group_instance_id: Option<&str>,
     ) -> Result<()> {
-        let (version, resp) = self.group_call(
+        let context = || format!("cannot leave group '{group}'");
+        let (version, resp) = self.checked_group_call(
             group,
             ApiKey::LeaveGroup,
             i16::MAX,
-            0,
             |v| build_leave(v, group, member_id, group_instance_id),
             |r| r.error_code,
+            context,
         )?;
-        let context = || format!("cannot leave group '{group}'");
-        check_code(resp.error_code, None, context)?;
         if version >= 3 {
             for m in &resp.members {
                 check_code(m.error_code, None, context)?;
@@ -371,22 +387,21 @@ impl Client {
         generation: &Generation,
         offsets: &[(String, i32, i64)],
     ) -> Result<()> {
-        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
-        for (topic, partition, offset) in offsets {
+        let topics: Vec<OffsetCommitRequestTopic> = by_topic(offsets.iter().map(|(t, p, o)| {
             let p = OffsetCommitRequestPartition::default()
-                .with_partition_index(*partition)
-                .with_committed_offset(*offset)
+                .with_partition_index(*p)
+                .with_committed_offset(*o)
                 .with_committed_leader_epoch(-1)
                 .with_committed_metadata(Some(StrBytes::default()));
-            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
-                Some(t) => t.partitions.push(p),
-                None => topics.push(
-                    OffsetCommitRequestTopic::default()
-                        .with_name(topic_name(topic))
-                        .with_partitions(vec![p]),
-                ),
-            }
-        }
+            (t, p)
+        }))
+        .into_iter()
+        .map(|(name, ps)| {
+            OffsetCommitRequestTopic::default()
+                .with_name(name)
+                .with_partitions(ps)
+        })
+        .collect();
         let (_, resp) = self.group_call(
             group,
             ApiKey::OffsetCommit,
@@ -423,44 +438,37 @@ impl Client {
         group: &str,
         partitions: Option<&[(String, i32)]>,
     ) -> Result<Vec<CommittedOffset>> {
-        let (version, resp) = self.group_call(
+        let (version, resp) = self.checked_group_call(
             group,
             ApiKey::OffsetFetch,
             LAST_NAMED_OFFSET_FETCH,
-            0,
             |v| build_offset_fetch(v, group, partitions),
             offset_fetch_error,
+            || format!("cannot fetch committed offsets of group '{group}'"),
         )?;
-        let context = || format!("cannot fetch committed offsets of group '{group}'");
-        check_code(offset_fetch_error(&resp), None, context)?;
-        let mut out = Vec::new();
-        if version >= 8 {
-            for g in resp.groups {
-                for t in g.topics {
-                    for p in t.partitions {
-                        out.push(CommittedOffset {
+        // Topics and partitions have types of their own per group (v8+) and
+        // at the top level (before), with the same fields.
+        macro_rules! committed {
+            ($topics:expr) => {
+                $topics
+                    .into_iter()
+                    .flat_map(|t| {
+                        t.partitions.into_iter().map(move |p| CommittedOffset {
                             topic: t.name.0.to_string(),
                             partition: p.partition_index,
                             offset: p.committed_offset,
                             metadata: p.metadata.map(|m| m.to_string()),
                             error: ResponseError::try_from_code(p.error_code),
-                        });
-                    }
-                }
-            }
-        } else {
-            for t in resp.topics {
-                for p in t.partitions {
-                    out.push(CommittedOffset {
-                        topic: t.name.0.to_string(),
-                        partition: p.partition_index,
-                        offset: p.committed_offset,
-                        metadata: p.metadata.map(|m| m.to_string()),
-                        error: ResponseError::try_from_code(p.error_code),
-                    });
-                }
-            }
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            };
         }
+        let mut out = if version >= 8 {
+            committed!(resp.groups.into_iter().flat_map(|g| g.topics))
+        } else {
+            committed!(resp.topics)
+        };
         out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         Ok(out)
     }
@@ -584,6 +592,18 @@ fn retriable_coordinator_error(e: &ClientError) -> bool {
     )
 }
 
+/// Groups `(topic, item)` pairs by topic, topics in order of first appearance.
+fn by_topic<'a, T>(items: impl IntoIterator<Item = (&'a String, T)>) -> Vec<(TopicName, Vec<T>)> {
+    let mut out: Vec<(TopicName, Vec<T>)> = Vec::new();
+    for (topic, item) in items {
+        match out.iter_mut().find(|(t, _)| t.0.as_str() == topic) {
+            Some((_, ts)) => ts.push(item),
+            None => out.push((topic_name(topic), vec![item])),
+        }
+    }
+    out
+}
+
 /// The first group-level error of an OffsetFetch response (top level before
 /// v8, per group from v8).
 fn offset_fetch_error(r: &OffsetFetchResponse) -> i16 {
@@ -640,11 +660,7 @@ pub(super) fn build_sync(
         .with_group_id(group_id(group))
         .with_generation_id(generation.generation_id)
         .with_member_id(s(&generation.member_id))
-        .with_group_instance_id(instance_id(
-            version,
-            3,
-            generation.group_instance_id.as_deref(),
-        ));
+        .with_group_instance_id(generation.instance_id(version, 3));
     if version >= 5 {
         req.with_protocol_type(Some(s(protocol_type)))
             .with_protocol_name(Some(s(protocol_name)))
@@ -662,11 +678,7 @@ pub(super) fn build_heartbeat(
         .with_group_id(group_id(group))
         .with_generation_id(generation.generation_id)
         .with_member_id(s(&generation.member_id))
-        .with_group_instance_id(instance_id(
-            version,
-            3,
-            generation.group_instance_id.as_deref(),
-        ))
+        .with_group_instance_id(generation.instance_id(version, 3))
 }
 
 pub(super) fn build_leave(
@@ -695,11 +707,7 @@ pub(super) fn build_commit(
         .with_group_id(group_id(group))
         .with_generation_id_or_member_epoch(generation.generation_id)
         .with_member_id(s(&generation.member_id))
-        .with_group_instance_id(instance_id(
-            version,
-            7,
-            generation.group_instance_id.as_deref(),
-        ));
+        .with_group_instance_id(generation.instance_id(version, 7));
     // v2-v4 carry a retention time; -1 means "the broker's default".
     if (2..=4).contains(&version) {
         req.with_retention_time_ms(-1)
@@ -713,24 +721,12 @@ pub(super) fn build_offset_fetch(
     group: &str,
     partitions: Option<&[(String, i32)]>,
 ) -> OffsetFetchRequest {
-    let mut by_topic: Vec<(String, Vec<i32>)> = Vec::new();
-    for (topic, partition) in partitions.unwrap_or_default() {
-        match by_topic.iter_mut().find(|(t, _)| t == topic) {
-            Some((_, ps)) => ps.push(*partition),
-            None => by_topic.push((topic.clone(), vec![*partition])),
-        }
-    }
-    let all = partitions.is_none();
+    // v8+ asks per group, with a topic type of its own.
     if version >= 8 {
-        let topics = (!all).then(|| {
-            by_topic
-                .iter()
-                .map(|(t, ps)| {
-                    OffsetFetchRequestTopics::default()
-                        .with_name(topic_name(t))
-                        .with_partition_indexes(ps.clone())
-                })
-                .collect()
+        let topics = requested_topics(partitions, |name, ps| {
+            OffsetFetchRequestTopics::default()
+                .with_name(name)
+                .with_partition_indexes(ps)
         });
         OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
             .with_group_id(group_id(group))
@@ -738,18 +734,27 @@ pub(super) fn build_offset_fetch(
             .with_member_epoch(-1)
             .with_topics(topics)])
     } else {
-        let topics = (!all).then(|| {
-            by_topic
-                .iter()
-                .map(|(t, ps)| {
-                    OffsetFetchRequestTopic::default()
-                        .with_name(topic_name(t))
-                        .with_partition_indexes(ps.clone())
-                })
-                .collect()
+        let topics = requested_topics(partitions, |name, ps| {
+            OffsetFetchRequestTopic::default()
+                .with_name(name)
+                .with_partition_indexes(ps)
         });
         OffsetFetchRequest::default()
             .with_group_id(group_id(group))
             .with_topics(topics)
     }
+}
+
+/// The topics an OffsetFetch asks for, one `make(name, partitions)` each;
+/// None (every committed partition) when `partitions` is.
+fn requested_topics<T>(
+    partitions: Option<&[(String, i32)]>,
+    make: impl Fn(TopicName, Vec<i32>) -> T,
+) -> Option<Vec<T>> {
+    partitions.map(|ps| {
+        by_topic(ps.iter().map(|(t, p)| (t, *p)))
+            .into_iter()
+            .map(|(name, ps)| make(name, ps))
+            .collect()
+    })
 }

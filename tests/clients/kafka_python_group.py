@@ -31,6 +31,23 @@ def fail(msg):
 
 
 commit_failures = []
+# Set to end the consumer threads (also when a wait fails).
+stop = threading.Event()
+
+
+def wait_until(check, what, timeout, interval=0.1):
+    """Calls check() every `interval` s until it returns (True, state); after
+    `timeout` s stops the consumer threads and fails with `what` and the last
+    state it returned."""
+    deadline = time.time() + timeout
+    while True:
+        done, state = check()
+        if done:
+            return state
+        if time.time() > deadline:
+            stop.set()
+            fail(f"{what}: {state}")
+        time.sleep(interval)
 
 
 def commit(consumer):
@@ -59,17 +76,16 @@ def main():
         # older metadata rejoins at once, and each extra rebalance opens
         # kafka-python's window for losing its heartbeat task (its heartbeat
         # loop can disable itself just after a rejoin re-enabled it).
-        deadline = time.time() + 30
-        while c.partitions_for_topic(topic) != set(range(PARTITIONS)):
-            if time.time() > deadline:
-                fail(f"metadata never showed {PARTITIONS} partitions of {topic}")
-            time.sleep(0.05)
+        def known_partitions(c=c):
+            parts = c.partitions_for_topic(topic)
+            return parts == set(range(PARTITIONS)), parts
+
+        wait_until(known_partitions, f"metadata never showed {PARTITIONS} partitions of {topic}", 30, 0.05)
         c.subscribe([topic])
         consumers.append(c)
 
     seen = []  # (consumer index, partition, offset, value)
     lock = threading.Lock()
-    stop = threading.Event()
 
     # One thread per consumer, as applications run them: a KafkaConsumer
     # rejoins a rebalance only from its own poll(), so polling both from one
@@ -88,25 +104,17 @@ def main():
     for t in threads:
         t.start()
 
-    deadline = time.time() + 60
-    while True:
+    def split():
         parts = [{tp.partition for tp in c.assignment()} for c in consumers]
-        if all(parts) and sorted(p for s in parts for p in s) == list(range(PARTITIONS)):
-            break
-        if time.time() > deadline:
-            stop.set()
-            fail(f"the two consumers never split the partitions: {parts}")
-        time.sleep(0.1)
+        return all(parts) and sorted(p for s in parts for p in s) == list(range(PARTITIONS)), parts
 
-    deadline = time.time() + 30
-    while True:
+    wait_until(split, "the two consumers never split the partitions", 60)
+
+    def stable():
         desc = admin.describe_groups([group])[group]
-        if not desc["error"] and desc["group_state"] == "Stable" and len(desc["members"]) == 2:
-            break
-        if time.time() > deadline:
-            stop.set()
-            fail(f"describe_groups while consuming: {desc}")
-        time.sleep(0.2)
+        return not desc["error"] and desc["group_state"] == "Stable" and len(desc["members"]) == 2, desc
+
+    wait_until(stable, "describe_groups while consuming", 30, 0.2)
 
     producer = KafkaProducer(bootstrap_servers=bs, acks="all", enable_idempotence=False, linger_ms=5)
     for i in range(RECORDS):
@@ -114,27 +122,22 @@ def main():
     producer.flush(timeout=60)
     producer.close()
 
-    deadline = time.time() + 60
-    while True:
+    def consumed():
         with lock:
             n = len(seen)
-        if n >= RECORDS:
-            break
-        if time.time() > deadline:
-            stop.set()
-            fail(f"consumed {n} of {RECORDS}")
-        time.sleep(0.1)
-    # Keep polling (and committing) until the commits reach the log end.
-    deadline = time.time() + 30
-    while True:
+        return n >= RECORDS, f"{n} of {RECORDS}"
+
+    wait_until(consumed, "consumed", 60)
+
+    log_end = {p: RECORDS // PARTITIONS for p in range(PARTITIONS)}
+
+    def committed():
         offsets = admin.list_group_offsets(group)[group]
         ours = {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
-        if ours == {p: RECORDS // PARTITIONS for p in range(PARTITIONS)}:
-            break
-        if time.time() > deadline:
-            stop.set()
-            fail(f"committed offsets {ours}")
-        time.sleep(0.2)
+        return ours == log_end, ours
+
+    # Keep polling (and committing) until the commits reach the log end.
+    wait_until(committed, "committed offsets", 30, 0.2)
     stop.set()
     for t in threads:
         t.join()
@@ -153,10 +156,9 @@ def main():
     desc = admin.describe_groups([group])[group]
     if desc["error"] or desc["group_state"] != "Empty" or desc["members"]:
         fail(f"describe_groups after close: {desc}")
-    offsets = admin.list_group_offsets(group)[group]
-    ours = {tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic}
-    if ours != {p: RECORDS // PARTITIONS for p in range(PARTITIONS)}:
-        fail(f"committed offsets {ours}")
+    at_end, ours = committed()
+    if not at_end:
+        fail(f"committed offsets after close: {ours}")
     admin.close()
     print(f"kafka-python group OK: {RECORDS} records once across 2 members")
     print(f"COMMITTED {group} {topic} " + ",".join(f"{p}:{o}" for p, o in sorted(ours.items())))

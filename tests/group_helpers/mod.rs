@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -17,8 +17,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use sluice::cli::OFFSETS_COLUMNS;
+
 use crate::common::rdk;
-use crate::common::{run_with_timeout, show_output, sluice_bin};
+use crate::common::{run_with_timeout, show_output, sluice_bin, unique_topic, Broker};
 
 /// Broker settings every group test uses: no initial rebalance delay, so a
 /// fresh group forms as soon as its first member joins.
@@ -28,6 +30,19 @@ pub const SESSION_TIMEOUT_MS: u64 = 6_000;
 pub const HEARTBEAT_MS: u64 = 500;
 /// Generous bound for things that should take well under a second.
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// What most group tests start from: their own broker (with
+/// [`BROKER_OVERRIDES`]), a fresh topic `<prefix>-...` of `partitions`
+/// partitions and a group named after it. Returns (broker, bootstrap, topic,
+/// group); the broker runs until dropped.
+pub fn start_group_test(prefix: &str, partitions: i32) -> (Broker, String, String, String) {
+    let broker = Broker::start(BROKER_OVERRIDES);
+    let bs = broker.bootstrap();
+    let topic = unique_topic(prefix);
+    rdk::create_topic(&bs, &topic, partitions);
+    let group = format!("{topic}-g");
+    (broker, bs, topic, group)
+}
 
 /// Record value for offset `i` of partition `p`: unique and self-describing.
 pub fn value(p: i32, i: i64) -> String {
@@ -248,6 +263,23 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Each member's current assignment.
+pub fn assignments(members: &[Member]) -> Vec<BTreeSet<i32>> {
+    members.iter().map(Member::assignment).collect()
+}
+
+/// How many records the members have consumed together.
+pub fn total_count(members: &[Member]) -> usize {
+    members.iter().map(Member::count).sum()
+}
+
+/// Stops every member (see [`Member::stop`]).
+pub fn stop_all(members: &mut [Member]) {
+    for m in members {
+        m.stop();
+    }
+}
+
 /// True when the members' assignments are disjoint, non-empty and cover 0..n.
 pub fn assignments_partition(assignments: &[BTreeSet<i32>], n: i32) -> bool {
     let total: usize = assignments.iter().map(BTreeSet::len).sum();
@@ -276,6 +308,15 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
             _ => None,
         })
         .collect()
+}
+
+/// Panics unless `group` has committed `offset` on each of partitions 0..n.
+pub fn assert_committed_all(bootstrap: &str, group: &str, topic: &str, n: i32, offset: i64) {
+    assert_eq!(
+        committed(bootstrap, group, topic, n),
+        (0..n).map(|p| (p, offset)).collect(),
+        "committed offsets of group {group}"
+    );
 }
 
 /// Polls committed offsets every 50 ms on a thread and records every change.
@@ -379,15 +420,19 @@ pub fn check_complete(
     counts
 }
 
-/// Runs `sluice consumer-groups --bootstrap-server B ARGS`; returns
-/// (success, stdout, stderr).
-pub fn consumer_groups(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
+fn run_consumer_groups(bootstrap: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(sluice_bin());
     cmd.arg("consumer-groups")
         .arg("--bootstrap-server")
         .arg(bootstrap)
         .args(args);
-    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(60));
+    run_with_timeout(&mut cmd, None, Duration::from_secs(60))
+}
+
+/// Runs `sluice consumer-groups --bootstrap-server B ARGS`; returns
+/// (success, stdout, stderr).
+pub fn consumer_groups(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
+    let out = run_consumer_groups(bootstrap, args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -395,14 +440,17 @@ pub fn consumer_groups(bootstrap: &str, args: &[&str]) -> (bool, String, String)
     )
 }
 
+/// `consumer-groups` arguments that reset `group`'s offsets on `topic` (a
+/// topic, or `topic:p,p`) as `how` says: scenario, then --dry-run / --execute.
+pub fn reset_args<'a>(group: &'a str, topic: &'a str, how: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--reset-offsets", "--group", group, "--topic", topic];
+    args.extend_from_slice(how);
+    args
+}
+
 /// Like [`consumer_groups`] but panics unless it succeeds; returns stdout.
 pub fn consumer_groups_ok(bootstrap: &str, args: &[&str]) -> String {
-    let mut cmd = Command::new(sluice_bin());
-    cmd.arg("consumer-groups")
-        .arg("--bootstrap-server")
-        .arg(bootstrap)
-        .args(args);
-    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(60));
+    let out = run_consumer_groups(bootstrap, args);
     assert!(
         out.status.success(),
         "consumer-groups {args:?} failed\n{}",
@@ -435,17 +483,8 @@ pub fn parse_describe(out: &str) -> Vec<DescribeRow> {
         "describe output must start with an empty line:\n{out}"
     );
     let header = lines.next().expect("header line");
-    let names = [
-        "GROUP",
-        "TOPIC",
-        "PARTITION",
-        "CURRENT-OFFSET",
-        "LOG-END-OFFSET",
-        "LAG",
-        "CONSUMER-ID",
-        "HOST",
-        "CLIENT-ID",
-    ];
+    // The names are the CLI's own (its unit tests pin them to Kafka's).
+    let names = OFFSETS_COLUMNS;
     let starts: Vec<usize> = names
         .iter()
         .map(|n| {
