@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{rdk, repo_root, run_ok, run_with_timeout, show_output, sluice_bin, Broker};
+use common::{
+    rdk, repo_root, run_ok, run_with_timeout, show_output, sluice_bin, unique_topic, Broker,
+};
 use group_helpers::*;
 
 const PARTITIONS: i32 = 6;
@@ -633,14 +635,18 @@ fn console_consumer_group_commits_and_resumes() {
     let all: BTreeSet<&String> = first.iter().chain(&second).collect();
     assert_eq!(all.len(), 300, "the two runs overlap");
     assert_committed_all(&bs, &group, &topic, 3, 100);
-    // Two console consumers at once split the partitions.
+    // Two console consumers at once split the partitions. They read a fresh
+    // topic that gets its records only once both are in the group: otherwise
+    // whichever starts first may read everything before the other joins.
+    let topic2 = unique_topic("console-split");
+    rdk::create_topic(&bs, &topic2, 3);
     let group2 = format!("{group}-2");
     let spawn = || {
         Command::new(sluice_bin())
             .args(console_args(
                 &bs,
-                &topic,
-                "4000",
+                &topic2,
+                "6000",
                 &["--group", &group2, "--from-beginning"],
             ))
             .stdout(Stdio::piped())
@@ -649,6 +655,15 @@ fn console_consumer_group_commits_and_resumes() {
             .unwrap()
     };
     let (a, b) = (spawn(), spawn());
+    wait_until(
+        "two console consumers in a Stable group",
+        Duration::from_secs(30),
+        || {
+            let rows = consumer_groups(&bs, &["--describe", "--group", &group2, "--state"]).1;
+            rows.contains("Stable") && rows.split_whitespace().last() == Some("2")
+        },
+    );
+    produce_numbered(&bs, &topic2, 3, 100, 0);
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(
         a.status.success() && b.status.success(),
