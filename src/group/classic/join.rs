@@ -213,19 +213,14 @@ impl ClassicGroup {
 
     fn update_member_and_rebalance(&mut self, req: JoinRequest, now_ms: i64) -> Joined {
         let (tx, rx) = oneshot::channel();
-        let m = self.members.get_mut(&req.member_id).expect("known member");
-        m.protocols = req.protocols;
-        m.protocol_type = req.protocol_type;
-        m.session_timeout_ms = req.session_timeout_ms;
-        m.rebalance_timeout_ms = req.rebalance_timeout_ms;
-        m.client_id = req.client_id;
-        m.client_host = req.client_host;
-        m.last_heartbeat_ms = now_ms;
+        let member_id = req.member_id.clone();
+        let m = self.members.get_mut(&member_id).expect("known member");
+        m.refresh(req, now_ms);
         if let Some(old) = m.join_waiter.replace(tx) {
             // The client gave up on its earlier JoinGroup and sent another.
             let _ = old.send(JoinResult::error(
                 ResponseError::RebalanceInProgress,
-                &req.member_id,
+                &member_id,
             ));
         }
         self.maybe_prepare_rebalance(now_ms);
@@ -250,14 +245,9 @@ impl ClassicGroup {
             let _ = tx.send(super::SyncResult::error(ResponseError::FencedInstanceId));
         }
         let unchanged = m.protocols == req.protocols;
+        let instance = req.instance_id.clone().expect("static member");
         m.id = new_id.clone();
-        m.protocols = req.protocols;
-        m.session_timeout_ms = req.session_timeout_ms;
-        m.rebalance_timeout_ms = req.rebalance_timeout_ms;
-        m.client_id = req.client_id;
-        m.client_host = req.client_host;
-        m.last_heartbeat_ms = now_ms;
-        let instance = req.instance_id.expect("static member");
+        m.refresh(req, now_ms);
         self.static_members.insert(instance, new_id.clone());
         if self.leader.as_deref() == Some(old_id) {
             self.leader = Some(new_id.clone());

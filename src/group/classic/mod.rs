@@ -92,6 +92,17 @@ impl Member {
             .unwrap_or_default()
     }
 
+    /// Take what a new JoinGroup says about the member.
+    fn refresh(&mut self, req: JoinRequest, now_ms: i64) {
+        self.protocols = req.protocols;
+        self.protocol_type = req.protocol_type;
+        self.session_timeout_ms = req.session_timeout_ms;
+        self.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        self.client_id = req.client_id;
+        self.client_host = req.client_host;
+        self.last_heartbeat_ms = now_ms;
+    }
+
     /// A member waiting in JoinGroup or SyncGroup is alive by definition.
     fn awaiting(&self) -> bool {
         self.join_waiter.is_some() || self.sync_waiter.is_some()

@@ -55,6 +55,15 @@ fn sync(g: &mut ClassicGroup, member: &str, gen: i32, assignments: Vec<(String, 
     )
 }
 
+/// The leader's SyncGroup for generation 1, and its write completing.
+fn stabilize(g: &mut ClassicGroup, leader: &str, assignments: Vec<(String, Bytes)>) {
+    let Synced::Wait { persist: true, .. } = sync(g, leader, 1, assignments) else {
+        panic!("the leader's SyncGroup waits for the write")
+    };
+    g.assignments_persisted(1, Ok(()), 0);
+    assert_eq!(g.state, GroupState::Stable);
+}
+
 #[test]
 fn first_member_leads_generation_one_and_syncs_to_stable() {
     let mut g = ClassicGroup::new("g".into(), 0);
@@ -93,10 +102,7 @@ fn first_member_leads_generation_one_and_syncs_to_stable() {
 fn second_member_triggers_rebalance_and_first_must_rejoin() {
     let mut g = ClassicGroup::new("g".into(), 0);
     let a = ready(join_new(&mut g, 0));
-    let Synced::Wait { .. } = sync(&mut g, &a.member_id, 1, vec![]) else {
-        panic!()
-    };
-    g.assignments_persisted(1, Ok(()), 0);
+    stabilize(&mut g, &a.member_id, vec![]);
     let b = join_new(&mut g, 10);
     let Joined::Wait(mut b_rx) = b else {
         panic!("b waits for a to rejoin")
@@ -123,10 +129,7 @@ fn second_member_triggers_rebalance_and_first_must_rejoin() {
 fn member_that_stops_heartbeating_is_evicted_and_group_rebalances() {
     let mut g = ClassicGroup::new("g".into(), 0);
     let a = ready(join_new(&mut g, 0));
-    let Synced::Wait { .. } = sync(&mut g, &a.member_id, 1, vec![]) else {
-        panic!()
-    };
-    g.assignments_persisted(1, Ok(()), 0);
+    stabilize(&mut g, &a.member_id, vec![]);
     g.tick(5_000);
     assert_eq!(g.state, GroupState::Stable);
     g.tick(10_001);
@@ -139,10 +142,7 @@ fn member_that_stops_heartbeating_is_evicted_and_group_rebalances() {
 fn unrejoined_member_is_dropped_at_the_rebalance_deadline() {
     let mut g = ClassicGroup::new("g".into(), 0);
     let a = ready(join_new(&mut g, 0));
-    let Synced::Wait { .. } = sync(&mut g, &a.member_id, 1, vec![]) else {
-        panic!()
-    };
-    g.assignments_persisted(1, Ok(()), 0);
+    stabilize(&mut g, &a.member_id, vec![]);
     let Joined::Wait(mut b_rx) = join_new(&mut g, 0) else {
         panic!()
     };
@@ -166,15 +166,11 @@ fn static_member_rejoining_takes_over_and_old_id_is_fenced() {
     let mut g = ClassicGroup::new("g".into(), 0);
     let a = ready(g.join(req("", Some("i1")), &limits(), 0));
     assert_eq!(a.error, None, "static members skip MEMBER_ID_REQUIRED");
-    let Synced::Wait { .. } = sync(
+    stabilize(
         &mut g,
         &a.member_id,
-        1,
         vec![(a.member_id.clone(), Bytes::from_static(b"x"))],
-    ) else {
-        panic!()
-    };
-    g.assignments_persisted(1, Ok(()), 0);
+    );
     let again = ready(g.join(req("", Some("i1")), &limits(), 5));
     assert_eq!(again.error, None);
     assert_ne!(again.member_id, a.member_id);
@@ -224,10 +220,7 @@ fn errors_for_bad_joins_and_commits() {
         g.validate_commit(&a.member_id, None, 1, 0),
         Some(ResponseError::RebalanceInProgress)
     );
-    let Synced::Wait { .. } = sync(&mut g, &a.member_id, 1, vec![]) else {
-        panic!()
-    };
-    g.assignments_persisted(1, Ok(()), 0);
+    stabilize(&mut g, &a.member_id, vec![]);
     assert_eq!(g.validate_commit(&a.member_id, None, 1, 0), None);
     assert_eq!(
         g.validate_commit(&a.member_id, None, 7, 0),
