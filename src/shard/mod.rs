@@ -10,6 +10,7 @@ pub mod net;
 pub mod notify;
 pub mod table;
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -152,6 +153,14 @@ pub struct ShardGone(pub ShardId);
 
 /// Run `f` on shard `target` and bring its (owned) result back. Runs inline when
 /// `target` is this shard, so callers need no special case for local work.
+///
+/// The result travels back as a job on the caller's own shard, which completes
+/// a shard-local oneshot there. Nothing that holds the caller's `Waker` ever
+/// reaches the target thread: a glommio task waker woken or dropped from a
+/// foreign thread races with the owning executor's refcount checks (the
+/// foreign `drop_waker` decrements to zero and then re-increments, and a
+/// `JoinHandle` dropped in that window frees the task, which is freed again
+/// when the foreign wake is processed: a double free).
 pub async fn submit_to<F, Fut, T>(target: ShardId, f: F) -> Result<T, ShardGone>
 where
     F: FnOnce() -> Fut + Send + 'static,
@@ -162,17 +171,115 @@ where
     if target == rt.id {
         return Ok(f().await);
     }
-    let (tx, rx) = oneshot::channel();
+    let origin = rt.id;
+    let (tx, rx) = oneshot::channel::<T>();
+    let waiting = Waiting(REPLIES.with(|r| r.borrow_mut().insert(Box::new(tx))));
+    let id = waiting.0;
     let job: Job = Box::new(move || {
         Box::pin(async move {
-            let _ = tx.send(f().await);
+            // Until the result is on its way, a dropped job still tells the
+            // caller (best effort) so it does not wait forever.
+            let mut reply = ReplyOnDrop {
+                origin,
+                id,
+                value: None::<T>,
+            };
+            reply.value = Some(f().await);
+            reply.send().await;
         })
     });
     let sender = rt.peers[target].as_ref().expect("peer sender");
     if sender.send(job).await.is_err() {
         return Err(ShardGone(target));
     }
-    rx.await.map_err(|_| ShardGone(target))
+    let r = rx.await.map_err(|_| ShardGone(target));
+    drop(waiting);
+    r
+}
+
+thread_local! {
+    /// Callers on this shard waiting for a `submit_to` result, by id.
+    static REPLIES: RefCell<Replies> = RefCell::new(Replies::default());
+}
+
+/// Each entry is a boxed `oneshot::Sender<T>` that never leaves this shard.
+#[derive(Default)]
+struct Replies {
+    next_id: u64,
+    waiting: std::collections::HashMap<u64, Box<dyn Any>>,
+}
+
+impl Replies {
+    fn insert(&mut self, tx: Box<dyn Any>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.waiting.insert(id, tx);
+        id
+    }
+}
+
+/// Forgets a caller's entry when its `submit_to` returns or is cancelled.
+struct Waiting(u64);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        // Dropped outside the borrow: the sender's drop wakes a local task.
+        let tx = REPLIES.with(|r| r.borrow_mut().waiting.remove(&self.0));
+        drop(tx);
+    }
+}
+
+/// Runs on the caller's shard: hand `value` to the waiting caller, or (with
+/// `None`) drop its sender so it sees `ShardGone`.
+fn reply_job<T: Send + 'static>(id: u64, value: Option<T>) -> Job {
+    Box::new(move || {
+        Box::pin(async move {
+            let tx = REPLIES.with(|r| r.borrow_mut().waiting.remove(&id));
+            if let (Some(tx), Some(v)) = (tx, value) {
+                if let Ok(tx) = tx.downcast::<oneshot::Sender<T>>() {
+                    let _ = tx.send(v);
+                }
+            }
+        })
+    })
+}
+
+/// The target side of a `submit_to`: sends the result home, or a cancellation
+/// if dropped before that (the target shard is shutting down).
+struct ReplyOnDrop<T: Send + 'static> {
+    origin: ShardId,
+    id: u64,
+    value: Option<T>,
+}
+
+impl<T: Send + 'static> ReplyOnDrop<T> {
+    fn peer(&self) -> Option<Rc<Runtime>> {
+        RUNTIME.with(|r| r.borrow().clone())
+    }
+
+    async fn send(mut self) {
+        let value = self.value.take();
+        let Some(rt) = self.peer() else { return };
+        let Some(to) = rt.peers.get(self.origin).and_then(Option::as_ref) else {
+            return;
+        };
+        // If the caller's shard is gone, the reply (owned data) is dropped here.
+        let _ = to.send(reply_job(self.id, value)).await;
+        self.id = u64::MAX;
+    }
+}
+
+impl<T: Send + 'static> Drop for ReplyOnDrop<T> {
+    fn drop(&mut self) {
+        if self.id == u64::MAX {
+            return;
+        }
+        if let Some(rt) = self.peer() {
+            if let Some(to) = rt.peers.get(self.origin).and_then(Option::as_ref) {
+                let _ = to.try_send(reply_job::<T>(self.id, None));
+            }
+        }
+    }
 }
 
 /// A task on this shard; await it for its output or `detach` it.
@@ -224,4 +331,104 @@ pub fn block_on<T>(f: impl Future<Output = T>) -> T {
         .make()
         .expect("cannot start an executor");
     ex.run(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Wake, Waker};
+    use std::thread::ThreadId;
+
+    /// Forwards to the task's waker, recording the thread of every wake.
+    struct Recorder {
+        inner: Waker,
+        threads: Arc<Mutex<Vec<ThreadId>>>,
+    }
+
+    impl Wake for Recorder {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref()
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.threads
+                .lock()
+                .unwrap()
+                .push(std::thread::current().id());
+            self.inner.wake_by_ref()
+        }
+    }
+
+    /// Polls `fut` with a `Recorder` around the task's waker.
+    async fn record_wakes<F: Future>(fut: F, threads: Arc<Mutex<Vec<ThreadId>>>) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| {
+            let w = Waker::from(Arc::new(Recorder {
+                inner: cx.waker().clone(),
+                threads: threads.clone(),
+            }));
+            fut.as_mut().poll(&mut Context::from_waker(&w))
+        })
+        .await
+    }
+
+    /// A glommio task waker must not be woken (or dropped) on another shard's
+    /// thread: glommio's foreign-waker refcounting races with the owner and
+    /// can free the task twice. `submit_to` delivers its result on the
+    /// caller's shard instead.
+    #[test]
+    fn submit_to_wakes_the_caller_only_on_its_own_shard() {
+        let threads: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+        let caller: Arc<Mutex<Option<ThreadId>>> = Arc::default();
+        let results: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let cfg = RuntimeConfig {
+            cpus: available_cpus(),
+            nr_shards: 2,
+            cross_shard_queue_depth: 16,
+            io_memory_bytes: 1 << 20,
+        };
+        let (t, c, r, d) = (
+            threads.clone(),
+            caller.clone(),
+            results.clone(),
+            done.clone(),
+        );
+        run(cfg, move |id| {
+            let (threads, caller, results, done) = (t.clone(), c.clone(), r.clone(), d.clone());
+            async move {
+                if id == 0 {
+                    *caller.lock().unwrap() = Some(std::thread::current().id());
+                    for i in 0..20u64 {
+                        let got = record_wakes(
+                            submit_to(1, move || async move {
+                                sleep(Duration::from_millis(2)).await;
+                                i * 10 + current() as u64
+                            }),
+                            threads.clone(),
+                        )
+                        .await
+                        .unwrap();
+                        results.lock().unwrap().push(got);
+                    }
+                    done.store(true, Ordering::SeqCst);
+                } else {
+                    while !done.load(Ordering::SeqCst) {
+                        sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            }
+        })
+        .unwrap();
+        let expected: Vec<u64> = (0..20).map(|i| i * 10 + 1).collect();
+        assert_eq!(*results.lock().unwrap(), expected);
+        let caller = caller.lock().unwrap().unwrap();
+        let threads = threads.lock().unwrap();
+        assert!(!threads.is_empty(), "the caller waited at least once");
+        assert!(
+            threads.iter().all(|t| *t == caller),
+            "caller woken from another thread: {threads:?} (caller {caller:?})"
+        );
+    }
 }
