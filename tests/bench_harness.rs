@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,6 +37,27 @@ fn bench_run(bootstrap: &str, dir: &Path, extra: &[&str]) -> std::process::Outpu
     ]);
     c.arg(dir).args(extra);
     run_with_timeout(&mut c, None, RUN_TIMEOUT)
+}
+
+/// Start `cmd` in the background with stdout discarded and stderr piped,
+/// for a test that acts on the broker while the bench runs.
+fn spawn_quiet(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// All of a finished `spawn_quiet` child's stderr.
+fn take_stderr(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
 }
 
 fn load(dir: &Path) -> RunResult {
@@ -401,21 +422,11 @@ fn a_stalled_broker_shows_in_the_high_percentiles() {
         "--output",
     ]);
     cmd.arg(dir.path());
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&mut cmd);
     thread::sleep(stall_at);
     proxy.stall_for(STALL);
     let status = common::wait_timeout(&mut child, RUN_TIMEOUT).expect("bench hung");
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = take_stderr(&mut child);
     assert!(status.success(), "{err}");
     let r = load(dir.path());
     let p = &r.publish_latency_us;
@@ -463,11 +474,7 @@ fn broker_death_mid_run_ends_with_partial_results() {
         "--output",
     ]);
     cmd.arg(dir.path());
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet(&mut cmd);
     thread::sleep(Duration::from_secs(3));
     broker.kill9();
     let killed = Instant::now();
@@ -478,13 +485,7 @@ fn broker_death_mid_run_ends_with_partial_results() {
         "took {:?} to notice",
         killed.elapsed()
     );
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = take_stderr(&mut child);
     assert!(!status.success());
     assert!(
         err.contains("127.0.0.1"),

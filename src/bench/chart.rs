@@ -2,6 +2,7 @@
 //! (right, on HdrHistogram's 1/(1-percentile) axis), drawn with plotters.
 
 use hdrhistogram::Histogram;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::result::RunResult;
@@ -32,6 +33,26 @@ fn percentile_label(x: &f64) -> String {
         x if x < 1.5 => "90%".into(),
         _ => format!("{q:.*}%", (*x as usize).saturating_sub(2)),
     }
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draw each (label, colour, points) as a line with a legend entry, then the
+/// legend.
+fn draw_lines<'a, 'b: 'a>(
+    c: &mut Chart<'a, 'b>,
+    lines: impl IntoIterator<Item = (&'static str, RGBColor, Vec<(f64, f64)>)>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for (label, color, pts) in lines {
+        c.draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    c.configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
 }
 
 pub fn render(r: &RunResult, publish: &Histogram<u64>, e2e: &Histogram<u64>) -> String {
@@ -87,15 +108,7 @@ fn draw(
                 .collect(),
         ),
     ];
-    for (label, color, pts) in series {
-        c.draw_series(LineSeries::new(pts, color.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    c.configure_series_labels()
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()?;
+    draw_lines(&mut c, series)?;
 
     let curves = [
         ("publish", BLUE, curve(publish)),
@@ -123,15 +136,7 @@ fn draw(
         .x_desc("percentile")
         .y_desc("ms")
         .draw()?;
-    for (label, color, pts) in curves {
-        c.draw_series(LineSeries::new(pts, color.stroke_width(2)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    c.configure_series_labels()
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()?;
+    draw_lines(&mut c, curves)?;
     root.present()?;
     Ok(())
 }

@@ -86,17 +86,12 @@ pub fn render(dir: &Path) -> Result<String, BenchError> {
         let _ = writeln!(s, "\n## {}\n", r.name);
         let _ = writeln!(
             s,
-            "{} topic(s) × {} partitions, {} B messages, {} producer(s), {} consumer(s), acks={}, batch {} B, linger {} ms, {:?} compression, rate {}; measured {:.1} s; started {}.\n",
-            w.topics,
-            w.partitions_per_topic,
-            w.message_size,
-            w.total_producers(),
-            w.total_consumers(),
-            w.producer.acks,
+            "{}, batch {} B, linger {} ms, {:?} compression, rate {}; measured {:.1} s; started {}.\n",
+            w.describe(),
             w.producer.batch_bytes,
             w.producer.linger_ms,
             w.producer.compression,
-            if w.producer_rate > 0.0 { format!("{} msg/s", w.producer_rate) } else { "max".into() },
+            w.rate_label(),
             r.measured_s,
             r.started_at
         );

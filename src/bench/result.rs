@@ -160,18 +160,7 @@ pub fn fmt_us(us: u64) -> String {
 pub fn summary(r: &RunResult) -> String {
     let mut s = String::new();
     let w = &r.workload;
-    let _ = writeln!(
-        s,
-        "{}: {} topic(s) × {} partitions, {} B messages, {} producer(s), {} consumer(s), acks={}, rate={}",
-        r.name,
-        w.topics,
-        w.partitions_per_topic,
-        w.message_size,
-        w.total_producers(),
-        w.total_consumers(),
-        w.producer.acks,
-        if w.producer_rate > 0.0 { format!("{} msg/s", w.producer_rate) } else { "max".into() }
-    );
+    let _ = writeln!(s, "{}: {}, rate={}", r.name, w.describe(), w.rate_label());
     let _ = writeln!(s, "measured        {:>10.1} s", r.measured_s);
     let _ = writeln!(
         s,

@@ -8,14 +8,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-};
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes, VersionRange};
 use kafka_protocol::ResponseError;
 
 use super::error::BenchError;
+use crate::protocol::client::{self, HeaderError};
 use crate::shard::{self, net};
 
 /// Largest response frame we accept (a fetch is bounded by fetch.max.bytes).
@@ -108,16 +107,10 @@ pub async fn connect(
                 })??;
         // ApiVersions responses always use header v0 (KIP-511).
         let mut body = check_header(frame, ApiKey::ApiVersions, version, corr, addr)?;
-        let code = body.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]]));
-        if code == Some(ResponseError::UnsupportedVersion.code()) && version > 0 {
-            let resp = ApiVersionsResponse::decode(&mut body, 0)
-                .map_err(|e| io_err(addr, "ApiVersions", e))?;
-            let max = resp
-                .api_keys
-                .iter()
-                .find(|k| k.api_key == ApiKey::ApiVersions as i16)
-                .map_or(0, |k| k.max_version);
-            version = max.min(version - 1).max(0);
+        if let Some(lower) = client::api_versions_retry(&mut body, version)
+            .map_err(|e| io_err(addr, "ApiVersions", e))?
+        {
+            version = lower;
             continue;
         }
         let resp = ApiVersionsResponse::decode(&mut body, version)
@@ -156,23 +149,15 @@ pub fn check_header(
     correlation_id: i32,
     addr: SocketAddr,
 ) -> Result<Bytes, BenchError> {
-    let hv = if api == ApiKey::ApiVersions {
-        0
-    } else {
-        api.response_header_version(version)
-    };
-    let header =
-        ResponseHeader::decode(&mut frame, hv).map_err(|e| io_err(addr, "response header", e))?;
-    if header.correlation_id != correlation_id {
-        return Err(io_err(
-            addr,
-            "response header",
-            format!(
-                "correlation id {} where {correlation_id} was expected (responses out of order)",
-                header.correlation_id
+    client::decode_response_header(&mut frame, api, version, correlation_id).map_err(|e| {
+        let reason = match e {
+            HeaderError::Decode(e) => e.to_string(),
+            HeaderError::CorrelationId { expected, got } => format!(
+                "correlation id {got} where {expected} was expected (responses out of order)"
             ),
-        ));
-    }
+        };
+        io_err(addr, "response header", reason)
+    })?;
     Ok(frame)
 }
 
@@ -198,22 +183,8 @@ impl Writer {
     ) -> Result<i32, BenchError> {
         let corr = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1).max(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(corr)
-            .with_client_id(Some(self.client_id.clone()));
-        let start = self.buf.len();
-        self.buf.put_i32(0);
-        let encoded = header
-            .encode(&mut self.buf, api.request_header_version(version))
-            .and_then(|_| req.encode(&mut self.buf, version));
-        if let Err(e) = encoded {
-            self.buf.truncate(start);
-            return Err(io_err(self.addr, "encode", e));
-        }
-        let len = (self.buf.len() - start - 4) as i32;
-        self.buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        client::encode_request(&mut self.buf, api, version, corr, &self.client_id, req)
+            .map_err(|e| io_err(self.addr, "encode", e))?;
         Ok(corr)
     }
 

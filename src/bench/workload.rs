@@ -494,6 +494,30 @@ impl Workload {
     pub fn total_consumers(&self) -> usize {
         self.topics * self.subscriptions_per_topic * self.consumers_per_subscription
     }
+
+    /// "T topic(s) × P partitions, S B messages, N producer(s), M
+    /// consumer(s), acks=A": the shape of the load, for the run summary and
+    /// the report.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} topic(s) × {} partitions, {} B messages, {} producer(s), {} consumer(s), acks={}",
+            self.topics,
+            self.partitions_per_topic,
+            self.message_size,
+            self.total_producers(),
+            self.total_consumers(),
+            self.producer.acks,
+        )
+    }
+
+    /// The target producer rate as shown to people: "N msg/s", or "max".
+    pub fn rate_label(&self) -> String {
+        if self.producer_rate > 0.0 {
+            format!("{} msg/s", self.producer_rate)
+        } else {
+            "max".into()
+        }
+    }
 }
 
 #[cfg(test)]

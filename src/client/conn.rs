@@ -7,14 +7,12 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes, VersionRange};
-use kafka_protocol::ResponseError;
 
 use super::error::{check_code, io_reason, ClientError, Result};
+use crate::protocol::client::{self, HeaderError};
 
 /// Largest response frame we are willing to allocate for.
 const MAX_FRAME: usize = 1 << 30;
@@ -107,21 +105,13 @@ impl Connection {
             let corr = self.write_request(ApiKey::ApiVersions, version, &req)?;
             let mut body =
                 self.read_response(ApiKey::ApiVersions, version, corr, Duration::ZERO)?;
-            let code = match body.get(..2) {
-                Some(b) => i16::from_be_bytes([b[0], b[1]]),
-                None => return Err(self.protocol(ApiKey::ApiVersions, "empty response")),
-            };
-            if code == ResponseError::UnsupportedVersion.code() && version > 0 {
-                // The broker answers an unsupported ApiVersions version in v0 format,
-                // listing the ApiVersions range it does support.
-                let resp = ApiVersionsResponse::decode(&mut body, 0)
-                    .map_err(|e| self.protocol(ApiKey::ApiVersions, e))?;
-                let max = resp
-                    .api_keys
-                    .iter()
-                    .find(|k| k.api_key == ApiKey::ApiVersions as i16)
-                    .map_or(0, |k| k.max_version);
-                version = max.min(version - 1).max(0);
+            if body.len() < 2 {
+                return Err(self.protocol(ApiKey::ApiVersions, "empty response"));
+            }
+            if let Some(lower) = client::api_versions_retry(&mut body, version)
+                .map_err(|e| self.protocol(ApiKey::ApiVersions, e))?
+            {
+                version = lower;
                 continue;
             }
             let resp = ApiVersionsResponse::decode(&mut body, version)
@@ -147,19 +137,9 @@ impl Connection {
     fn write_request<R: Encodable>(&mut self, api: ApiKey, version: i16, req: &R) -> Result<i32> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1).max(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
         let mut buf = BytesMut::with_capacity(128);
-        buf.put_i32(0); // size placeholder
-        header
-            .encode(&mut buf, api.request_header_version(version))
-            .and_then(|_| req.encode(&mut buf, version))
+        client::encode_request(&mut buf, api, version, correlation_id, &self.client_id, req)
             .map_err(|e| self.protocol(api, format!("cannot encode request v{version}: {e}")))?;
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
 
         self.stream
             .set_write_timeout(Some(self.timeout))
@@ -188,17 +168,15 @@ impl Connection {
         let mut frame = vec![0u8; size as usize];
         self.read_exact_by(&mut frame, deadline, api, extra)?;
         let mut body = Bytes::from(frame);
-        let header = ResponseHeader::decode(&mut body, api.response_header_version(version))
-            .map_err(|e| self.protocol(api, e))?;
-        if header.correlation_id != correlation_id {
-            return Err(self.protocol(
-                api,
-                format!(
-                    "correlation id mismatch (expected {correlation_id}, got {})",
-                    header.correlation_id
+        client::decode_response_header(&mut body, api, version, correlation_id).map_err(
+            |e| match e {
+                HeaderError::Decode(e) => self.protocol(api, e),
+                HeaderError::CorrelationId { expected, got } => self.protocol(
+                    api,
+                    format!("correlation id mismatch (expected {expected}, got {got})"),
                 ),
-            ));
-        }
+            },
+        )?;
         Ok(body)
     }
 
