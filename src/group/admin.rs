@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
-use super::coordinator::{classic_member_metadata, GroupKind, Shared};
+use super::coordinator::{GroupKind, Shared};
 use super::format::RecordKey;
 use super::store::{self, Entry};
 
@@ -80,7 +80,11 @@ pub fn describe(c: &Shared, group: &str) -> Option<DescribedGroup> {
                     instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    metadata: classic_member_metadata(g, &m.id),
+                    metadata: g
+                        .protocol
+                        .as_deref()
+                        .map(|p| m.metadata_for(p))
+                        .unwrap_or_default(),
                     assignment: m.assignment.clone(),
                 })
                 .collect(),
@@ -104,23 +108,9 @@ pub async fn delete(c: &Shared, group: &str) -> Option<ResponseError> {
         let mut entries: Vec<Entry> = e
             .offsets
             .keys()
-            .map(|(t, p)| {
-                (
-                    RecordKey::Offset {
-                        group: group.to_string(),
-                        topic: t.clone(),
-                        partition: *p,
-                    },
-                    None,
-                )
-            })
+            .map(|(t, p)| (RecordKey::offset(group, t, *p), None))
             .collect();
-        entries.push((
-            RecordKey::Group {
-                group: group.to_string(),
-            },
-            None,
-        ));
+        entries.push((RecordKey::group(group), None));
         (e.partition, entries)
     };
     tracing::info!(%group, "group deleted");

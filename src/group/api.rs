@@ -5,11 +5,8 @@
 use kafka_protocol::ResponseError;
 
 use super::classic::{JoinRequest, JoinResult, Joined, SyncRequest, SyncResult, Synced};
-use super::consumer::{
-    ConsumerGroup, ConsumerGroupConfig, HeartbeatError, HeartbeatRequest, HeartbeatResult,
-};
+use super::consumer::{ConsumerGroup, HeartbeatError, HeartbeatRequest, HeartbeatResult};
 use super::coordinator::{persist_group, GroupEntry, GroupKind, Shared};
-use super::format::{self, RecordKey};
 use super::store;
 use crate::broker::state::local;
 use crate::storage::now_ms;
@@ -53,17 +50,14 @@ pub async fn sync(c: &Shared, partition: i32, group: &str, req: SyncRequest) -> 
     if persist {
         // The leader's assignments become visible only once durable, so a
         // coordinator restart never hands out assignments it forgot.
-        let (generation, value) = {
+        let (generation, record) = {
             let co = c.borrow();
             match co.groups.get(group).map(|e| &e.kind) {
-                Some(GroupKind::Classic(g)) => (g.generation, format::encode_group(&g.to_value())),
+                Some(GroupKind::Classic(g)) => (g.generation, g.record()),
                 _ => return SyncResult::error(ResponseError::UnknownMemberId),
             }
         };
-        let key = RecordKey::Group {
-            group: group.to_string(),
-        };
-        let written = store::write(partition, vec![(key, Some(value))]).await;
+        let written = store::write(partition, vec![record]).await;
         if let Some(GroupKind::Classic(g)) =
             c.borrow_mut().groups.get_mut(group).map(|e| &mut e.kind)
         {
@@ -123,11 +117,7 @@ pub fn consumer_heartbeat(
     let now = now_ms();
     let catalog = local().catalog();
     let mut co = c.borrow_mut();
-    let cfg = ConsumerGroupConfig {
-        session_timeout_ms: co.cfg.consumer_session_timeout_ms,
-        heartbeat_interval_ms: co.cfg.consumer_heartbeat_interval_ms,
-        max_size: co.cfg.consumer_max_size,
-    };
+    let cfg = co.cfg.consumer_group();
     let convertible = match co.groups.get(group) {
         None => true,
         Some(e) => match &e.kind {

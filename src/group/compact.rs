@@ -24,25 +24,13 @@ fn live_entries(c: &Shared, partition: i32) -> Vec<(Entry, usize)> {
     for (name, e) in co.groups.iter().filter(|(_, e)| e.partition == partition) {
         if let GroupKind::Classic(g) = &e.kind {
             if g.protocol_type.is_some() {
-                let v = format::encode_group(&g.to_value());
-                let len = v.len() + name.len();
-                out.push((
-                    (
-                        RecordKey::Group {
-                            group: name.clone(),
-                        },
-                        Some(v),
-                    ),
-                    len,
-                ));
+                let record = g.record();
+                let len = record.1.as_ref().map_or(0, |v| v.len()) + name.len();
+                out.push((record, len));
             }
         }
         for ((t, p), v) in &e.offsets {
-            let key = RecordKey::Offset {
-                group: name.clone(),
-                topic: t.clone(),
-                partition: *p,
-            };
+            let key = RecordKey::offset(name, t, *p);
             let v: Bytes = format::encode_offset(v);
             let len = v.len() + name.len() + t.len() + 8;
             out.push(((key, Some(v)), len));

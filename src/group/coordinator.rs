@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
 use super::classic::{ClassicGroup, GroupLimits, GroupState};
@@ -48,6 +47,17 @@ impl Default for CoordinatorConfig {
             consumer_heartbeat_interval_ms: 5_000,
             consumer_session_timeout_ms: 45_000,
             consumer_max_size: 1_000,
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    /// The settings KIP-848 groups run with.
+    pub fn consumer_group(&self) -> super::consumer::ConsumerGroupConfig {
+        super::consumer::ConsumerGroupConfig {
+            session_timeout_ms: self.consumer_session_timeout_ms,
+            heartbeat_interval_ms: self.consumer_heartbeat_interval_ms,
+            max_size: self.consumer_max_size,
         }
     }
 }
@@ -297,13 +307,7 @@ pub fn persist_group(c: &Shared, group: &str) {
             return;
         }
         g.needs_persist = false;
-        let key = RecordKey::Group {
-            group: group.to_string(),
-        };
-        (
-            e.partition,
-            vec![(key, Some(format::encode_group(&g.to_value())))],
-        )
+        (e.partition, vec![g.record()])
     };
     let write = store::write(entries.0, entries.1);
     let group = group.to_string();
@@ -350,7 +354,7 @@ pub async fn run_timers() {
             c.borrow_mut().all_loaded = all;
         }
         let now = now_ms();
-        let session_ms = c.borrow().cfg.consumer_session_timeout_ms;
+        let consumer_cfg = c.borrow().cfg.consumer_group();
         let names: Vec<String> = c.borrow().groups.keys().cloned().collect();
         for name in names {
             {
@@ -360,7 +364,7 @@ pub async fn run_timers() {
                 };
                 match &mut e.kind {
                     GroupKind::Classic(g) => g.tick(now),
-                    GroupKind::Consumer(g) => g.tick(now, session_ms, &catalog),
+                    GroupKind::Consumer(g) => g.tick(now, &consumer_cfg, &catalog),
                 }
             }
             persist_group(&c, &name);
@@ -374,18 +378,5 @@ pub async fn run_timers() {
                 super::compact::maybe_compact(&c, p).await;
             }
         }
-    }
-}
-
-/// Bytes of one member's metadata, for the DescribeGroups answer.
-pub fn classic_member_metadata(g: &ClassicGroup, member: &str) -> Bytes {
-    match (&g.protocol, g.members.get(member)) {
-        (Some(p), Some(m)) => m
-            .protocols
-            .iter()
-            .find(|(n, _)| n == p)
-            .map(|(_, b)| b.clone())
-            .unwrap_or_default(),
-        _ => Bytes::new(),
     }
 }

@@ -31,6 +31,22 @@ pub enum RecordKey {
     },
 }
 
+impl RecordKey {
+    pub fn offset(group: &str, topic: &str, partition: i32) -> Self {
+        RecordKey::Offset {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        }
+    }
+
+    pub fn group(group: &str) -> Self {
+        RecordKey::Group {
+            group: group.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetValue {
     pub offset: i64,

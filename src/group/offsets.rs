@@ -108,7 +108,12 @@ pub async fn commit(
     }
     let entries: Vec<Entry> = accepted
         .iter()
-        .map(|(t, p, v)| (offset_key(group, t, *p), Some(format::encode_offset(v))))
+        .map(|(t, p, v)| {
+            (
+                RecordKey::offset(group, t, *p),
+                Some(format::encode_offset(v)),
+            )
+        })
         .collect();
     match store::write(partition, entries).await {
         Ok(()) => {
@@ -126,14 +131,6 @@ pub async fn commit(
         }
     }
     results
-}
-
-fn offset_key(group: &str, topic: &str, partition: i32) -> RecordKey {
-    RecordKey::Offset {
-        group: group.to_string(),
-        topic: topic.to_string(),
-        partition,
-    }
 }
 
 /// (partition, offset, leader epoch, metadata) of one topic.
@@ -211,7 +208,7 @@ pub async fn delete(
                     results.push((t.clone(), p, Some(ResponseError::GroupSubscribedToTopic)));
                 } else {
                     if e.offsets.remove(&(t.clone(), p)).is_some() {
-                        entries.push((offset_key(group, &t, p), None));
+                        entries.push((RecordKey::offset(group, &t, p), None));
                     }
                     results.push((t.clone(), p, None));
                 }
@@ -257,7 +254,7 @@ pub fn drop_deleted_topics(c: &Shared, old: &Catalog, catalog: &Catalog) {
             by_partition
                 .entry(e.partition)
                 .or_default()
-                .push((offset_key(name, &t, p), None));
+                .push((RecordKey::offset(name, &t, p), None));
         }
     }
     for (p, entries) in by_partition {
@@ -304,16 +301,14 @@ pub fn expire(c: &Shared, now_ms: i64) {
             by_partition
                 .entry(e.partition)
                 .or_default()
-                .push((offset_key(name, &t, p), None));
+                .push((RecordKey::offset(name, &t, p), None));
         }
         if e.offsets.is_empty() {
             dead.push(name.clone());
-            by_partition.entry(e.partition).or_default().push((
-                RecordKey::Group {
-                    group: name.clone(),
-                },
-                None,
-            ));
+            by_partition
+                .entry(e.partition)
+                .or_default()
+                .push((RecordKey::group(name), None));
         }
     }
     for name in dead {

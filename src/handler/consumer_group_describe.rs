@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use futures::future::join_all;
 use kafka_protocol::messages::consumer_group_describe_response::{
@@ -13,10 +13,9 @@ use kafka_protocol::ResponseError;
 use super::coordinator::on_coordinator;
 use crate::broker::State;
 use crate::cluster::Catalog;
-use crate::group::consumer::Tp;
+use crate::group::consumer::{by_topic, Tp};
 use crate::group::coordinator::GroupKind;
 
-const OPS_NOT_REQUESTED: i32 = i32::MIN;
 /// ConsumerGroupDescribe v1 member_type: 1 = a KIP-848 consumer.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
 
@@ -64,7 +63,7 @@ pub async fn handle(
             .and_then(|r| r);
             let d = DescribedGroup::default()
                 .with_group_id(id)
-                .with_authorized_operations(OPS_NOT_REQUESTED);
+                .with_authorized_operations(super::OPS_NOT_REQUESTED);
             match found {
                 Err(e) => {
                     d.with_error_code(e.code())
@@ -136,12 +135,8 @@ struct MemberSnapshot {
 }
 
 fn assignment(catalog: &Catalog, parts: &BTreeSet<Tp>) -> Assignment {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in parts {
-        by_topic.entry(t).or_default().push(*p);
-    }
     Assignment::default().with_topic_partitions(
-        by_topic
+        by_topic(parts)
             .into_iter()
             .map(|(t, ps)| {
                 TopicPartitions::default()

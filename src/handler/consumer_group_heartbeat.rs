@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{
@@ -11,7 +11,7 @@ use super::coordinator::{client_host, on_coordinator};
 use crate::broker::State;
 use crate::cluster::Catalog;
 use crate::group::api;
-use crate::group::consumer::{HeartbeatRequest, Tp};
+use crate::group::consumer::{by_topic, HeartbeatRequest, Tp};
 
 pub async fn handle(
     state: &State,
@@ -78,11 +78,7 @@ pub async fn handle(
 }
 
 fn topic_partitions(catalog: &Catalog, parts: &BTreeSet<Tp>) -> Vec<TopicPartitions> {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in parts {
-        by_topic.entry(t).or_default().push(*p);
-    }
-    by_topic
+    by_topic(parts)
         .into_iter()
         .filter_map(|(t, ps)| {
             let id = catalog.topics.get(t)?.id;

@@ -8,9 +8,6 @@ use super::coordinator::on_coordinator;
 use crate::broker::State;
 use crate::group::admin;
 
-/// "Not requested" for authorized_operations.
-const OPS_NOT_REQUESTED: i32 = i32::MIN;
-
 pub async fn handle(state: &State, req: DescribeGroupsRequest, version: i16) -> ResponseKind {
     let groups = join_all(req.groups.into_iter().map(|id| async move {
         let group = id.0.to_string();
@@ -23,7 +20,7 @@ pub async fn handle(state: &State, req: DescribeGroupsRequest, version: i16) -> 
         .await;
         let mut d = DescribedGroup::default()
             .with_group_id(id)
-            .with_authorized_operations(OPS_NOT_REQUESTED);
+            .with_authorized_operations(super::OPS_NOT_REQUESTED);
         match found {
             Err(e) => {
                 d = d

@@ -184,6 +184,9 @@ where
     .flatten()
 }
 
+/// authorized_operations when the client did not ask for them.
+pub const OPS_NOT_REQUESTED: i32 = i32::MIN;
+
 pub fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
 }

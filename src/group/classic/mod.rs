@@ -84,7 +84,8 @@ pub struct Member {
 }
 
 impl Member {
-    fn metadata_for(&self, protocol: &str) -> Bytes {
+    /// This member's metadata for `protocol` (empty if it has none).
+    pub fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
             .find(|(n, _)| n == protocol)
@@ -273,6 +274,15 @@ impl ClassicGroup {
                 })
                 .collect(),
         }
+    }
+
+    /// The group's `__consumer_offsets` record as of now.
+    pub fn record(&self) -> (crate::group::format::RecordKey, Option<Bytes>) {
+        use crate::group::format::{encode_group, RecordKey};
+        (
+            RecordKey::group(&self.id),
+            Some(encode_group(&self.to_value())),
+        )
     }
 
     /// Rebuild a group from its persisted form. Members come back as if they

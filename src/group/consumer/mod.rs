@@ -350,12 +350,12 @@ impl ConsumerGroup {
 
     /// Fence members whose session or revocation deadline passed; recompute
     /// the target when subscribed topics changed.
-    pub fn tick(&mut self, now_ms: i64, session_timeout_ms: i32, catalog: &Catalog) {
+    pub fn tick(&mut self, now_ms: i64, cfg: &ConsumerGroupConfig, catalog: &Catalog) {
         let dead: Vec<String> = self
             .members
             .values()
             .filter(|m| {
-                now_ms - m.last_heartbeat_ms > session_timeout_ms as i64
+                now_ms - m.last_heartbeat_ms > cfg.session_timeout_ms as i64
                     || m.revoke_deadline_ms.is_some_and(|d| now_ms > d)
             })
             .map(|m| m.id.clone())
@@ -494,6 +494,15 @@ impl ConsumerGroup {
     }
 }
 
+/// Partitions grouped by topic, in order (the shape every answer uses).
+pub fn by_topic(parts: &BTreeSet<Tp>) -> BTreeMap<&str, Vec<i32>> {
+    let mut out: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in parts {
+        out.entry(t).or_default().push(*p);
+    }
+    out
+}
+
 /// ConsumerProtocolAssignment v0 (version-prefixed) of `parts`.
 pub fn encode_assignment(parts: &BTreeSet<Tp>) -> Bytes {
     use bytes::BufMut;
@@ -501,12 +510,8 @@ pub fn encode_assignment(parts: &BTreeSet<Tp>) -> Bytes {
         ConsumerProtocolAssignment, TopicPartition,
     };
     use kafka_protocol::protocol::{Encodable, StrBytes};
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in parts {
-        by_topic.entry(t).or_default().push(*p);
-    }
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        by_topic
+        by_topic(parts)
             .into_iter()
             .map(|(t, ps)| {
                 TopicPartition::default()

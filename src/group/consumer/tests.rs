@@ -100,7 +100,7 @@ fn stale_epochs_are_fenced_and_dead_members_expire() {
         .unwrap_err();
     assert_eq!(err.0, ResponseError::UnknownMemberId);
     g.heartbeat(join("b"), &cat, &cfg(), 5_000).unwrap();
-    g.tick(10_500, 10_000, &cat);
+    g.tick(10_500, &cfg(), &cat);
     assert!(!g.members.contains_key("a"));
     assert_eq!(g.target["b"].len(), 2, "a's partitions go to b");
     let mut bad = join("c");
@@ -122,7 +122,7 @@ fn new_partitions_bump_the_epoch() {
     let mut g = ConsumerGroup::new("g".into(), 0);
     let a = g.heartbeat(join("a"), &cat, &cfg(), 0).unwrap();
     cat.topics.get_mut("t").unwrap().partitions = 3;
-    g.tick(1, 10_000, &cat);
+    g.tick(1, &cfg(), &cat);
     let a2 = g
         .heartbeat(
             beat("a", a.member_epoch, &a.assignment.unwrap()),
