@@ -39,6 +39,9 @@ fn index_lookup(c: &mut Criterion) {
             last_offset_delta: 15,
             base_timestamp: i,
             max_timestamp: i,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
             records_count: 16,
         };
         idx.on_batch(&h, (i as u64) << 14, 4096);

@@ -32,6 +32,9 @@ pub struct BrokerConfig {
     pub min_insync_replicas: i32,
     pub socket_request_max_bytes: usize,
     pub log_retention_check_interval_ms: u64,
+    /// How often idle producer ids are looked for
+    /// (`producer.id.expiration.check.interval.ms`).
+    pub producer_id_expiration_check_interval_ms: u64,
     pub log: LogConfig,
     /// Shards (cores) to run; 0 = every CPU the process may use.
     pub smp: usize,
@@ -61,6 +64,7 @@ impl Default for BrokerConfig {
             min_insync_replicas: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             log_retention_check_interval_ms: 300_000,
+            producer_id_expiration_check_interval_ms: 600_000,
             log: LogConfig::default(),
             smp: 0,
             max_connections_per_shard: 10_000,
@@ -174,6 +178,12 @@ impl BrokerConfig {
                 "log.retention.minutes" => retention.1 = Some(num::<i64>(k, v)?),
                 "log.retention.hours" => retention.2 = Some(num::<i64>(k, v)?),
                 "log.retention.bytes" | "retention.bytes" => cfg.log.retention_bytes = num(k, v)?,
+                "producer.id.expiration.ms" => {
+                    cfg.log.producer_id_expiration_ms = positive::<i64>(k, v)?
+                }
+                "producer.id.expiration.check.interval.ms" => {
+                    cfg.producer_id_expiration_check_interval_ms = positive(k, v)?
+                }
                 "log.retention.check.interval.ms" => {
                     cfg.log_retention_check_interval_ms = positive(k, v)?
                 }

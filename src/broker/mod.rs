@@ -161,11 +161,13 @@ async fn shard_main(
     }
     let server = shard::spawn(crate::net::serve(listener, state.clone()));
     let retention = shard::spawn(state::retention_loop(state.clone()));
+    let expiration = shard::spawn(state::producer_expiration_loop(state.clone()));
     while !stop.load(Ordering::Relaxed) {
         shard::sleep(Duration::from_millis(100)).await;
     }
     drop(server);
     drop(retention);
+    drop(expiration);
     state.shutdown().await;
     Ok(())
 }

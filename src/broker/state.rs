@@ -30,6 +30,8 @@ pub struct ShardState {
     clean_start: bool,
     /// Serialises catalogue changes (used on the controller shard only).
     pub controller_lock: futures::lock::Mutex<()>,
+    /// Hands out producer ids (used on the controller shard only).
+    pub producer_ids: RefCell<crate::cluster::producer_ids::ProducerIdManager>,
 }
 
 thread_local! {
@@ -60,6 +62,9 @@ impl ShardState {
             tail_budget: TailBudget::new(cfg.tail_cache_bytes_per_shard),
             clean_start: clean,
             controller_lock: futures::lock::Mutex::new(()),
+            producer_ids: RefCell::new(crate::cluster::producer_ids::ProducerIdManager::new(
+                &cfg.log_dir,
+            )),
             cfg,
         });
         STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
@@ -116,7 +121,7 @@ impl ShardState {
         for (topic, p) in gone {
             let log = self.logs.borrow_mut().remove(&topic, p).unwrap();
             let dir = log.borrow().dir.clone();
-            close_log(&log).await;
+            close_log(&log, false).await;
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
             }
@@ -184,13 +189,15 @@ impl ShardState {
         }
         let logs = std::mem::take(&mut *self.logs.borrow_mut()).all();
         for log in logs {
-            close_log(&log).await;
+            close_log(&log, true).await;
         }
     }
 }
 
-/// Close one log's writer; the log refuses appends afterwards.
-async fn close_log(log: &SharedLog) {
+/// Close one log's writer; the log refuses appends afterwards. With
+/// `snapshot`, also write the producer state at the log end (clean shutdown:
+/// the next start reads no batch to rebuild it).
+async fn close_log(log: &SharedLog, snapshot: bool) {
     log.borrow_mut().closed = true;
     // Wait for an in-flight flush to hand the writer back.
     for _ in 0..500 {
@@ -209,6 +216,15 @@ async fn close_log(log: &SharedLog) {
     {
         let l = log.borrow();
         tracing::error!(topic = %l.topic, partition = l.partition, error = %e, "closing log failed");
+        return;
+    }
+    let mut l = log.borrow_mut();
+    let end = l.high_watermark;
+    if snapshot && l.snapshot_offset != Some(end) {
+        if let Err(e) = l.write_producer_snapshot(end) {
+            tracing::warn!(topic = %l.topic, partition = l.partition, error = %e,
+                "could not write the producer snapshot");
+        }
     }
 }
 
@@ -222,6 +238,27 @@ pub async fn retention_loop(state: Rc<ShardState>) {
         let logs = state.logs.borrow().all();
         for log in logs {
             retention::enforce(&log, now_ms());
+        }
+    }
+}
+
+/// Forget producer ids idle past `producer.id.expiration.ms`, every
+/// `producer.id.expiration.check.interval.ms` (Kafka's defaults: 1 day, 10 min).
+pub async fn producer_expiration_loop(state: Rc<ShardState>) {
+    loop {
+        shard::sleep(Duration::from_millis(
+            state.cfg.producer_id_expiration_check_interval_ms,
+        ))
+        .await;
+        let now = now_ms();
+        for log in state.logs.borrow().all() {
+            let mut l = log.borrow_mut();
+            let ms = l.config.producer_id_expiration_ms;
+            let n = l.producers.remove_expired(now, ms);
+            if n > 0 {
+                tracing::debug!(topic = %l.topic, partition = l.partition, expired = n,
+                    "forgot idle producer ids");
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! shard 0 is the controller that changes it; every shard holds a full copy.
 
 pub mod catalog;
+pub mod producer_ids;
 pub mod topic_config;
 
 pub use catalog::{Catalog, TopicMeta};

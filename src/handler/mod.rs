@@ -16,6 +16,7 @@ mod describe_groups;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -37,6 +38,7 @@ use crate::broker::state::local;
 use crate::broker::State;
 use crate::protocol::response::{self, Response};
 use crate::storage::log::SharedLog;
+use crate::storage::producer_state::SequenceError;
 use crate::storage::{Chunk, StorageError};
 
 /// What a handler produced: the body, and record chunks for its placeholders.
@@ -112,6 +114,9 @@ pub async fn handle(
             Some(sync_group::handle(&state, r, version).await.into())
         }
         Some(RequestKind::Heartbeat(r)) => Some(heartbeat::handle(&state, r).await.into()),
+        Some(RequestKind::InitProducerId(r)) => {
+            Some(init_producer_id::handle(&state, r).await.into())
+        }
         Some(RequestKind::LeaveGroup(r)) => {
             Some(leave_group::handle(&state, r, version).await.into())
         }
@@ -162,6 +167,12 @@ pub fn storage_error_code(e: &StorageError) -> ResponseError {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::DiskFull(_) | StorageError::Io(_) => ResponseError::KafkaStorageError,
         StorageError::Closed => ResponseError::NotLeaderOrFollower,
+        StorageError::Sequence(e) => match e {
+            SequenceError::InvalidEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+            SequenceError::NoSequence { .. } => ResponseError::InvalidRecord,
+        },
+        StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
     }
 }
 

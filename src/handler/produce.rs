@@ -10,7 +10,7 @@ use kafka_protocol::ResponseError;
 use super::{on_partition, storage_error_code};
 use crate::broker::state::local;
 use crate::broker::State;
-use crate::storage::now_ms;
+use crate::storage::{format, now_ms};
 
 /// Per-partition outcome, owned so it can come back from another shard.
 struct Outcome {
@@ -70,6 +70,22 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                         Outcome::err(ResponseError::CorruptMessage, Some("no records".into())),
                     );
                 };
+                // Kafka (ProduceRequest.validateRecords): from v3 on, exactly
+                // one batch per partition. Idempotence relies on it: a retry
+                // must be the same single batch to be recognised.
+                if version >= 3 {
+                    if let Ok(h) = format::parse_header(&records) {
+                        if h.size_bytes < records.len() {
+                            return (
+                                index,
+                                Outcome::err(
+                                    ResponseError::InvalidRecord,
+                                    Some("a produce request must have exactly one record batch per partition".into()),
+                                ),
+                            );
+                        }
+                    }
+                }
                 let out = on_partition(state, &name, index, move |log| async move {
                     let appended = log.borrow_mut().append(&records, acks == -1, now_ms());
                     let (info, done) = match appended {

@@ -217,6 +217,7 @@ encode_into_impl!(
     DeleteGroups,
     ConsumerGroupHeartbeat,
     ConsumerGroupDescribe,
+    InitProducerId,
 );
 
 #[cfg(test)]

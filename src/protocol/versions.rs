@@ -32,6 +32,7 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::DeleteGroups,
     ApiKey::ConsumerGroupHeartbeat,
     ApiKey::ConsumerGroupDescribe,
+    ApiKey::InitProducerId,
 ];
 
 /// Where we serve less than the codec knows: OffsetCommit v10 and

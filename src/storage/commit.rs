@@ -152,6 +152,7 @@ async fn flush_partition(log: SharedLog) {
             let hw = l.high_watermark;
             l.next_offset = hw;
             l.tail.truncate_from(hw);
+            l.producers.truncate_from(hw);
             let mut all: Vec<Pending> = pending;
             all.extend(std::mem::take(&mut l.pending));
             drop(l);
@@ -178,7 +179,8 @@ async fn write_pending(
     while i < pending.len() {
         // Roll before the first append that does not fit the active segment.
         let now = now_ms();
-        let roll = {
+        // (An empty entry, a duplicate waiting for its first copy, never rolls.)
+        let roll = !pending[i].bytes.is_empty() && {
             let l = log.borrow();
             l.should_roll(pending[i].bytes.len() as u64, pending[i].next_offset, now)
         };
@@ -295,6 +297,13 @@ pub async fn roll_segment(
     let old = std::mem::replace(writer, new_writer);
     log.borrow_mut().segments.insert(base_offset, seg);
     close_writer(old).await?;
+    // Everything below the new segment is written: snapshot the producer
+    // state there (Kafka does at every roll), so start-up reads the log only
+    // from the newest segment on.
+    if let Err(e) = log.borrow_mut().write_producer_snapshot(base_offset) {
+        tracing::warn!(dir = %dir.display(), base_offset, error = %e,
+            "could not write the producer snapshot; start-up will read more of the log");
+    }
     tracing::debug!(dir = %dir.display(), base_offset, "rolled segment");
     Ok(())
 }

@@ -15,6 +15,9 @@ pub const ATTRIBUTES_AT: usize = 21;
 pub const LAST_OFFSET_DELTA_AT: usize = 23;
 pub const BASE_TIMESTAMP_AT: usize = 27;
 pub const MAX_TIMESTAMP_AT: usize = 35;
+pub const PRODUCER_ID_AT: usize = 43;
+pub const PRODUCER_EPOCH_AT: usize = 51;
+pub const BASE_SEQUENCE_AT: usize = 53;
 pub const RECORDS_COUNT_AT: usize = 57;
 /// Size of the fixed header; a batch is at least this long.
 pub const BATCH_HEADER_BYTES: usize = 61;
@@ -22,7 +25,12 @@ pub const BATCH_HEADER_BYTES: usize = 61;
 pub const LOG_OVERHEAD: usize = 12;
 /// Attribute bit: timestamps are LogAppendTime (set by the broker).
 pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
 pub const ATTR_CONTROL: i16 = 0x20;
+/// Producer id of a batch written without idempotence.
+pub const NO_PRODUCER_ID: i64 = -1;
+/// Sequence of a batch written without idempotence.
+pub const NO_SEQUENCE: i32 = -1;
 
 fn be_i64(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
@@ -47,10 +55,28 @@ pub struct BatchHeader {
     pub last_offset_delta: i32,
     pub base_timestamp: i64,
     pub max_timestamp: i64,
+    /// -1 unless the batch comes from an idempotent producer.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
     pub records_count: i32,
 }
 
 impl BatchHeader {
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
+    }
+    /// Sequence of the batch's last record: sequences wrap from i32::MAX to 0
+    /// (Kafka's DefaultRecordBatch.incrementSequence).
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence == NO_SEQUENCE {
+            return NO_SEQUENCE;
+        }
+        increment_sequence(self.base_sequence, self.last_offset_delta)
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
     pub fn last_offset(&self) -> i64 {
         self.base_offset + self.last_offset_delta as i64
     }
@@ -100,8 +126,31 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         last_offset_delta: be_i32(buf, LAST_OFFSET_DELTA_AT),
         base_timestamp: be_i64(buf, BASE_TIMESTAMP_AT),
         max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
+        producer_id: be_i64(buf, PRODUCER_ID_AT),
+        producer_epoch: be_i16(buf, PRODUCER_EPOCH_AT),
+        base_sequence: be_i32(buf, BASE_SEQUENCE_AT),
         records_count: be_i32(buf, RECORDS_COUNT_AT),
     })
+}
+
+/// `sequence + increment`, wrapping past i32::MAX to 0 as Kafka does.
+pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    debug_assert!(sequence >= 0 && increment >= 0);
+    if sequence > i32::MAX - increment {
+        increment - (i32::MAX - sequence) - 1
+    } else {
+        sequence + increment
+    }
+}
+
+/// `sequence - decrement`, wrapping below 0 to i32::MAX as Kafka does.
+pub fn decrement_sequence(sequence: i32, decrement: i32) -> i32 {
+    debug_assert!(sequence >= 0 && decrement >= 0);
+    if sequence < decrement {
+        i32::MAX - (decrement - sequence) + 1
+    } else {
+        sequence - decrement
+    }
 }
 
 /// Parse and fully validate one batch at the start of `buf` (length, magic,
@@ -292,6 +341,133 @@ pub fn decode_meta_properties(s: &str) -> Option<(String, i32)> {
     ))
 }
 
+// ---- producer state snapshots (`<20-digit offset>.snapshot`) ----
+
+/// Kafka's ProducerSnapshot, version 1: `int16 version`, `uint32 crc`
+/// (CRC32C of everything after it), `int32 count`, then fixed-size entries,
+/// all big-endian. The file's offset is exclusive: the state covers every
+/// batch below it.
+pub const PRODUCER_SNAPSHOT_VERSION: i16 = 1;
+const SNAPSHOT_CRC_AT: usize = 2;
+const SNAPSHOT_COUNT_AT: usize = 6;
+const SNAPSHOT_HEADER_BYTES: usize = 10;
+pub const SNAPSHOT_ENTRY_BYTES: usize = 46;
+
+/// One producer's batch in a snapshot. Kafka writes one entry per producer
+/// (its last batch); sluice writes up to five, oldest first, so duplicates
+/// of any of the last five batches are still caught after a restart. Kafka
+/// reading such a file keeps the last entry of each producer, i.e. the same
+/// state it would have written itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotEntry {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    /// -1: no batch (the producer is known only by its epoch).
+    pub last_offset: i64,
+    pub offset_delta: i32,
+    pub timestamp_ms: i64,
+    pub coordinator_epoch: i32,
+    pub current_txn_first_offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot too short ({0} bytes)")]
+    Truncated(usize),
+    #[error("unsupported snapshot version {0}")]
+    Version(i16),
+    #[error("snapshot CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    Crc { stored: u32, computed: u32 },
+    #[error("snapshot holds {have} bytes of entries for a count of {count}")]
+    Count { count: i32, have: usize },
+}
+
+pub fn encode_producer_snapshot(entries: &[SnapshotEntry]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + entries.len() * SNAPSHOT_ENTRY_BYTES);
+    b.extend_from_slice(&PRODUCER_SNAPSHOT_VERSION.to_be_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&(entries.len() as i32).to_be_bytes());
+    for e in entries {
+        b.extend_from_slice(&e.producer_id.to_be_bytes());
+        b.extend_from_slice(&e.epoch.to_be_bytes());
+        b.extend_from_slice(&e.last_sequence.to_be_bytes());
+        b.extend_from_slice(&e.last_offset.to_be_bytes());
+        b.extend_from_slice(&e.offset_delta.to_be_bytes());
+        b.extend_from_slice(&e.timestamp_ms.to_be_bytes());
+        b.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+        b.extend_from_slice(&e.current_txn_first_offset.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&b[SNAPSHOT_COUNT_AT..]);
+    b[SNAPSHOT_CRC_AT..SNAPSHOT_COUNT_AT].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+pub fn decode_producer_snapshot(b: &[u8]) -> Result<Vec<SnapshotEntry>, SnapshotError> {
+    if b.len() < SNAPSHOT_HEADER_BYTES {
+        return Err(SnapshotError::Truncated(b.len()));
+    }
+    let version = be_i16(b, 0);
+    if version != PRODUCER_SNAPSHOT_VERSION {
+        return Err(SnapshotError::Version(version));
+    }
+    let stored = u32::from_be_bytes(b[SNAPSHOT_CRC_AT..SNAPSHOT_COUNT_AT].try_into().unwrap());
+    let computed = crc32c::crc32c(&b[SNAPSHOT_COUNT_AT..]);
+    if stored != computed {
+        return Err(SnapshotError::Crc { stored, computed });
+    }
+    let count = be_i32(b, SNAPSHOT_COUNT_AT);
+    let body = &b[SNAPSHOT_HEADER_BYTES..];
+    if count < 0 || body.len() != count as usize * SNAPSHOT_ENTRY_BYTES {
+        return Err(SnapshotError::Count {
+            count,
+            have: body.len(),
+        });
+    }
+    Ok(body
+        .chunks(SNAPSHOT_ENTRY_BYTES)
+        .map(|e| SnapshotEntry {
+            producer_id: be_i64(e, 0),
+            epoch: be_i16(e, 8),
+            last_sequence: be_i32(e, 10),
+            last_offset: be_i64(e, 14),
+            offset_delta: be_i32(e, 22),
+            timestamp_ms: be_i64(e, 26),
+            coordinator_epoch: be_i32(e, 34),
+            current_txn_first_offset: be_i64(e, 38),
+        })
+        .collect())
+}
+
+pub fn parse_snapshot_file(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(".snapshot")?;
+    (stem.len() == 20).then(|| stem.parse().ok()).flatten()
+}
+
+// ---- producer id blocks ----
+
+/// `producer-id-block` in the log dir: the first producer id not yet handed
+/// to any block. A block is taken by writing its end here before any id of
+/// it is used, so ids never repeat across restarts.
+pub const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
+
+pub fn encode_producer_id_block(next_block_start: i64) -> String {
+    format!("version: 0\nnext_block_start: {next_block_start}\n")
+}
+
+pub fn decode_producer_id_block(s: &str) -> Option<i64> {
+    if s.lines().next()?.trim() != "version: 0" {
+        return None;
+    }
+    let v = s
+        .lines()
+        .find_map(|l| l.strip_prefix("next_block_start: "))?
+        .trim()
+        .parse()
+        .ok()?;
+    (v >= 0).then_some(v)
+}
+
 /// Kafka prints UUIDs (topic and cluster ids) as URL-safe base64 without padding.
 pub fn base64_url(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -378,6 +554,54 @@ mod tests {
         let h = validate_batch(&b).unwrap();
         assert_eq!(h.max_timestamp, 42);
         assert_ne!(h.attributes & ATTR_LOG_APPEND_TIME, 0);
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        assert_eq!(increment_sequence(5, 3), 8);
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 4), 2);
+        assert_eq!(decrement_sequence(2, 4), i32::MAX - 1);
+        assert_eq!(decrement_sequence(8, 3), 5);
+        let mut b = sample_batch(3);
+        b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        let h = parse_header(&b).unwrap();
+        assert_eq!(h.last_sequence(), 0);
+    }
+
+    #[test]
+    fn producer_snapshot_round_trip_and_crc() {
+        let e = |pid: i64, off: i64| SnapshotEntry {
+            producer_id: pid,
+            epoch: 3,
+            last_sequence: 41,
+            last_offset: off,
+            offset_delta: 4,
+            timestamp_ms: 1_700_000_000_000,
+            coordinator_epoch: -1,
+            current_txn_first_offset: -1,
+        };
+        let entries = vec![e(7, 100), e(7, 105), e(9, -1)];
+        let b = encode_producer_snapshot(&entries);
+        assert_eq!(b.len(), 10 + 3 * SNAPSHOT_ENTRY_BYTES);
+        assert_eq!(decode_producer_snapshot(&b).unwrap(), entries);
+        assert_eq!(decode_producer_snapshot(&encode_producer_snapshot(&[])).unwrap(), vec![]);
+        let mut bad = b.clone();
+        bad[20] ^= 1;
+        assert!(matches!(decode_producer_snapshot(&bad), Err(SnapshotError::Crc { .. })));
+        assert!(matches!(
+            decode_producer_snapshot(&b[..b.len() - 1]),
+            Err(SnapshotError::Crc { .. } | SnapshotError::Count { .. })
+        ));
+        assert!(matches!(decode_producer_snapshot(&b[..4]), Err(SnapshotError::Truncated(4))));
+        assert_eq!(parse_snapshot_file("00000000000000000042.snapshot"), Some(42));
+        assert_eq!(parse_snapshot_file("00000000000000000042.log"), None);
+    }
+
+    #[test]
+    fn producer_id_block_round_trip() {
+        assert_eq!(decode_producer_id_block(&encode_producer_id_block(3000)), Some(3000));
+        assert_eq!(decode_producer_id_block("garbage"), None);
     }
 
     #[test]

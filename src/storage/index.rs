@@ -142,6 +142,9 @@ mod tests {
             last_offset_delta: n - 1,
             base_timestamp: ts,
             max_timestamp: ts,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
             records_count: n,
         }
     }

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 
 use super::format::{self, BatchHeader};
+use super::producer_state::{BatchMeta, Checked, ProducerStates};
 use super::segment::{Segment, SegmentWriter};
 use super::tail_cache::TailCache;
 use super::StorageError;
@@ -29,6 +30,9 @@ pub struct LogConfig {
     pub flush_interval_ms: Option<u64>,
     /// `cleanup.policy=compact`: retention must not delete segments.
     pub compact: bool,
+    /// A producer id idle this long is forgotten (broker-wide
+    /// `producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -44,6 +48,7 @@ impl Default for LogConfig {
             flush_interval_messages: u64::MAX,
             flush_interval_ms: None,
             compact: false,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }
@@ -65,6 +70,8 @@ pub struct AppendInfo {
     pub base_offset: i64,
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
+    /// A retry of a batch already accepted: nothing new was written.
+    pub duplicate: bool,
 }
 
 pub struct PartitionLog {
@@ -91,6 +98,10 @@ pub struct PartitionLog {
     pub hw_moved: Notify,
     /// Set while the partition is being deleted; appends fail.
     pub closed: bool,
+    /// Idempotent producers' epochs and last batches (includes pending ones).
+    pub producers: ProducerStates,
+    /// Offset of the newest producer snapshot on disk, if any.
+    pub snapshot_offset: Option<i64>,
 }
 
 impl PartitionLog {
@@ -128,6 +139,33 @@ impl PartitionLog {
                 });
             }
         }
+        // Idempotent producers: sequence and epoch checks against the state
+        // including batches still queued, with the offsets they will get.
+        let mut updated = Vec::new();
+        if batches.iter().any(|(h, _)| h.has_producer_id()) {
+            let mut at = self.next_offset;
+            let planned: Vec<BatchHeader> = batches
+                .iter()
+                .map(|(h, _)| {
+                    let mut h = *h;
+                    h.base_offset = at;
+                    at = h.next_offset();
+                    h
+                })
+                .collect();
+            for h in &planned {
+                if h.is_transactional() {
+                    return Err(StorageError::InvalidRecord(format!(
+                        "transactional batch from producer {} (transactions are not supported)",
+                        h.producer_id
+                    )));
+                }
+            }
+            match self.producers.check(&planned)? {
+                Checked::Append(u) => updated = u,
+                Checked::Duplicate(meta) => return Ok(self.duplicate(meta, needs_sync)),
+            }
+        }
         // One copy out of the request frame: batches get stamped, and the copy is
         // shared by the tail cache and the DMA write staging.
         let mut buf = BytesMut::from(records);
@@ -146,6 +184,19 @@ impl PartitionLog {
             count += h.records_count.max(0) as u64;
             headers.push(stamped);
         }
+        if self.config.log_append_time {
+            // The batches' max timestamps were just replaced by the broker's.
+            for (_, e) in &mut updated {
+                for b in e.batches.iter_mut().filter(|b| b.first_offset >= base_offset) {
+                    b.timestamp_ms = now_ms;
+                }
+                e.last_timestamp_ms = now_ms;
+            }
+        }
+        debug_assert!(updated
+            .iter()
+            .all(|(_, e)| e.batches.back().is_none_or(|b| b.last_offset < next)));
+        self.producers.apply(updated);
         let bytes = buf.freeze();
         self.tail.insert(base_offset, next, bytes.clone());
         let (tx, rx) = oneshot::channel();
@@ -167,8 +218,44 @@ impl PartitionLog {
                 -1
             },
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         };
         Ok((info, rx))
+    }
+
+    /// Answer a retried batch with its first copy's offsets. If that copy is
+    /// still queued (or, for acks=all, not yet fsync'ed) the answer waits for
+    /// it: an empty entry in the queue resolves once everything before it is
+    /// written (and synced, if asked), or fails with it.
+    fn duplicate(
+        &mut self,
+        meta: BatchMeta,
+        needs_sync: bool,
+    ) -> (AppendInfo, oneshot::Receiver<Result<(), StorageError>>) {
+        let (tx, rx) = oneshot::channel();
+        let durable = meta.last_offset < self.high_watermark
+            && (!needs_sync || meta.last_offset < self.synced_offset);
+        if durable {
+            let _ = tx.send(Ok(()));
+        } else {
+            self.pending.push_back(Pending {
+                base_offset: self.next_offset,
+                next_offset: self.next_offset,
+                records: 0,
+                bytes: Bytes::new(),
+                headers: Vec::new(),
+                needs_sync,
+                done: Some(tx),
+            });
+        }
+        let info = AppendInfo {
+            base_offset: meta.first_offset,
+            // Kafka answers a duplicate with the first copy's max timestamp.
+            log_append_time_ms: meta.timestamp_ms,
+            log_start_offset: self.log_start_offset,
+            duplicate: true,
+        };
+        (info, rx)
     }
 
     /// Does appending `bytes` more to the active segment need a new segment?
@@ -192,6 +279,29 @@ impl PartitionLog {
         self.segments.values().map(|s| s.size_bytes).sum()
     }
 
+    /// Write the producer state as of `offset` (exclusive) to
+    /// `<offset>.snapshot`, so start-up reads it instead of the log below.
+    pub fn write_producer_snapshot(&mut self, offset: i64) -> std::io::Result<()> {
+        let entries = self.producers.snapshot_entries(offset);
+        write_atomically(
+            &format::segment_file(&self.dir, offset, "snapshot"),
+            &format::encode_producer_snapshot(&entries),
+        )?;
+        self.snapshot_offset = Some(self.snapshot_offset.map_or(offset, |o| o.max(offset)));
+        Ok(())
+    }
+
+    /// Delete producer snapshots below `offset` (their segments are gone).
+    pub fn delete_snapshots_before(&self, offset: i64) {
+        for (at, path) in snapshot_files(&self.dir) {
+            if at < offset {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(file = %path.display(), error = %e, "could not delete producer snapshot");
+                }
+            }
+        }
+    }
+
     /// Write `leader-epoch-checkpoint` (single replica: one epoch from the start).
     pub fn write_epoch_checkpoint(&self) -> std::io::Result<()> {
         let entries = [(self.leader_epoch, 0i64)];
@@ -203,6 +313,21 @@ impl PartitionLog {
 }
 
 pub type SharedLog = Rc<std::cell::RefCell<PartitionLog>>;
+
+/// The producer snapshots in `dir`, by offset, oldest first.
+pub fn snapshot_files(dir: &std::path::Path) -> Vec<(i64, PathBuf)> {
+    let mut out: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let at = format::parse_snapshot_file(e.file_name().to_str()?)?;
+            Some((at, e.path()))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
 
 /// Replace `path` with `data` so that a crash leaves the old or the new file,
 /// never a torn one.

@@ -5,6 +5,7 @@ pub mod commit;
 pub mod format;
 pub mod index;
 pub mod log;
+pub mod producer_state;
 pub mod read;
 pub mod recovery;
 pub mod retention;
@@ -30,6 +31,10 @@ pub enum StorageError {
     Io(std::io::Error),
     #[error("partition is being deleted")]
     Closed,
+    #[error("{0}")]
+    Sequence(#[from] producer_state::SequenceError),
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
 }
 
 impl From<std::io::Error> for StorageError {
@@ -62,6 +67,8 @@ impl Clone for StorageError {
             }
             StorageError::Io(e) => StorageError::Io(std::io::Error::new(e.kind(), e.to_string())),
             StorageError::Closed => StorageError::Closed,
+            StorageError::Sequence(e) => StorageError::Sequence(e.clone()),
+            StorageError::InvalidRecord(m) => StorageError::InvalidRecord(m.clone()),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::appender::Appender;
 use super::commit::create_segment;
 use super::format;
 use super::index::SegmentIndex;
-use super::log::{write_atomically, LogConfig, PartitionLog};
+use super::log::{snapshot_files, write_atomically, LogConfig, PartitionLog};
 use super::read::{Scanned, Scanner};
 use super::segment::{Segment, SegmentWriter};
 use super::tail_cache::{TailBudget, TailCache};
@@ -71,7 +71,7 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
     }
     let next = segments.values().next_back().unwrap().next_offset;
     let log_start = *segments.keys().next().unwrap();
-    let log = PartitionLog {
+    let mut log = PartitionLog {
         topic: p.topic,
         partition: p.partition,
         topic_id: p.topic_id,
@@ -89,11 +89,74 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
         tail: TailCache::new(p.tail_budget),
         hw_moved: Notify::new(),
         closed: false,
+        producers: Default::default(),
+        snapshot_offset: None,
     };
     if !log.dir.join(format::LEADER_EPOCH_FILE).exists() {
         log.write_epoch_checkpoint()?;
     }
+    load_producer_state(&mut log).await?;
     Ok(log)
+}
+
+/// Rebuild the idempotent producers' state: the newest valid snapshot at or
+/// below the log end, then every batch after it. Snapshots are written at
+/// each segment roll and at clean shutdown, so a clean start reads no batch
+/// and an unclean one reads about one segment, however long the log.
+async fn load_producer_state(log: &mut PartitionLog) -> Result<(), StorageError> {
+    let end = log.next_offset;
+    let now = now_ms();
+    let expiration_ms = log.config.producer_id_expiration_ms;
+    let mut from = log.log_start_offset;
+    for (at, path) in snapshot_files(&log.dir).into_iter().rev() {
+        if at > end {
+            // Written before recovery cut the tail it describes.
+            tracing::info!(snapshot = %path.display(), log_end_offset = end,
+                "deleting a producer snapshot past the log end");
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let decoded = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| format::decode_producer_snapshot(&b).map_err(|e| e.to_string()));
+        match decoded {
+            Ok(entries) => {
+                log.producers.load(&entries, now, expiration_ms);
+                log.snapshot_offset = Some(at);
+                from = from.max(at);
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(snapshot = %path.display(), error = %e,
+                    "deleting an unreadable producer snapshot; an older one and the log take its place");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    if from >= end {
+        return Ok(());
+    }
+    let mut batches = 0u64;
+    let first_base = log.segment_for(from).map_or(from, |s| s.base_offset);
+    for seg in log.segments.range(first_base..).map(|(_, s)| s) {
+        let mut scan = super::read::Scanner::new(&seg.reader, 0, seg.size_bytes, false);
+        while let Some(Scanned::Batch { header, .. }) = scan.next().await? {
+            if header.last_offset() >= from && header.base_offset < end {
+                log.producers.replay(&header);
+                batches += 1;
+            }
+        }
+    }
+    log.producers.remove_expired(now, expiration_ms);
+    tracing::info!(topic = %log.topic, partition = log.partition, from_offset = from,
+        to_offset = end, batches, producers = log.producers.len(),
+        "rebuilt producer state from the log");
+    // The next start reads none of this again.
+    if let Err(e) = log.write_producer_snapshot(end) {
+        tracing::warn!(topic = %log.topic, partition = log.partition, error = %e,
+            "could not write the producer snapshot");
+    }
+    Ok(())
 }
 
 fn file_mtime_ms(path: &Path) -> Option<i64> {

@@ -82,4 +82,8 @@ fn remove_oldest(log: &SharedLog, reason: &str) {
     for ext in ["log", "index", "timeindex"] {
         let _ = std::fs::remove_file(seg.path(ext));
     }
+    // Snapshots below the new start describe deleted batches (the producers
+    // themselves stay until they expire, as in Kafka).
+    let l = log.borrow();
+    l.delete_snapshots_before(l.log_start_offset);
 }

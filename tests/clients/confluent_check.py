@@ -2,7 +2,7 @@
 """confluent-kafka (Python over its bundled librdkafka) against sluice.
 
 Usage: confluent_check.py HOST:PORT
-Admin create (3 partitions), keyed + unkeyed acks=all produce (plain and lz4),
+Admin create (3 partitions), keyed + unkeyed idempotent acks=all produce (plain and lz4),
 consume with Consumer.assign from OFFSET_BEGINNING (group.id is required by
 librdkafka but no group is joined and nothing is committed), verify counts and
 per-partition order, list and delete the topic. Exits non-zero on mismatch.
@@ -44,6 +44,7 @@ def produce(bs, topic, compression, start):
             acked.append((msg.partition(), msg.offset(), int(msg.value().split(b"-")[1]), msg.key(), msg.value()))
 
     producer = Producer({"bootstrap.servers": bs, "acks": "all", "linger.ms": 5,
+                         "enable.idempotence": True,
                          "compression.type": compression, "message.timeout.ms": 30000})
     for i in range(start, start + RECORDS):
         kwargs = {"key": f"key-{i % 17}".encode()} if i % 2 == 0 else {"partition": i % PARTITIONS}

@@ -3,7 +3,7 @@
 
 Usage: kafka_python_check.py HOST:PORT
 Creates a 3-partition topic with the admin client, produces keyed and unkeyed
-records with acks=all (plain and gzip), reads them back with manual partition
+records with the producer's default settings (idempotent, acks=all; plain and gzip), reads them back with manual partition
 assignment (no consumer group), checks counts/order, deletes the topic.
 Exits non-zero with a message on any mismatch.
 """
@@ -35,10 +35,11 @@ def wait_until(what, cond, timeout=30):
 
 
 def produce(bs, topic, compression, start):
-    # enable_idempotence=False: kafka-python 3 defaults to the idempotent
-    # producer (InitProducerId); this check is about plain acks=all produce.
-    producer = KafkaProducer(bootstrap_servers=bs, acks="all", enable_idempotence=False,
-                             compression_type=compression, linger_ms=5, request_timeout_ms=30000)
+    # kafka-python 3's defaults: the idempotent producer (InitProducerId,
+    # sequence numbers) with acks=all. Only the codec is chosen here.
+    producer = KafkaProducer(bootstrap_servers=bs, compression_type=compression)
+    if not producer.config.get("enable_idempotence"):
+        fail("kafka-python's default is no longer the idempotent producer; this check expects it")
     futures = []
     for i in range(start, start + RECORDS):
         if i % 2 == 0:  # keyed: the default partitioner hashes the key

@@ -116,7 +116,7 @@ def main():
 
     wait_until(stable, "describe_groups while consuming", 30, 0.2)
 
-    producer = KafkaProducer(bootstrap_servers=bs, acks="all", enable_idempotence=False, linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bs, linger_ms=5)
     for i in range(RECORDS):
         producer.send(topic, value=f"v-{i}".encode(), partition=i % PARTITIONS)
     producer.flush(timeout=60)

@@ -2,7 +2,7 @@
 // kafkajs (pure JavaScript protocol implementation) against sluice.
 //
 // Usage: node kafkajs_check.js HOST:PORT
-// Admin create/list/describe (3 partitions), keyed + unkeyed acks=all produce
+// Admin create/list/describe (3 partitions), keyed + unkeyed idempotent acks=all produce
 // (plain and gzip), offsets via admin.fetchTopicOffsets, delete the topic.
 // Exits non-zero with a message on any mismatch.
 //
@@ -48,8 +48,9 @@ async function main() {
     fail(`fetchTopicMetadata: ${JSON.stringify(md)}`);
   }
 
-  // idempotent: false is kafkajs's default; stated to make the choice visible.
-  const producer = kafka.producer({ idempotent: false, allowAutoTopicCreation: false,
+  // The idempotent producer (InitProducerId, sequence numbers; kafkajs wants
+  // one request in flight for it).
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   // Send batch by batch and check each partition's base offset continues
