@@ -5,7 +5,7 @@ pub mod state;
 
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,16 +87,21 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     };
     let cfg = Arc::new(cfg);
     let failed = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(StartBarrier {
+        shards: nr_shards,
+        started: AtomicUsize::new(0),
+    });
     let (cfg2, stop2, failed2) = (cfg.clone(), stop.clone(), failed.clone());
     shard::run(rt, move |id| {
-        let (cfg, stop, failed, cluster_id) = (
+        let (cfg, stop, failed, cluster_id, started) = (
             cfg2.clone(),
             stop2.clone(),
             failed2.clone(),
             cluster_id.clone(),
+            started.clone(),
         );
         async move {
-            if let Err(e) = shard_main(id, cfg, cluster_id, clean, stop.clone()).await {
+            if let Err(e) = shard_main(id, cfg, cluster_id, clean, stop.clone(), started).await {
                 tracing::error!(shard = id, error = %e, "shard failed");
                 failed.store(true, Ordering::SeqCst);
                 stop.store(true, Ordering::SeqCst);
@@ -142,15 +147,43 @@ fn raise_limit(resource: libc::__rlimit_resource_t) -> Option<u64> {
     None
 }
 
+/// Start-up rendezvous: no shard listens before every shard has opened its
+/// partitions, so a client is never accepted by a broker that cannot yet
+/// serve what it asks for (its partitions may live on another shard).
+struct StartBarrier {
+    shards: usize,
+    started: AtomicUsize,
+}
+
+impl StartBarrier {
+    /// Count this shard in and wait for the others; false if the broker is
+    /// stopping (a shard failed) before all arrived.
+    async fn arrive_and_wait(&self, stop: &AtomicBool) -> bool {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        while self.started.load(Ordering::SeqCst) < self.shards {
+            if stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            shard::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
 async fn shard_main(
     id: shard::ShardId,
     cfg: Arc<BrokerConfig>,
     cluster_id: String,
     clean: bool,
     stop: Arc<AtomicBool>,
+    started: Arc<StartBarrier>,
 ) -> anyhow::Result<()> {
     crate::shard::io::prime_device_probe(&cfg.log_dir.join(format::META_PROPERTIES_FILE)).await?;
     let state = ShardState::start(id, (*cfg).clone(), cluster_id, clean).await?;
+    if !started.arrive_and_wait(&stop).await {
+        state.shutdown().await;
+        return Ok(());
+    }
     let listener = crate::net::listen(&state)?;
     if id == 0 {
         tracing::info!(

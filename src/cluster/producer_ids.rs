@@ -52,9 +52,9 @@ impl ProducerIdManager {
             Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e),
         };
-        let end = start.checked_add(BLOCK_SIZE).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::Other, "producer ids are exhausted")
-        })?;
+        let end = start
+            .checked_add(BLOCK_SIZE)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "producer ids are exhausted"))?;
         write_atomically(&self.path, format::encode_producer_id_block(end).as_bytes())?;
         tracing::debug!(start, end, "took a block of producer ids");
         self.next = start;

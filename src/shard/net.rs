@@ -12,12 +12,13 @@ pub struct Stream(glommio::net::TcpStream);
 
 /// Fail if another socket already listens on `addr`. SO_REUSEPORT would
 /// otherwise let a second broker share the port silently. SO_REUSEADDR keeps
-/// connections in TIME_WAIT from a previous run from counting.
+/// connections in TIME_WAIT from a previous run from counting. Only binds:
+/// a bind conflicts with a listening socket all the same, and a probe that
+/// listened would accept (then reset) clients that connect during start-up.
 pub fn probe_exclusive(addr: SocketAddr) -> io::Result<()> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
-    s.bind(&addr.into())?;
-    s.listen(1)
+    s.bind(&addr.into())
 }
 
 impl Listener {
@@ -105,5 +106,38 @@ impl WriteHalf {
     }
     pub async fn flush(&mut self) -> io::Result<()> {
         self.0.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reuseport_listener(addr: SocketAddr) -> Socket {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).unwrap();
+        s.set_reuse_address(true).unwrap();
+        s.set_reuse_port(true).unwrap();
+        s.bind(&addr.into()).unwrap();
+        s.listen(16).unwrap();
+        s
+    }
+
+    #[test]
+    fn probe_sees_a_listener_and_accepts_no_one() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        // Nobody there: the probe passes and leaves nothing listening.
+        probe_exclusive(addr).unwrap();
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "the probe listened"
+        );
+        // A broker's SO_REUSEPORT listener makes the probe fail.
+        let l = reuseport_listener(addr);
+        let e = probe_exclusive(addr).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        drop(l);
+        probe_exclusive(addr).unwrap();
     }
 }

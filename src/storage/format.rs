@@ -585,22 +585,37 @@ mod tests {
         let b = encode_producer_snapshot(&entries);
         assert_eq!(b.len(), 10 + 3 * SNAPSHOT_ENTRY_BYTES);
         assert_eq!(decode_producer_snapshot(&b).unwrap(), entries);
-        assert_eq!(decode_producer_snapshot(&encode_producer_snapshot(&[])).unwrap(), vec![]);
+        assert_eq!(
+            decode_producer_snapshot(&encode_producer_snapshot(&[])).unwrap(),
+            vec![]
+        );
         let mut bad = b.clone();
         bad[20] ^= 1;
-        assert!(matches!(decode_producer_snapshot(&bad), Err(SnapshotError::Crc { .. })));
+        assert!(matches!(
+            decode_producer_snapshot(&bad),
+            Err(SnapshotError::Crc { .. })
+        ));
         assert!(matches!(
             decode_producer_snapshot(&b[..b.len() - 1]),
             Err(SnapshotError::Crc { .. } | SnapshotError::Count { .. })
         ));
-        assert!(matches!(decode_producer_snapshot(&b[..4]), Err(SnapshotError::Truncated(4))));
-        assert_eq!(parse_snapshot_file("00000000000000000042.snapshot"), Some(42));
+        assert!(matches!(
+            decode_producer_snapshot(&b[..4]),
+            Err(SnapshotError::Truncated(4))
+        ));
+        assert_eq!(
+            parse_snapshot_file("00000000000000000042.snapshot"),
+            Some(42)
+        );
         assert_eq!(parse_snapshot_file("00000000000000000042.log"), None);
     }
 
     #[test]
     fn producer_id_block_round_trip() {
-        assert_eq!(decode_producer_id_block(&encode_producer_id_block(3000)), Some(3000));
+        assert_eq!(
+            decode_producer_id_block(&encode_producer_id_block(3000)),
+            Some(3000)
+        );
         assert_eq!(decode_producer_id_block("garbage"), None);
     }
 

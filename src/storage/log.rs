@@ -187,7 +187,11 @@ impl PartitionLog {
         if self.config.log_append_time {
             // The batches' max timestamps were just replaced by the broker's.
             for (_, e) in &mut updated {
-                for b in e.batches.iter_mut().filter(|b| b.first_offset >= base_offset) {
+                for b in e
+                    .batches
+                    .iter_mut()
+                    .filter(|b| b.first_offset >= base_offset)
+                {
                     b.timestamp_ms = now_ms;
                 }
                 e.last_timestamp_ms = now_ms;
@@ -232,6 +236,9 @@ impl PartitionLog {
         meta: BatchMeta,
         needs_sync: bool,
     ) -> (AppendInfo, oneshot::Receiver<Result<(), StorageError>>) {
+        tracing::debug!(topic = %self.topic, partition = self.partition,
+            first_offset = meta.first_offset, first_seq = meta.first_seq,
+            "duplicate batch: answered with its first copy's offsets");
         let (tx, rx) = oneshot::channel();
         let durable = meta.last_offset < self.high_watermark
             && (!needs_sync || meta.last_offset < self.synced_offset);

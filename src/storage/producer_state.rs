@@ -450,7 +450,9 @@ mod tests {
     #[test]
     fn several_batches_in_one_append_are_checked_in_order() {
         let s = ProducerStates::default();
-        let ok = s.check(&[batch(1, 0, 0, 2, 0), batch(1, 0, 2, 2, 2)]).unwrap();
+        let ok = s
+            .check(&[batch(1, 0, 0, 2, 0), batch(1, 0, 2, 2, 2)])
+            .unwrap();
         assert!(matches!(ok, Checked::Append(ref u) if u.len() == 1 && u[0].1.batches.len() == 2));
         assert!(s
             .check(&[batch(1, 0, 0, 2, 0), batch(1, 0, 5, 2, 2)])
@@ -496,7 +498,11 @@ mod tests {
         // Through the file format.
         let bytes = format::encode_producer_snapshot(&all);
         let mut again = ProducerStates::default();
-        again.load(&format::decode_producer_snapshot(&bytes).unwrap(), 0, i64::MAX);
+        again.load(
+            &format::decode_producer_snapshot(&bytes).unwrap(),
+            0,
+            i64::MAX,
+        );
         assert_eq!(again.get(9), s.get(9));
         // A snapshot at offset 10 holds only batches below it.
         let early = s.snapshot_entries(10);

@@ -124,7 +124,26 @@ impl Broker {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.wait_port_released();
         }
+    }
+
+    /// A dead process's io_uring sockets are released asynchronously: its
+    /// listening socket can accept connections for a moment after the process
+    /// is reaped. Wait (bounded) until the port refuses connections, so that
+    /// `restart` cannot mistake the dead broker's socket for the new one's.
+    fn wait_port_released(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(100)).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "port {} still accepts connections 10 s after kill -9",
+            self.port
+        );
     }
 
     /// SIGTERM and wait for a clean exit; returns the exit status. Panics (with
