@@ -128,6 +128,8 @@ impl BrokerConfig {
         }
         let mut cfg = Self::default();
         let mut advertised = None;
+        // Kafka 0.9's keys, honoured only where the modern ones are absent.
+        let mut legacy = Legacy::default();
         let mut retention = (None, None, None); // ms, minutes, hours
         let mut ordered: Vec<(String, String)> = props.into_iter().collect();
         ordered.extend(overrides.iter().cloned());
@@ -135,7 +137,22 @@ impl BrokerConfig {
             let (k, v) = (k.as_str(), v.as_str());
             match k {
                 "broker.id" | "node.id" => cfg.broker_id = num(k, v)?,
+                "port" => legacy.port = Some(num::<u16>(k, v)?),
+                "host.name" => legacy.host = Some(v.to_string()),
+                "advertised.host.name" => legacy.advertised_host = Some(v.to_string()),
+                "advertised.port" => legacy.advertised_port = Some(num::<u16>(k, v)?),
+                "log.dir" => legacy.log_dir = Some(v.to_string()),
+                "zookeeper.connect" => {
+                    tracing::warn!(
+                        key = k,
+                        "sluice has no ZooKeeper: its metadata lives in the broker itself; ignored"
+                    )
+                }
+                _ if IGNORED_KAFKA_KEYS.contains(&k) => {
+                    tracing::info!(key = k, "a Kafka setting sluice does not need; ignored")
+                }
                 "listeners" => {
+                    legacy.listeners_set = true;
                     let (host, port) = parse_listener(k, v)?;
                     let ip = if host == "localhost" {
                         "127.0.0.1".to_string()
@@ -155,12 +172,14 @@ impl BrokerConfig {
                     }
                 }
                 "advertised.listeners" => {
+                    legacy.advertised_set = true;
                     let (host, port) = parse_listener(k, v)?;
                     advertised = Some((host.clone(), port));
                     cfg.advertised_host = host;
                     cfg.advertised_port = port;
                 }
-                "log.dirs" | "log.dir" => {
+                "log.dirs" => {
+                    legacy.log_dirs_set = true;
                     if v.contains(',') {
                         return Err(invalid(
                             k,
@@ -207,6 +226,7 @@ impl BrokerConfig {
                 _ => tracing::warn!(key = k, "unknown configuration key ignored"),
             }
         }
+        legacy.apply(&mut cfg, advertised.is_some())?;
         cfg.log.retention_ms = match retention {
             (Some(ms), _, _) => ms,
             (None, Some(m), _) => m * 60_000,
@@ -214,6 +234,83 @@ impl BrokerConfig {
             _ => cfg.log.retention_ms,
         };
         Ok(cfg)
+    }
+}
+
+/// Kafka broker keys with no meaning here (thread pools, socket buffers,
+/// replication of internal topics on one broker): accepted from Kafka's own
+/// sample files without a warning.
+const IGNORED_KAFKA_KEYS: &[&str] = &[
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "zookeeper.connection.timeout.ms",
+    "log.cleaner.enable",
+    "delete.topic.enable",
+];
+
+/// Kafka 0.9's listener and log-dir keys (the seeds' multi-broker recipe
+/// edits `port` and `log.dir` in a copy of server.properties). As in Kafka,
+/// they count only when `listeners` / `log.dirs` are not set.
+#[derive(Default)]
+struct Legacy {
+    port: Option<u16>,
+    host: Option<String>,
+    advertised_host: Option<String>,
+    advertised_port: Option<u16>,
+    log_dir: Option<String>,
+    listeners_set: bool,
+    advertised_set: bool,
+    log_dirs_set: bool,
+}
+
+impl Legacy {
+    fn apply(self, cfg: &mut BrokerConfig, advertised_set: bool) -> Result<(), ConfigError> {
+        if !self.listeners_set && (self.port.is_some() || self.host.is_some()) {
+            let host = self.host.clone().unwrap_or_default();
+            let port = self.port.unwrap_or(9092);
+            let ip = match host.as_str() {
+                "" => "0.0.0.0",
+                "localhost" => "127.0.0.1",
+                h => h,
+            };
+            let v = format!("{ip}:{port}");
+            cfg.listener = v
+                .parse()
+                .map_err(|_| invalid("host.name", &host, "not an IP address"))?;
+            if !advertised_set && !self.advertised_set {
+                cfg.advertised_host = if ip == "0.0.0.0" {
+                    "127.0.0.1".into()
+                } else {
+                    ip.to_string()
+                };
+                cfg.advertised_port = port;
+            }
+            tracing::info!("port/host.name are Kafka 0.9 keys: listening on {v}; the modern key is listeners=PLAINTEXT://{host}:{port}");
+        }
+        if !advertised_set && (self.advertised_host.is_some() || self.advertised_port.is_some()) {
+            if let Some(h) = self.advertised_host {
+                cfg.advertised_host = h;
+            }
+            if let Some(p) = self.advertised_port {
+                cfg.advertised_port = p;
+            }
+            tracing::info!("advertised.host.name/advertised.port are Kafka 0.9 keys; the modern key is advertised.listeners");
+        }
+        if let Some(d) = self.log_dir {
+            if self.log_dirs_set {
+                tracing::info!("log.dir={d} ignored: log.dirs is set and wins, as in Kafka");
+            } else {
+                cfg.log_dir = PathBuf::from(&d);
+                tracing::info!("log.dir is Kafka's single-directory key: data in {d}; the modern key is log.dirs");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -296,6 +393,54 @@ mod tests {
         assert_eq!(c.num_partitions, 6, "flags override the file");
         assert_eq!(c.log.retention_ms, 3_600_000);
         assert_eq!(c.log_dir, PathBuf::from("/tmp/k"));
+    }
+
+    #[test]
+    fn kafka_0_9_port_and_log_dir_count_when_the_modern_keys_are_absent() {
+        let kv = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // The seeds' server-1.properties: broker.id, port, log.dir.
+        let c = BrokerConfig::load(
+            None,
+            &kv(&[
+                ("broker.id", "1"),
+                ("port", "9093"),
+                ("log.dir", "/tmp/kafka-logs-1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listener.port(), 9093);
+        assert_eq!(c.advertised_port, 9093);
+        assert_eq!(c.log_dir, PathBuf::from("/tmp/kafka-logs-1"));
+        let c =
+            BrokerConfig::load(None, &kv(&[("port", "9094"), ("host.name", "127.0.0.1")])).unwrap();
+        assert_eq!(c.listener, "127.0.0.1:9094".parse().unwrap());
+        // With listeners / log.dirs set, the old keys lose (in any order).
+        let c = BrokerConfig::load(
+            None,
+            &kv(&[
+                ("port", "9093"),
+                ("listeners", "PLAINTEXT://127.0.0.1:9095"),
+                ("log.dirs", "/tmp/a"),
+                ("log.dir", "/tmp/b"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listener.port(), 9095);
+        assert_eq!(c.log_dir, PathBuf::from("/tmp/a"));
+        // Kafka's sample keys that do not apply load without error.
+        BrokerConfig::load(
+            None,
+            &kv(&[
+                ("num.network.threads", "3"),
+                ("zookeeper.connect", "localhost:2181"),
+            ]),
+        )
+        .unwrap();
     }
 
     #[test]

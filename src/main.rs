@@ -32,6 +32,9 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct BrokerArgs {
+    /// A Kafka server.properties file (as `kafka-server-start.sh FILE`).
+    #[arg(value_name = "FILE", conflicts_with = "config")]
+    config_file: Option<PathBuf>,
     /// A Kafka server.properties file.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -69,12 +72,17 @@ fn main() -> ExitCode {
 }
 
 fn run_broker(a: BrokerArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    // Colour only for a person at a terminal: a file, a pipe or journald
+    // gets plain text (and NO_COLOR is honoured, https://no-color.org).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
     let mut overrides = Vec::new();
     for o in &a.overrides {
@@ -92,6 +100,7 @@ fn run_broker(a: BrokerArgs) -> anyhow::Result<()> {
     if let Some(c) = a.cores {
         overrides.push(("smp".into(), c.to_string()));
     }
-    let cfg = sluice::config::BrokerConfig::load(a.config.as_deref(), &overrides)?;
+    let file = a.config.as_deref().or(a.config_file.as_deref());
+    let cfg = sluice::config::BrokerConfig::load(file, &overrides)?;
     sluice::broker::run(cfg)
 }

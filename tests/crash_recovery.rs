@@ -242,3 +242,41 @@ fn last_segment(dir: &std::path::Path) -> PathBuf {
     logs.pop()
         .unwrap_or_else(|| panic!("no .log segment in {}", dir.display()))
 }
+
+/// A second broker pointed at a running broker's log dir (another port)
+/// refuses to start, naming the dir and the other process, and touches
+/// nothing: the first keeps serving every acknowledged record.
+#[test]
+fn a_second_broker_on_the_same_log_dir_refuses_to_start() {
+    let broker = Broker::start(&["log.segment.bytes=2048"]);
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("lock");
+    rdk::create_topic(&bs, &topic, 1);
+    let before = produce_rounds(&bs, &topic, 200, 10, "first");
+    let port = common::free_port();
+    let out = common::run_with_timeout(
+        std::process::Command::new(common::sluice_bin())
+            .arg("broker")
+            .arg("--listeners")
+            .arg(format!("PLAINTEXT://127.0.0.1:{port}"))
+            .arg("--log-dirs")
+            .arg(broker.data_dir())
+            .arg("--cores")
+            .arg("1"),
+        None,
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "second broker started:\n{err}");
+    let dir = broker.data_dir().display().to_string();
+    let pid = format!("pid {}", broker.pid().unwrap());
+    assert!(
+        err.contains(&dir) && err.contains(&pid),
+        "message should name {dir} and {pid}:\n{err}"
+    );
+    assert_eq!(
+        read_partition0(&bs, &topic),
+        before,
+        "records changed under the first broker"
+    );
+}

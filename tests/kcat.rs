@@ -167,3 +167,41 @@ fn compressed_produce_round_trips() {
         assert_eq!(consume(&bs, &topic, "%s\n", &[]), lines, "{codec}");
     }
 }
+
+/// A consumer whose request-level `fetch.max.bytes` is far below its
+/// per-partition limit (and whose `receive.message.max.bytes` refuses
+/// anything larger) reads a topic holding several MB: every response stays
+/// within `fetch.max.bytes` (but for one first batch), so it gets everything.
+#[test]
+fn fetch_answers_stay_within_the_request_limit() {
+    let broker = Broker::start(&[]);
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("kcat-fetch-limit");
+    // 40 records of 100 KB in partition 0: 4 MB, well past 1 MB.
+    let line = "x".repeat(100_000);
+    let lines: Vec<String> = (0..40).map(|i| format!("{i:02}{line}")).collect();
+    produce(
+        &bs,
+        &topic,
+        0,
+        &["-X", "linger.ms=50"],
+        &(lines.join("\n") + "\n"),
+    );
+    let got = consume(
+        &bs,
+        &topic,
+        "%s\n",
+        &[
+            "-X",
+            "fetch.max.bytes=1000000",
+            "-X",
+            "max.partition.fetch.bytes=20000000",
+            "-X",
+            "receive.message.max.bytes=1000512",
+        ],
+    );
+    assert_eq!(got.len(), 40, "consumed {} of 40 records", got.len());
+    for (i, l) in got.iter().enumerate() {
+        assert!(l.starts_with(&format!("{i:02}")), "record {i} out of order");
+    }
+}

@@ -142,3 +142,52 @@ fn compressed_batches_round_trip() {
         }
     }
 }
+
+/// acks=all needs min.insync.replicas in-sync replicas: one broker has one,
+/// so a topic asking for two refuses acks=all writes with
+/// NOT_ENOUGH_REPLICAS (and takes acks=1 writes), as Kafka does.
+#[test]
+fn acks_all_is_refused_below_min_insync_replicas() {
+    use futures::executor::block_on;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    // Broker default 2; one topic overrides it back to 1.
+    let broker = Broker::start(&["min.insync.replicas=2"]);
+    let bs = broker.bootstrap();
+    let strict = common::unique_topic("min-isr-2");
+    let relaxed = common::unique_topic("min-isr-1");
+    let admin: AdminClient<DefaultClientContext> =
+        rdk::config(&bs, &[]).create().expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(rdk::TIMEOUT));
+    let topics = [
+        NewTopic::new(&strict, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&relaxed, 1, TopicReplication::Fixed(1)).set("min.insync.replicas", "1"),
+    ];
+    for r in block_on(admin.create_topics(&topics, &opts)).unwrap() {
+        r.unwrap_or_else(|(t, e)| panic!("create {t}: {e:?}"));
+    }
+    let no_retry = [
+        ("message.send.max.retries", "0"),
+        ("message.timeout.ms", "10000"),
+    ];
+    let all = rdk::producer(&bs, &no_retry);
+    match block_on(rdk::send(&all, &strict, 0, None, b"refused")).unwrap() {
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas), _)) => {}
+        other => panic!("acks=all below min.insync.replicas: {other:?}"),
+    }
+    rdk::wait_delivery(rdk::send(&all, &relaxed, 0, None, b"accepted"));
+    let one = rdk::producer(&bs, &[("acks", "1"), no_retry[0], no_retry[1]]);
+    rdk::wait_delivery(rdk::send(&one, &strict, 0, None, b"acks=1 is fine"));
+    let got = rdk::consume_all(&bs, &strict, 1, rdk::TIMEOUT);
+    let values: Vec<&[u8]> = got[&0]
+        .iter()
+        .map(|r| r.value.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        vec![&b"acks=1 is fine"[..]],
+        "the refused record was written"
+    );
+}

@@ -54,6 +54,13 @@ fn confluent_kafka_python() {
     run_script(python(), "confluent_check.py");
 }
 
+/// fetch.max.bytes well below max.partition.fetch.bytes: answers must keep
+/// to the request's limit.
+#[test]
+fn confluent_kafka_fetch_limits() {
+    run_script(python(), "confluent_fetch_limits.py");
+}
+
 #[test]
 fn kafkajs() {
     let node = common::require_tool("node");

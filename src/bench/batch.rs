@@ -114,6 +114,18 @@ impl BatchBuilder {
     /// Close the batch: compress if asked, fill the header, CRC. Leaves the
     /// builder empty, reusing `spare` (if any) as its next buffer.
     pub fn finish(&mut self, compression: Compression, spare: BytesMut) -> anyhow::Result<Bytes> {
+        self.finish_as(compression, spare, None)
+    }
+
+    /// `finish` for an idempotent producer: `producer` is (producer id,
+    /// epoch, base sequence) for the header.
+    pub fn finish_as(
+        &mut self,
+        compression: Compression,
+        spare: BytesMut,
+        producer: Option<(i64, i16, i32)>,
+    ) -> anyhow::Result<Bytes> {
+        let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
         let mut out = std::mem::replace(&mut self.buf, spare);
         let count = std::mem::take(&mut self.count);
         self.buf.clear();
@@ -147,9 +159,9 @@ impl BatchBuilder {
         h[23..27].copy_from_slice(&(count - 1).to_be_bytes()); // last offset delta
         h[27..35].copy_from_slice(&self.base_timestamp_ms.to_be_bytes());
         h[35..43].copy_from_slice(&self.max_timestamp_ms.to_be_bytes());
-        h[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id
-        h[51..53].copy_from_slice(&(-1i16).to_be_bytes()); // producer epoch
-        h[53..57].copy_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        h[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        h[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+        h[53..57].copy_from_slice(&base_sequence.to_be_bytes());
         h[57..61].copy_from_slice(&count.to_be_bytes());
         let crc = crc32c::crc32c(&out[ATTRIBUTES_AT..]);
         out[17..21].copy_from_slice(&crc.to_be_bytes());
@@ -197,6 +209,24 @@ mod tests {
             assert_eq!(r[2].timestamp, 1_003);
             assert_eq!(r[2].offset, 2);
         }
+    }
+
+    #[test]
+    fn idempotent_batches_carry_producer_and_sequence() {
+        let mut b = BatchBuilder::default();
+        b.append(1, None, b"a");
+        b.append(2, None, b"b");
+        let batch = b
+            .finish_as(Compression::Lz4, BytesMut::new(), Some((42, 3, 7)))
+            .unwrap();
+        let h = validate_batch(&batch).unwrap();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (42, 3, 7)
+        );
+        assert_eq!(h.last_sequence(), 8);
+        let set = RecordBatchDecoder::decode(&mut batch.clone()).unwrap();
+        assert_eq!(set.records[1].sequence, 8);
     }
 
     #[test]

@@ -153,6 +153,9 @@ struct RunArgs {
     buffer_bytes: Option<usize>,
     #[arg(long)]
     request_timeout_ms: Option<u64>,
+    /// Idempotent producer (InitProducerId, sequence numbers; needs acks=all).
+    #[arg(long)]
+    idempotence: Option<bool>,
 }
 
 impl RunArgs {
@@ -196,6 +199,7 @@ impl RunArgs {
         set!(w.producer.max_in_flight, self.max_in_flight);
         set!(w.producer.buffer_bytes, self.buffer_bytes);
         set!(w.producer.request_timeout_ms, self.request_timeout_ms);
+        set!(w.producer.idempotence, self.idempotence);
         w.validate()?;
         Ok(w)
     }

@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+    ProducerId, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use super::batch::{BatchBuilder, RECORD_OVERHEAD_MAX_BYTES};
@@ -25,6 +28,7 @@ use super::wire::{self, check_header, error_name, Reader, Writer};
 use super::workload::{Acks, KeyDistributor};
 use super::ShardCtx;
 use crate::shard::{self, notify::Notify};
+use crate::storage::format::increment_sequence;
 
 /// Records generated per turn before other tasks get the CPU.
 const BURST_RECORDS: usize = 1024;
@@ -79,6 +83,8 @@ struct Conn {
 
 struct State {
     open: Vec<Open>,
+    /// Sequence number of each partition's next batch (idempotence).
+    next_seq: Vec<i32>,
     /// (deadline ns, partition, serial) in deadline order.
     linger: VecDeque<(u64, usize, u64)>,
     conns: Vec<Conn>,
@@ -91,6 +97,8 @@ struct State {
 }
 
 struct Producer {
+    /// (producer id, epoch) of an idempotent producer.
+    idem: Option<(i64, i16)>,
     ctx: Rc<ShardCtx>,
     plan: ProducerPlan,
     state: RefCell<State>,
@@ -115,10 +123,16 @@ async fn run_inner(ctx: Rc<ShardCtx>, plan: ProducerPlan) -> Result<(), BenchErr
     let conn_index: HashMap<usize, usize> =
         brokers.iter().enumerate().map(|(i, b)| (*b, i)).collect();
     let mut conns = Vec::new();
+    let mut idem = None;
     for &b in &brokers {
         let addr = ctx.plan.brokers[b];
-        let (w, r, versions) =
+        let (mut w, mut r, versions) =
             wire::connect(addr, &ctx.plan.client_id, ctx.plan.connect_timeout).await?;
+        if ctx.plan.workload.producer.idempotence && idem.is_none() {
+            idem = Some(
+                init_producer_id(&mut w, &mut r, &versions, addr, ctx.plan.connect_timeout).await?,
+            );
+        }
         let version =
             versions
                 .pick(ApiKey::Produce, i16::MAX)
@@ -131,7 +145,9 @@ async fn run_inner(ctx: Rc<ShardCtx>, plan: ProducerPlan) -> Result<(), BenchErr
     }
     let partitions = ctx.plan.workload.partitions_per_topic;
     let producer = Rc::new(Producer {
+        idem,
         state: RefCell::new(State {
+            next_seq: vec![0; partitions],
             open: (0..partitions)
                 .map(|_| Open {
                     builder: BatchBuilder::new(BytesMut::new()),
@@ -175,6 +191,44 @@ async fn run_inner(ctx: Rc<ShardCtx>, plan: ProducerPlan) -> Result<(), BenchErr
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// InitProducerId on a fresh connection, before it carries any Produce.
+async fn init_producer_id(
+    w: &mut Writer,
+    r: &mut Reader,
+    versions: &wire::Versions,
+    addr: std::net::SocketAddr,
+    timeout: Duration,
+) -> Result<(i64, i16), BenchError> {
+    let fail = |reason: String| BenchError::Broker {
+        addr: addr.to_string(),
+        api: "InitProducerId",
+        reason,
+    };
+    let version = versions
+        .pick(ApiKey::InitProducerId, i16::MAX)
+        .ok_or_else(|| fail("the broker does not support idempotent producers".into()))?;
+    let req = InitProducerIdRequest::default()
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let corr = w.encode(ApiKey::InitProducerId, version, &req)?;
+    w.flush_buf().await?;
+    let frame = shard::timeout(timeout, r.next_frame())
+        .await
+        .ok_or(BenchError::Timeout {
+            addr: addr.to_string(),
+            api: "InitProducerId",
+            timeout_ms: timeout.as_millis() as u64,
+        })??;
+    let mut body = check_header(frame, ApiKey::InitProducerId, version, corr, addr)?;
+    let resp = InitProducerIdResponse::decode(&mut body, version)
+        .map_err(|e| fail(format!("undecodable response: {e}")))?;
+    if resp.error_code != 0 {
+        return Err(fail(error_name(resp.error_code)));
+    }
+    Ok((resp.producer_id.0, resp.producer_epoch))
 }
 
 impl Producer {
@@ -317,12 +371,17 @@ impl Producer {
     fn close(&self, st: &mut State, p: usize) -> Result<(), BenchError> {
         let spare = st.pool.pop().unwrap_or_default();
         let next_times = st.times_pool.pop().unwrap_or_default();
+        let records = st.open[p].builder.record_count() as u64;
+        let producer = self.idem.map(|(id, epoch)| (id, epoch, st.next_seq[p]));
         let open = &mut st.open[p];
-        let records = open.builder.record_count() as u64;
         let batch = open
             .builder
-            .finish(self.settings().compression, spare)
+            .finish_as(self.settings().compression, spare, producer)
             .map_err(|e| BenchError::Runtime(format!("compressing a batch: {e}")))?;
+        if self.idem.is_some() {
+            st.next_seq[p] = increment_sequence(st.next_seq[p], records as i32);
+        }
+        let open = &mut st.open[p];
         open.serial += 1;
         let ready = Ready {
             partition: p as i32,

@@ -83,6 +83,10 @@ pub struct ProducerSettings {
     pub buffer_bytes: usize,
     /// `request.timeout.ms`: a request unanswered this long ends the run.
     pub request_timeout_ms: u64,
+    /// `enable.idempotence`: a producer id from InitProducerId, and a
+    /// sequence number on every batch. Needs acks=all and maxInFlight <= 5,
+    /// as in Kafka's producer.
+    pub idempotence: bool,
 }
 
 impl Default for ProducerSettings {
@@ -95,6 +99,7 @@ impl Default for ProducerSettings {
             max_in_flight: 5,
             buffer_bytes: 32 << 20,
             request_timeout_ms: 30_000,
+            idempotence: false,
         }
     }
 }
@@ -445,6 +450,21 @@ impl Workload {
                 format!("must be 1..=1024, got {}", p.max_in_flight),
             ));
         }
+        if p.idempotence && p.acks != Acks::All {
+            return Err(bad(
+                "producer.idempotence",
+                "needs acks: all (as Kafka's producer requires)".to_string(),
+            ));
+        }
+        if p.idempotence && p.max_in_flight > 5 {
+            return Err(bad(
+                "producer.idempotence",
+                format!(
+                    "needs maxInFlight <= 5 (the broker remembers a producer's last five batches), got {}",
+                    p.max_in_flight
+                ),
+            ));
+        }
         if p.buffer_bytes < p.batch_bytes.max(self.message_size) {
             return Err(bad(
                 "producer.bufferBytes",
@@ -560,6 +580,14 @@ mod tests {
             ("partitionsPerTopc: 3\n", "partitionsPerTopc"),
             ("testDurationSeconds: 0\n", "testDurationSeconds"),
             ("producer:\n  maxInFlight: 0\n", "producer.maxInFlight"),
+            (
+                "producer:\n  idempotence: true\n  acks: 1\n",
+                "producer.idempotence",
+            ),
+            (
+                "producer:\n  idempotence: true\n  maxInFlight: 6\n",
+                "producer.idempotence",
+            ),
             ("producer:\n  lingerMss: 0\n", "lingerMss"),
             (
                 "testDurationSeconds: 5\ntestDurationMinutes: 1\n",

@@ -61,6 +61,8 @@ fn wait_for_port(addr: std::net::SocketAddr) -> anyhow::Result<()> {
 pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.log_dir)
         .map_err(|e| anyhow::anyhow!("cannot create log.dirs {}: {e}", cfg.log_dir.display()))?;
+    // Before anything reads or repairs the data: one broker per log dir.
+    let _lock = crate::storage::dir_lock::DirLock::acquire(&cfg.log_dir)?;
     // The shards share the port through SO_REUSEPORT, which would just as
     // silently share it with another broker: check nobody holds it first.
     wait_for_port(cfg.listener)?;

@@ -5,12 +5,25 @@ use regex::Regex;
 
 use crate::client::{Client, ClientConfig};
 
+/// Where the tools go when given only Kafka 0.9's `--zookeeper`.
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
 /// How to reach the cluster.
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("broker").required(true).multiple(true).args(["bootstrap_server", "zookeeper"])))]
 pub struct ConnArgs {
     /// Broker(s) to bootstrap from: HOST:PORT[,HOST:PORT...]
-    #[arg(long = "bootstrap-server", value_name = "HOST:PORT")]
-    pub bootstrap_server: String,
+    /// (`--broker-list`, the 0.9-era producer's name, is accepted too).
+    #[arg(
+        long = "bootstrap-server",
+        visible_alias = "broker-list",
+        value_name = "HOST:PORT"
+    )]
+    pub bootstrap_server: Option<String>,
+    /// Accepted for Kafka 0.9 command lines: sluice has no ZooKeeper, so the
+    /// tool talks to --bootstrap-server, or to 127.0.0.1:9092 without it.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub zookeeper: Option<String>,
     /// Timeout for connecting to and each request to a broker, in milliseconds.
     #[arg(
         long = "request-timeout-ms",
@@ -21,6 +34,22 @@ pub struct ConnArgs {
 }
 
 impl ConnArgs {
+    /// The brokers to bootstrap from. With only `--zookeeper`, says once
+    /// (on stderr) where it goes instead.
+    pub fn bootstrap(&self) -> String {
+        match (&self.bootstrap_server, &self.zookeeper) {
+            (Some(b), None) => b.clone(),
+            (b, Some(zk)) => {
+                let to = b.clone().unwrap_or_else(|| DEFAULT_BOOTSTRAP.to_string());
+                eprintln!(
+                    "sluice has no ZooKeeper; using the broker at {to} (--zookeeper {zk} ignored)"
+                );
+                to
+            }
+            (None, None) => DEFAULT_BOOTSTRAP.to_string(),
+        }
+    }
+
     /// Connects with the given client id.
     pub fn connect(&self, client_id: &str, allow_auto_topic_creation: bool) -> Result<Client> {
         let config = ClientConfig {
@@ -28,7 +57,7 @@ impl ConnArgs {
             request_timeout_ms: self.request_timeout_ms.max(1),
             allow_auto_topic_creation,
         };
-        Ok(Client::connect_with(&self.bootstrap_server, config)?)
+        Ok(Client::connect_with(&self.bootstrap(), config)?)
     }
 }
 

@@ -268,7 +268,7 @@ mod tests {
         ])
         .unwrap();
         assert!(a.create && a.if_not_exists);
-        assert_eq!(a.conn.bootstrap_server, "h:1");
+        assert_eq!(a.conn.bootstrap(), "h:1");
         assert_eq!(a.conn.request_timeout_ms, 30_000);
         assert_eq!(a.partitions, Some(3));
         assert_eq!(a.replication_factor, Some(1));
@@ -281,6 +281,25 @@ mod tests {
         assert!(parse(&["--bootstrap-server", "h:1"]).is_err());
         assert!(parse(&["--bootstrap-server", "h:1", "--list", "--describe"]).is_err());
         assert!(parse(&["--list"]).is_err()); // bootstrap server is required
+    }
+
+    #[test]
+    fn zookeeper_and_broker_list_of_kafka_0_9() {
+        // --zookeeper alone: the default broker.
+        let a = parse(&["--list", "--zookeeper", "localhost:2181"]).unwrap();
+        assert_eq!(a.conn.bootstrap(), crate::cli::common::DEFAULT_BOOTSTRAP);
+        // --zookeeper with --bootstrap-server: the latter.
+        let a = parse(&[
+            "--list",
+            "--zookeeper",
+            "zk:2181",
+            "--bootstrap-server",
+            "b:1",
+        ])
+        .unwrap();
+        assert_eq!(a.conn.bootstrap(), "b:1");
+        let a = parse(&["--list", "--broker-list", "b:2"]).unwrap();
+        assert_eq!(a.conn.bootstrap(), "b:2");
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl ProducerIdManager {
         };
         let end = start
             .checked_add(BLOCK_SIZE)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::Other, "producer ids are exhausted"))?;
+            .ok_or_else(|| io::Error::other("producer ids are exhausted"))?;
         write_atomically(&self.path, format::encode_producer_id_block(end).as_bytes())?;
         tracing::debug!(start, end, "took a block of producer ids");
         self.next = start;

@@ -78,6 +78,7 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
 /// Resolve a topic's overrides over the broker defaults.
 pub fn resolve(b: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
     let mut l = b.log.clone();
+    l.min_insync_replicas = b.min_insync_replicas;
     for (k, v) in overrides {
         let n = v.parse::<i64>().ok();
         match (k.as_str(), n) {
@@ -89,6 +90,7 @@ pub fn resolve(b: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogCon
             ("index.interval.bytes", Some(n)) => l.index_interval_bytes = n as u64,
             ("flush.messages", Some(n)) => l.flush_interval_messages = n as u64,
             ("flush.ms", Some(n)) => l.flush_interval_ms = Some(n as u64),
+            ("min.insync.replicas", Some(n)) => l.min_insync_replicas = n as i32,
             ("message.timestamp.type", _) => l.log_append_time = v == "LogAppendTime",
             ("cleanup.policy", _) => l.compact = v.split(',').any(|p| p.trim() == "compact"),
             _ => {}

@@ -101,16 +101,18 @@ async fn read_all(
                 });
                 continue;
             };
-            let budget = if total == 0 {
-                w.max_bytes
-            } else {
-                w.max_bytes.min(max_bytes.saturating_sub(total))
-            };
-            let budget = budget.min(MAX_RECORDS_PER_PARTITION_BYTES);
-            let got = if budget == 0 && total > 0 {
+            // Kafka: each partition gets the smaller of its own limit and
+            // what is left of the request's; only the first batch of the
+            // first non-empty partition may exceed both.
+            let budget = w
+                .max_bytes
+                .min(max_bytes.saturating_sub(total))
+                .min(MAX_RECORDS_PER_PARTITION_BYTES);
+            let min_one_batch = total == 0;
+            let got = if budget == 0 && !min_one_batch {
                 Ok(None)
             } else {
-                read_one(state, topic, w.partition, w.offset, budget).await
+                read_one(state, topic, w.partition, w.offset, budget, min_one_batch).await
             };
             match got {
                 Ok(Some(d)) => {
@@ -143,6 +145,7 @@ async fn read_one(
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    min_one_batch: bool,
 ) -> Result<Option<FetchData>, ResponseError> {
     let Some(shard_id) = state.table.borrow().shard_of(topic, partition) else {
         return Err(ResponseError::UnknownTopicOrPartition);
@@ -151,7 +154,7 @@ async fn read_one(
         let log = state
             .log(topic, partition)
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        return storage::read::read(&log, offset, max_bytes)
+        return storage::read::read_limited(&log, offset, max_bytes, min_one_batch)
             .await
             .map(Some)
             .map_err(|e| storage_error_code(&e));
@@ -161,7 +164,7 @@ async fn read_one(
         let log = local()
             .log(&topic, partition)
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        let d = storage::read::read(&log, offset, max_bytes)
+        let d = storage::read::read_limited(&log, offset, max_bytes, min_one_batch)
             .await
             .map_err(|e| storage_error_code(&e))?;
         let owned: Vec<Bytes> = d

@@ -87,6 +87,16 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                     }
                 }
                 let out = on_partition(state, &name, index, move |log| async move {
+                    // One broker, one replica: the ISR is this broker alone.
+                    let (isr, min_isr) = (1, log.borrow().config.min_insync_replicas);
+                    if acks == -1 && isr < min_isr {
+                        return Outcome::err(
+                            ResponseError::NotEnoughReplicas,
+                            Some(format!(
+                                "the in-sync replicas ({isr}) are fewer than min.insync.replicas ({min_isr})"
+                            )),
+                        );
+                    }
                     let appended = log.borrow_mut().append(&records, acks == -1, now_ms());
                     let (info, done) = match appended {
                         Ok(x) => x,

@@ -33,6 +33,8 @@ pub struct LogConfig {
     /// A producer id idle this long is forgotten (broker-wide
     /// `producer.id.expiration.ms`).
     pub producer_id_expiration_ms: i64,
+    /// acks=all needs at least this many in-sync replicas.
+    pub min_insync_replicas: i32,
 }
 
 impl Default for LogConfig {
@@ -49,6 +51,7 @@ impl Default for LogConfig {
             flush_interval_ms: None,
             compact: false,
             producer_id_expiration_ms: 86_400_000,
+            min_insync_replicas: 1,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod appender;
 pub mod commit;
+pub mod dir_lock;
 pub mod format;
 pub mod index;
 pub mod log;

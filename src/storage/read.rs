@@ -136,6 +136,19 @@ pub async fn read(
     offset: i64,
     max_bytes: usize,
 ) -> Result<FetchData, StorageError> {
+    read_limited(log, offset, max_bytes, true).await
+}
+
+/// `read` that, without `min_one_batch`, returns nothing rather than a first
+/// batch larger than `max_bytes`: Kafka lets only the first batch of a fetch
+/// response exceed the client's limits (KIP-74), so the consumer always
+/// progresses and a response never grows past what it asked for otherwise.
+pub async fn read_limited(
+    log: &SharedLog,
+    offset: i64,
+    max_bytes: usize,
+    min_one_batch: bool,
+) -> Result<FetchData, StorageError> {
     let (hw, start) = {
         let l = log.borrow();
         (l.high_watermark, l.log_start_offset)
@@ -159,6 +172,9 @@ pub async fn read(
         return Ok(empty(hw, start));
     }
     if let Some(cached) = log.borrow().tail.read(offset, hw, max_bytes) {
+        if !min_one_batch && cached.first().is_some_and(|b| b.len() > max_bytes) {
+            return Ok(empty(hw, start));
+        }
         return Ok(FetchData {
             chunks: cached.into_iter().map(Chunk::Mem).collect(),
             high_watermark: hw,
@@ -186,6 +202,7 @@ pub async fn read(
                     continue;
                 }
                 match &mut first {
+                    None if !min_one_batch && header.size_bytes > max_bytes => break,
                     None => first = Some((pos, header.size_bytes)),
                     Some((_, len)) if *len + header.size_bytes <= max_bytes => {
                         *len += header.size_bytes
