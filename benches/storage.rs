@@ -82,5 +82,35 @@ fn append(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, validate, index_lookup, append);
+/// What idempotence adds to an append: the sequence check against the
+/// producer's state and the state update, per batch (100 producers spread
+/// over the partition, as many clients would be).
+fn producer_state(c: &mut Criterion) {
+    use sluice::storage::producer_state::{Checked, ProducerStates};
+    let mut states = ProducerStates::default();
+    let mut h = format::parse_header(&batch(16, 1024)).unwrap();
+    h.producer_epoch = 0;
+    h.last_offset_delta = 15;
+    let mut seq = vec![0i32; 100];
+    let mut offset = 0i64;
+    let mut g = c.benchmark_group("producer_state");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("check_and_apply_per_batch", |x| {
+        x.iter(|| {
+            let pid = offset / 16 % 100;
+            h.producer_id = pid;
+            h.base_sequence = seq[pid as usize];
+            h.base_offset = offset;
+            match states.check(std::slice::from_ref(&h)).unwrap() {
+                Checked::Append(u) => states.apply(u),
+                Checked::Duplicate(_) => unreachable!(),
+            }
+            seq[pid as usize] = format::increment_sequence(seq[pid as usize], 16);
+            offset += 16;
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, validate, index_lookup, append, producer_state);
 criterion_main!(benches);

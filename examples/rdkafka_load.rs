@@ -4,7 +4,7 @@
 //!
 //! cargo run --release --example rdkafka_load -- BOOTSTRAP [--duration-s S]
 //!   [--size B] [--partitions P] [--acks all|1] [--rate MSG_PER_S] [--linger-ms MS]
-//!   [--batch-bytes B] [--backlog-bytes B]
+//!   [--batch-bytes B] [--backlog-bytes B] [--idempotence true|false]
 //!
 //! At a fixed rate, latency is measured from each message's intended send
 //! time, like sluice bench. `--backlog-bytes` produces that much first and
@@ -73,6 +73,7 @@ fn main() {
     let linger_ms: u64 = arg(&args, "--linger-ms", 1);
     let batch_bytes: usize = arg(&args, "--batch-bytes", 128 << 10);
     let backlog_bytes: u64 = arg(&args, "--backlog-bytes", 0);
+    let idempotence: bool = arg(&args, "--idempotence", false);
 
     let topic = format!(
         "rdkafka-load-{}",
@@ -98,7 +99,7 @@ fn main() {
         .set("queue.buffering.max.kbytes", (32 << 10).to_string())
         .set("queue.buffering.max.messages", "1000000")
         .set("max.in.flight.requests.per.connection", "5")
-        .set("enable.idempotence", "false")
+        .set("enable.idempotence", idempotence.to_string())
         .set("message.timeout.ms", "30000")
         .create_with_context(ctx)
         .expect("producer");

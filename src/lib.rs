@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod handler;
+pub mod logging;
 pub mod net;
 pub mod protocol;
 pub mod shard;

@@ -72,18 +72,7 @@ fn main() -> ExitCode {
 }
 
 fn run_broker(a: BrokerArgs) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    // Colour only for a person at a terminal: a file, a pipe or journald
-    // gets plain text (and NO_COLOR is honoured, https://no-color.org).
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+    sluice::logging::init("info");
     let mut overrides = Vec::new();
     for o in &a.overrides {
         let (k, v) = o

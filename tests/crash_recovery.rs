@@ -262,7 +262,9 @@ fn a_second_broker_on_the_same_log_dir_refuses_to_start() {
             .arg("--log-dirs")
             .arg(broker.data_dir())
             .arg("--cores")
-            .arg("1"),
+            .arg("1")
+            // Logs to a pipe must be plain text even without NO_COLOR.
+            .env_remove("NO_COLOR"),
         None,
         Duration::from_secs(30),
     );
@@ -273,6 +275,10 @@ fn a_second_broker_on_the_same_log_dir_refuses_to_start() {
     assert!(
         err.contains(&dir) && err.contains(&pid),
         "message should name {dir} and {pid}:\n{err}"
+    );
+    assert!(
+        !err.contains('\x1b'),
+        "colour codes in a log that is not a terminal:\n{err:?}"
     );
     assert_eq!(
         read_partition0(&bs, &topic),

@@ -207,13 +207,7 @@ impl RunArgs {
 
 /// Entry point of `sluice bench ...`.
 pub fn main(args: BenchArgs) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init("warn");
     match args.cmd {
         BenchCmd::Run(a) => run_cmd(*a),
         BenchCmd::Compare { a, b } => {

@@ -210,6 +210,7 @@ async fn init_producer_id(
         .pick(ApiKey::InitProducerId, i16::MAX)
         .ok_or_else(|| fail("the broker does not support idempotent producers".into()))?;
     let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
         .with_transaction_timeout_ms(60_000)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);

@@ -5,8 +5,18 @@ use regex::Regex;
 
 use crate::client::{Client, ClientConfig};
 
-/// Where the tools go when given only Kafka 0.9's `--zookeeper`.
+/// Where the tools go when given only Kafka 0.9's `--zookeeper`...
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+/// ...unless this environment variable names another broker (old scripts
+/// against a broker on another port).
+pub const BOOTSTRAP_ENV: &str = "SLUICE_BOOTSTRAP_SERVER";
+
+fn default_bootstrap() -> String {
+    std::env::var(BOOTSTRAP_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_BOOTSTRAP.to_string())
+}
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,7 +31,8 @@ pub struct ConnArgs {
     )]
     pub bootstrap_server: Option<String>,
     /// Accepted for Kafka 0.9 command lines: sluice has no ZooKeeper, so the
-    /// tool talks to --bootstrap-server, or to 127.0.0.1:9092 without it.
+    /// tool talks to --bootstrap-server, or without it to
+    /// $SLUICE_BOOTSTRAP_SERVER, else 127.0.0.1:9092.
     #[arg(long, value_name = "HOST:PORT")]
     pub zookeeper: Option<String>,
     /// Timeout for connecting to and each request to a broker, in milliseconds.
@@ -40,13 +51,13 @@ impl ConnArgs {
         match (&self.bootstrap_server, &self.zookeeper) {
             (Some(b), None) => b.clone(),
             (b, Some(zk)) => {
-                let to = b.clone().unwrap_or_else(|| DEFAULT_BOOTSTRAP.to_string());
+                let to = b.clone().unwrap_or_else(default_bootstrap);
                 eprintln!(
                     "sluice has no ZooKeeper; using the broker at {to} (--zookeeper {zk} ignored)"
                 );
                 to
             }
-            (None, None) => DEFAULT_BOOTSTRAP.to_string(),
+            (None, None) => default_bootstrap(),
         }
     }
 

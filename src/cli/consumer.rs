@@ -122,7 +122,9 @@ pub fn run(args: ConsumerArgs) -> Result<()> {
     // A group member must commit and leave on Ctrl-C / SIGTERM, as Kafka's
     // shutdown hook does; the loop polls this flag between fetches.
     let stop = Arc::new(AtomicBool::new(false));
-    if args.group.is_some() || !args.consumer_property.is_empty() {
+    // Every run without --partition is a group member (a generated group
+    // when none is given).
+    if args.partition.is_none() {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, stop.clone())?;
         }

@@ -66,8 +66,13 @@ pub(crate) fn settings(args: &ConsumerArgs) -> Result<Option<GroupSettings>> {
             "The group ids provided in different places (directly using '--group', via '--consumer-property', or via '--consumer.config') do not match. Detected group ids: '{a}', '{b}'"
         ),
         (Some(g), _) | (None, Some(g)) => g.to_string(),
-        (None, None) => return Ok(None),
+        // --partition / --offset: read that partition directly, no group.
+        (None, None) if args.partition.is_some() || args.offset.is_some() => return Ok(None),
+        // Like Kafka's console consumer: a generated group (visible in
+        // `consumer-groups --list`) that commits nothing unless asked to.
+        (None, None) => generated_group_id(),
     };
+    let generated = args.group.is_none() && lookup(&props, "group.id").is_none();
     if args.partition.is_some() {
         bail!("Options group and partition cannot be specified together.");
     }
@@ -104,13 +109,23 @@ pub(crate) fn settings(args: &ConsumerArgs) -> Result<Option<GroupSettings>> {
             .unwrap_or("console-consumer")
             .to_string(),
         reset,
-        auto_commit: flag(&props, "enable.auto.commit", true),
+        auto_commit: flag(&props, "enable.auto.commit", !generated),
         auto_commit_interval: Duration::from_millis(number(
             &props,
             "auto.commit.interval.ms",
             5_000u64,
         )?),
     }))
+}
+
+/// `console-consumer-NNNNN`, as Kafka's console consumer names the group it
+/// joins when given none.
+fn generated_group_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 100_000;
+    format!("console-consumer-{n}")
 }
 
 /// Per-partition progress of this member.
@@ -158,8 +173,13 @@ pub(crate) fn consume_group(
         include.as_ref(),
         &mut counts,
     );
-    // Commit what was printed and leave, even after an error.
-    let committed = c.commit(&mut client);
+    // Commit what was printed (with auto-commit on, as Kafka's consumer
+    // does on close) and leave, even after an error.
+    let committed = if settings.auto_commit {
+        c.commit(&mut client)
+    } else {
+        Ok(())
+    };
     let left = c.member.leave(&mut client);
     result.and(committed).and(left.map_err(Into::into))
 }
@@ -306,8 +326,10 @@ impl GroupConsumer<'_> {
 
     /// Commits and rejoins, then positions every newly assigned partition.
     fn rejoin(&mut self, client: &mut Client) -> Result<()> {
-        if let Err(e) = self.commit(client) {
-            tracing::debug!("commit before rebalance failed: {e:#}");
+        if self.settings.auto_commit {
+            if let Err(e) = self.commit(client) {
+                tracing::debug!("commit before rebalance failed: {e:#}");
+            }
         }
         let assignment = self.member.join(client)?;
         let committed = client.offset_fetch(self.member.group_id(), Some(&assignment))?;

@@ -109,13 +109,31 @@ fn parse_acks(raw: &str) -> Result<i16> {
 
 /// Runs `sluice console-producer` on stdin.
 pub fn run(args: ProducerArgs) -> Result<()> {
-    produce_from(&args, BufReader::with_capacity(1 << 16, std::io::stdin()))
+    use std::io::IsTerminal;
+    // Kafka's `>` prompt, for a person typing (not for piped input).
+    let prompt: Option<Prompt> = std::io::stdin().is_terminal().then(|| {
+        Box::new(|| {
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let _ = out.write_all(b">");
+            let _ = out.flush();
+        }) as Prompt
+    });
+    produce_from(
+        &args,
+        BufReader::with_capacity(1 << 16, std::io::stdin()),
+        prompt,
+    )
 }
+
+/// Shown before each line is read.
+pub(crate) type Prompt = Box<dyn FnMut() + Send>;
 
 /// Produces every line of `input` to the topic.
 pub(crate) fn produce_from<R: BufRead + Send + 'static>(
     args: &ProducerArgs,
     input: R,
+    prompt: Option<Prompt>,
 ) -> Result<()> {
     let reader = LineReader::from_props(&parse_pairs(&args.property, "--property")?)?;
     let producer_props = parse_pairs(&args.producer_property, "--producer-property")?;
@@ -146,7 +164,7 @@ pub(crate) fn produce_from<R: BufRead + Send + 'static>(
         next: 0,
     };
 
-    let lines = spawn_reader(input);
+    let lines = spawn_reader(input, prompt);
     let mut number = 0u64;
     while let Some(batch) = next_batch(&lines)? {
         let mut by_partition: BTreeMap<i32, Vec<KeyValue>> = BTreeMap::new();
@@ -215,9 +233,15 @@ impl Router {
 
 /// Lines (terminator stripped) or a read error, from a background thread so
 /// the main loop can notice when the input goes idle.
-fn spawn_reader<R: BufRead + Send + 'static>(mut input: R) -> Receiver<std::io::Result<Vec<u8>>> {
+fn spawn_reader<R: BufRead + Send + 'static>(
+    mut input: R,
+    mut prompt: Option<Prompt>,
+) -> Receiver<std::io::Result<Vec<u8>>> {
     let (tx, rx) = mpsc::sync_channel(4 * MAX_BATCH_LINES);
     std::thread::spawn(move || loop {
+        if let Some(p) = prompt.as_mut() {
+            p();
+        }
         let mut line = Vec::new();
         match input.read_until(b'\n', &mut line) {
             Ok(0) => break,
@@ -289,6 +313,24 @@ mod tests {
 
     fn b(s: &str) -> Option<Bytes> {
         Some(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn prompts_before_every_line_it_reads() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let shown = Arc::new(AtomicUsize::new(0));
+        let s = shown.clone();
+        let rx = spawn_reader(
+            std::io::Cursor::new(b"a\nb\n".to_vec()),
+            Some(Box::new(move || {
+                s.fetch_add(1, Ordering::SeqCst);
+            })),
+        );
+        let lines: Vec<_> = rx.iter().map(|l| l.unwrap()).collect();
+        assert_eq!(lines, vec![b"a".to_vec(), b"b".to_vec()]);
+        // One prompt per line, and one more for the input that never came.
+        assert_eq!(shown.load(Ordering::SeqCst), 3);
     }
 
     #[test]

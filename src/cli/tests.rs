@@ -40,7 +40,7 @@ fn produce(broker: &str, input: &str, rest: &[&str]) -> anyhow::Result<()> {
     else {
         unreachable!()
     };
-    produce_from(&args, Cursor::new(input.as_bytes().to_vec()))
+    produce_from(&args, Cursor::new(input.as_bytes().to_vec()), None)
 }
 
 fn consume(broker: &str, rest: &[&str]) -> anyhow::Result<(String, u64)> {

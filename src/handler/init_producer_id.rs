@@ -22,6 +22,14 @@ pub async fn handle(_state: &State, req: InitProducerIdRequest) -> ResponseKind 
                 .with_producer_epoch(-1),
         )
     };
+    if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| t.0.is_empty())
+    {
+        // Kafka: an empty transactional id is a malformed request.
+        return fail(ResponseError::InvalidRequest);
+    }
     if req.transactional_id.is_some() {
         // The same answer Produce gives a transactional producer: fatal and
         // clear in every client, where a retriable code would loop forever.

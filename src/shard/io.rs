@@ -4,8 +4,6 @@ use std::io;
 use std::ops::Deref;
 use std::path::Path;
 
-use bytes::Bytes;
-
 /// A file opened with O_DIRECT. Writes must be aligned to `alignment()` in both
 /// position and length; reads may be unaligned (aligned internally).
 pub struct DmaFile(glommio::io::DmaFile);
@@ -100,44 +98,7 @@ impl ReadBuf {
     pub fn slice(&self, offset: usize, len: usize) -> Option<ReadBuf> {
         glommio::io::ReadResult::slice(&self.0, offset, len).map(ReadBuf)
     }
-
-    /// Wrap as `Bytes` without copying. The result must stay on this shard:
-    /// the DMA buffer belongs to this shard's allocator (see `ShardLocal`).
-    pub fn into_local_bytes(self) -> Bytes {
-        Bytes::from_owner(ShardLocal::new(self))
-    }
 }
-
-/// Lets a shard-local DMA buffer back a `Bytes`. `Bytes::from_owner` asks for
-/// `Send`; the fetch path never moves these across threads (remote reads copy
-/// into owned memory instead), and the drop-time assertion checks that.
-struct ShardLocal(ReadBuf, std::thread::ThreadId);
-
-impl ShardLocal {
-    fn new(b: ReadBuf) -> Self {
-        ShardLocal(b, std::thread::current().id())
-    }
-}
-
-impl AsRef<[u8]> for ShardLocal {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Drop for ShardLocal {
-    fn drop(&mut self) {
-        assert_eq!(
-            self.1,
-            std::thread::current().id(),
-            "shard-local buffer crossed threads"
-        );
-    }
-}
-
-// SAFETY: see the type's comment: a `ShardLocal` is created, used and dropped on
-// one shard thread; `Drop` asserts it.
-unsafe impl Send for ShardLocal {}
 
 /// glommio caches, per thread and per block device, whether the device supports
 /// polled I/O. It probes by reading the first file opened; if that file is empty

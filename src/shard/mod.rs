@@ -9,6 +9,7 @@ pub mod io;
 pub mod net;
 pub mod notify;
 pub mod table;
+pub mod waker_guard;
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -108,34 +109,37 @@ where
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
             .io_memory(cfg.io_memory_bytes)
-            .spawn(move || async move {
-                // A sender's connect waits for its receiver's, so both sides
-                // of every pair must connect concurrently or shards deadlock.
-                let senders = futures::future::join_all(txs.into_iter().map(|tx| async move {
-                    match tx {
-                        Some(tx) => Some(tx.connect().await),
-                        None => None,
-                    }
-                }));
-                let receivers = futures::future::join_all(rxs.into_iter().map(|rx| rx.connect()));
-                let (peers, receivers) = futures::join!(senders, receivers);
-                let rt = Rc::new(Runtime {
-                    id,
-                    nr_shards: n,
-                    peers,
-                });
-                RUNTIME.with(|r| *r.borrow_mut() = Some(rt));
-                for rx in receivers {
-                    let rx: ConnectedReceiver<Job> = rx;
-                    glommio::spawn_local(async move {
-                        while let Some(job) = rx.recv().await {
-                            glommio::spawn_local(job()).detach();
+            .spawn(move || {
+                guard_root(async move {
+                    // A sender's connect waits for its receiver's, so both sides
+                    // of every pair must connect concurrently or shards deadlock.
+                    let senders = futures::future::join_all(txs.into_iter().map(|tx| async move {
+                        match tx {
+                            Some(tx) => Some(tx.connect().await),
+                            None => None,
                         }
-                    })
-                    .detach();
-                }
-                main(id).await;
-                RUNTIME.with(|r| r.borrow_mut().take());
+                    }));
+                    let receivers =
+                        futures::future::join_all(rxs.into_iter().map(|rx| rx.connect()));
+                    let (peers, receivers) = futures::join!(senders, receivers);
+                    let rt = Rc::new(Runtime {
+                        id,
+                        nr_shards: n,
+                        peers,
+                    });
+                    RUNTIME.with(|r| *r.borrow_mut() = Some(rt));
+                    for rx in receivers {
+                        let rx: ConnectedReceiver<Job> = rx;
+                        glommio::spawn_local(async move {
+                            while let Some(job) = rx.recv().await {
+                                spawn(job()).detach();
+                            }
+                        })
+                        .detach();
+                    }
+                    main(id).await;
+                    RUNTIME.with(|r| r.borrow_mut().take());
+                })
             })?;
         handles.push(h);
     }
@@ -299,7 +303,16 @@ impl<T> Future for Task<T> {
 }
 
 /// Spawn a task on this shard's executor.
+/// A shard's root future, with its waker checked in debug builds.
+fn guard_root<T>(f: impl Future<Output = T>) -> impl Future<Output = T> {
+    #[cfg(debug_assertions)]
+    let f = waker_guard::guarded(f, waker_guard::abort_on_foreign_use);
+    f
+}
+
 pub fn spawn<T: 'static>(f: impl Future<Output = T> + 'static) -> Task<T> {
+    #[cfg(debug_assertions)]
+    let f = waker_guard::guarded(f, waker_guard::abort_on_foreign_use);
     Task(glommio::spawn_local(f))
 }
 
