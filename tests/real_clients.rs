@@ -56,6 +56,13 @@ fn confluent_kafka_python() {
 
 /// fetch.max.bytes well below max.partition.fetch.bytes: answers must keep
 /// to the request's limit.
+/// ListOffsets with every spec a Kafka 3.x admin client sends, the max
+/// timestamp one (-3) included; authorized operations when asked for.
+#[test]
+fn confluent_kafka_admin() {
+    run_script(python(), "confluent_admin.py");
+}
+
 #[test]
 fn confluent_kafka_fetch_limits() {
     run_script(python(), "confluent_fetch_limits.py");

@@ -172,7 +172,7 @@ fn soak(broker: &mut Broker, acks: &str) {
             }
             Err((e, _)) => panic!("enqueue: {e}"),
         }
-        if sent % 1000 == 0 {
+        if sent.is_multiple_of(1000) {
             producer.poll(Duration::ZERO);
             assert!(
                 broker.is_running(),

@@ -23,6 +23,8 @@ pub struct TopicSpec {
     pub partitions: i32,
     /// -1: broker default (`default.replication.factor`).
     pub replication_factor: i16,
+    /// Manual placement: (partition, broker ids), or empty.
+    pub assignments: Vec<(i32, Vec<i32>)>,
     pub configs: Vec<(String, String)>,
 }
 
@@ -222,7 +224,12 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
             format!("Topic '{}' already exists.", s.name),
         ));
     }
-    let partitions = if s.partitions == -1 {
+    if !s.assignments.is_empty() {
+        check_assignments(&s, state.cfg.broker_id)?;
+    }
+    let partitions = if !s.assignments.is_empty() {
+        s.assignments.len() as i32
+    } else if s.partitions == -1 {
         state.cfg.num_partitions
     } else {
         s.partitions
@@ -233,7 +240,9 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
             "Number of partitions must be larger than 0.".into(),
         ));
     }
-    let rf = if s.replication_factor == -1 {
+    let rf = if !s.assignments.is_empty() {
+        s.assignments[0].1.len() as i16
+    } else if s.replication_factor == -1 {
         state.cfg.default_replication_factor
     } else {
         s.replication_factor
@@ -269,4 +278,41 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
     };
     c.topics.insert(s.name, meta.clone());
     Ok(meta)
+}
+
+/// Kafka's checks of a manual replica assignment (ReplicationControlManager),
+/// against the brokers there are: here, this one.
+fn check_assignments(s: &TopicSpec, broker_id: i32) -> Result<(), ApiError> {
+    let bad = |m: String| Err((ResponseError::InvalidReplicaAssignment, m));
+    if s.partitions != -1 || s.replication_factor != -1 {
+        return Err((
+            ResponseError::InvalidRequest,
+            "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+        ));
+    }
+    let rf = s.assignments[0].1.len();
+    for (expected, (partition, brokers)) in s.assignments.iter().enumerate() {
+        if *partition != expected as i32 {
+            return bad("Partitions should be a consecutive 0-based integer sequence".into());
+        }
+        if brokers.is_empty() {
+            return bad("The manual partition assignment includes an empty replica list.".into());
+        }
+        if brokers.len() != rf {
+            return bad("All partitions in the manual partition assignment must have the same number of replicas.".into());
+        }
+        for (i, b) in brokers.iter().enumerate() {
+            if brokers[..i].contains(b) {
+                return bad(format!(
+                    "The manual partition assignment includes the broker {b} more than once."
+                ));
+            }
+            if *b != broker_id {
+                return bad(format!(
+                    "The manual partition assignment includes broker {b}, but no such broker is registered."
+                ));
+            }
+        }
+    }
+    Ok(())
 }

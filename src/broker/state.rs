@@ -77,7 +77,14 @@ impl ShardState {
             ))
             .detach();
         }
-        state.apply_catalog(Rc::new(catalog)).await?;
+        // A partition that cannot be opened (a full disk cannot take its new
+        // files, a bad segment) stays offline; the others are served, and
+        // `reopen_loop` retries it.
+        if let Err(e) = state.apply_catalog(Rc::new(catalog)).await {
+            tracing::error!(shard = id, error = %e,
+                "starting with some partitions offline; they are retried every {REOPEN_INTERVAL_MS} ms");
+        }
+        shard::spawn(reopen_loop(state.clone())).detach();
         shard::spawn(crate::group::coordinator::run_timers()).detach();
         Ok(state)
     }
@@ -190,6 +197,36 @@ impl ShardState {
         let logs = std::mem::take(&mut *self.logs.borrow_mut()).all();
         for log in logs {
             close_log(&log, true).await;
+        }
+    }
+}
+
+/// How often partitions this shard owns but could not open are retried.
+pub const REOPEN_INTERVAL_MS: u64 = 10_000;
+
+/// Retry opening partitions that failed to open (e.g. on a full disk, until
+/// space is freed), so they come back without a restart.
+async fn reopen_loop(state: Rc<ShardState>) {
+    loop {
+        shard::sleep(Duration::from_millis(REOPEN_INTERVAL_MS)).await;
+        let missing = {
+            let logs = state.logs.borrow();
+            state
+                .table
+                .borrow()
+                .partitions_on(state.id)
+                .filter(|(t, p)| logs.get(t, *p).is_none())
+                .count()
+        };
+        if missing == 0 {
+            continue;
+        }
+        match state.apply_catalog(state.catalog()).await {
+            Ok(()) => tracing::info!(
+                partitions = missing,
+                "reopened partitions that were offline"
+            ),
+            Err(e) => tracing::debug!(error = %e, "partitions still offline"),
         }
     }
 }

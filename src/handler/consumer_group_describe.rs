@@ -25,6 +25,11 @@ pub async fn handle(
     version: i16,
 ) -> ResponseKind {
     let catalog = state.catalog();
+    let ops = if req.include_authorized_operations {
+        super::acl_ops::GROUP
+    } else {
+        super::OPS_NOT_REQUESTED
+    };
     let groups = join_all(req.group_ids.into_iter().map(|id| {
         let catalog = catalog.clone();
         async move {
@@ -63,7 +68,7 @@ pub async fn handle(
             .and_then(|r| r);
             let d = DescribedGroup::default()
                 .with_group_id(id)
-                .with_authorized_operations(super::OPS_NOT_REQUESTED);
+                .with_authorized_operations(ops);
             match found {
                 Err(e) => {
                     d.with_error_code(e.code())

@@ -22,6 +22,7 @@ pub async fn offsets_topic_partitions(state: &State) -> Result<i32, ResponseErro
         name: OFFSETS_TOPIC.to_string(),
         partitions: cfg.offsets_topic_partitions,
         replication_factor: 1,
+        assignments: Vec::new(),
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),
             (

@@ -16,6 +16,16 @@ pub async fn handle(_state: &State, req: CreateTopicsRequest, version: i16) -> R
             name: t.name.0.to_string(),
             partitions: t.num_partitions,
             replication_factor: t.replication_factor,
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect(),
             configs: t
                 .configs
                 .iter()

@@ -30,5 +30,8 @@ pub fn handle(state: &State, req: DescribeClusterRequest, version: i16) -> Respo
         .with_broker_id(me)
         .with_host(StrBytes::from_string(state.cfg.advertised_host.clone()))
         .with_port(state.cfg.advertised_port as i32);
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = super::acl_ops::CLUSTER;
+    }
     ResponseKind::DescribeCluster(resp.with_brokers(vec![broker]))
 }

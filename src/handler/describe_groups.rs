@@ -9,6 +9,11 @@ use crate::broker::State;
 use crate::group::admin;
 
 pub async fn handle(state: &State, req: DescribeGroupsRequest, version: i16) -> ResponseKind {
+    let ops = if req.include_authorized_operations {
+        super::acl_ops::GROUP
+    } else {
+        super::OPS_NOT_REQUESTED
+    };
     let groups = join_all(req.groups.into_iter().map(|id| async move {
         let group = id.0.to_string();
         let g = group.clone();
@@ -20,7 +25,7 @@ pub async fn handle(state: &State, req: DescribeGroupsRequest, version: i16) -> 
         .await;
         let mut d = DescribedGroup::default()
             .with_group_id(id)
-            .with_authorized_operations(super::OPS_NOT_REQUESTED);
+            .with_authorized_operations(ops);
         match found {
             Err(e) => {
                 d = d

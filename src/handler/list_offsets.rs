@@ -7,10 +7,16 @@ use kafka_protocol::ResponseError;
 
 use super::{on_partition, storage_error_code};
 use crate::broker::State;
-use crate::storage::read::offset_for_timestamp;
+use crate::storage::read::{offset_for_timestamp, offset_of_max_timestamp};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// KIP-734 (v7+): the record with the largest timestamp.
+const MAX_TIMESTAMP: i64 = -3;
+/// KIP-405 (v8+): the earliest offset on local disk; all of it, here.
+const EARLIEST_LOCAL: i64 = -4;
+/// KIP-1005 (v9+): the latest offset in tiered storage; none here.
+const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(state: &State, req: ListOffsetsRequest, version: i16) -> ResponseKind {
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -21,14 +27,20 @@ pub async fn handle(state: &State, req: ListOffsetsRequest, version: i16) -> Res
             let ts = p.timestamp;
             let r = on_partition(state, &name, p.partition_index, move |log| async move {
                 match ts {
-                    EARLIEST => Ok((-1, log.borrow().log_start_offset)),
+                    EARLIEST | EARLIEST_LOCAL => Ok((-1, log.borrow().log_start_offset)),
                     LATEST => Ok((-1, log.borrow().high_watermark)),
+                    // Kafka without remote storage answers "no offset".
+                    LATEST_TIERED => Ok((-1, -1)),
+                    MAX_TIMESTAMP => match offset_of_max_timestamp(&log).await {
+                        Ok(Some(found)) => Ok(found),
+                        Ok(None) => Ok((-1, -1)),
+                        Err(e) => Err(storage_error_code(&e)),
+                    },
                     ts if ts >= 0 => match offset_for_timestamp(&log, ts).await {
                         Ok(Some((found_ts, off))) => Ok((found_ts, off)),
                         Ok(None) => Ok((-1, -1)),
                         Err(e) => Err(storage_error_code(&e)),
                     },
-                    // -3 (max timestamp), -4, -5 (KIP-734/1005) are not served.
                     _ => Err(ResponseError::InvalidRequest),
                 }
             })

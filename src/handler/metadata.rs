@@ -13,6 +13,10 @@ use crate::cluster::TopicMeta;
 pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> ResponseKind {
     let cfg = &state.cfg;
     let me = BrokerId(cfg.broker_id);
+    let (req_topic_ops, req_cluster_ops) = (
+        req.include_topic_authorized_operations,
+        req.include_cluster_authorized_operations,
+    );
     // v0 has no null list: an empty list means "all topics" there.
     let wanted: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
         None => None,
@@ -37,6 +41,7 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
                 name,
                 partitions: -1,
                 replication_factor: -1,
+                assignments: Vec::new(),
                 configs: vec![],
             })
             .collect();
@@ -90,9 +95,18 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
         .with_node_id(me)
         .with_host(StrBytes::from_string(cfg.advertised_host.clone()))
         .with_port(cfg.advertised_port as i32);
+    let mut topics = topics;
+    if version >= 8 && req_topic_ops {
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            t.topic_authorized_operations = super::acl_ops::TOPIC;
+        }
+    }
     let mut resp = MetadataResponse::default()
         .with_brokers(vec![broker])
         .with_topics(topics);
+    if (8..=10).contains(&version) && req_cluster_ops {
+        resp.cluster_authorized_operations = super::acl_ops::CLUSTER;
+    }
     if version >= 1 {
         resp = resp.with_controller_id(me);
     }

@@ -198,6 +198,62 @@ where
 /// authorized_operations when the client did not ask for them.
 pub const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
+/// authorized_operations bit fields (bit n = Kafka's AclOperation code n).
+/// sluice has no ACLs, and Kafka with no authorizer reports every operation
+/// a resource type supports as allowed.
+pub mod acl_ops {
+    const READ: i32 = 3;
+    const WRITE: i32 = 4;
+    const CREATE: i32 = 5;
+    const DELETE: i32 = 6;
+    const ALTER: i32 = 7;
+    const DESCRIBE: i32 = 8;
+    const CLUSTER_ACTION: i32 = 9;
+    const DESCRIBE_CONFIGS: i32 = 10;
+    const ALTER_CONFIGS: i32 = 11;
+    const IDEMPOTENT_WRITE: i32 = 12;
+
+    const fn bits(ops: &[i32]) -> i32 {
+        let mut b = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            b |= 1 << ops[i];
+            i += 1;
+        }
+        b
+    }
+
+    pub const TOPIC: i32 = bits(&[
+        READ,
+        WRITE,
+        CREATE,
+        DELETE,
+        ALTER,
+        DESCRIBE,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+    ]);
+    pub const CLUSTER: i32 = bits(&[
+        CREATE,
+        ALTER,
+        DESCRIBE,
+        CLUSTER_ACTION,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+        IDEMPOTENT_WRITE,
+    ]);
+    pub const GROUP: i32 = bits(&[READ, DELETE, DESCRIBE]);
+
+    #[cfg(test)]
+    #[test]
+    fn kafkas_values() {
+        // As Kafka's AdminClient decodes them (AclOperation codes).
+        assert_eq!(TOPIC, 3576);
+        assert_eq!(CLUSTER, 8096);
+        assert_eq!(GROUP, 328);
+    }
+}
+
 pub fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
 }

@@ -18,6 +18,11 @@ pub struct SegmentIndex {
 }
 
 impl SegmentIndex {
+    /// Last offset of the batch that holds `max_timestamp_ms`.
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.base_offset + self.rel_offset_of_max_ts as i64
+    }
+
     pub fn new(base_offset: i64) -> Self {
         Self {
             base_offset,
@@ -121,6 +126,7 @@ impl SegmentIndex {
         self.offsets_persisted = offsets.len();
         self.times_persisted = times.len();
         self.max_timestamp_ms = times.last().map_or(-1, |t| t.timestamp_ms);
+        self.rel_offset_of_max_ts = times.last().map_or(0, |t| t.relative_offset);
         self.offsets = offsets;
         self.times = times;
         true

@@ -243,6 +243,57 @@ fn ensure_index_loaded(log: &SharedLog, offset: i64) {
 
 /// First record with timestamp >= `ts`: (timestamp, offset), as ListOffsets
 /// answers it; `None` if every record is older.
+/// The record with the largest timestamp, (timestamp, offset), as
+/// ListOffsets' MAX_TIMESTAMP (KIP-734) answers it: the first record holding
+/// the largest timestamp of the log. `None` for an empty log.
+pub async fn offset_of_max_timestamp(log: &SharedLog) -> Result<Option<(i64, i64)>, StorageError> {
+    let bases: Vec<i64> = log.borrow().segments.keys().copied().collect();
+    let mut best: Option<(i64, i64)> = None; // (max timestamp, segment base)
+    for base in bases {
+        ensure_index_loaded(log, base);
+        let l = log.borrow();
+        let Some(seg) = l.segments.get(&base) else {
+            continue;
+        };
+        if seg.size_bytes > 0 && best.is_none_or(|(ts, _)| seg.index.max_timestamp_ms > ts) {
+            best = Some((seg.index.max_timestamp_ms, base));
+        }
+    }
+    let Some((max_ts, base)) = best else {
+        return Ok(None);
+    };
+    let (file, pos, end) = {
+        let l = log.borrow();
+        let seg = &l.segments[&base];
+        let at = seg.index.offset_of_max_timestamp();
+        (
+            seg.reader.clone(),
+            seg.index.position_for(at),
+            seg.size_bytes,
+        )
+    };
+    // The index points at (or before) the batch; older index files may
+    // only narrow it to the segment, so scan from there.
+    for start in [pos, 0] {
+        let mut scan = Scanner::new(&file, start, end, false);
+        while let Some(Scanned::Batch { header, bytes, .. }) = scan.next().await? {
+            if header.max_timestamp != max_ts {
+                continue;
+            }
+            if header.attributes & format::ATTR_LOG_APPEND_TIME != 0 {
+                return Ok(Some((max_ts, header.base_offset)));
+            }
+            let mut b = Bytes::copy_from_slice(&bytes);
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut b)
+                .map_err(|e| StorageError::Io(io::Error::other(e.to_string())))?;
+            if let Some(r) = set.records.iter().find(|r| r.timestamp == max_ts) {
+                return Ok(Some((max_ts, r.offset)));
+            }
+        }
+    }
+    Ok(None)
+}
+
 pub async fn offset_for_timestamp(
     log: &SharedLog,
     ts: i64,
