@@ -40,6 +40,13 @@ pub struct BrokerConfig {
     pub smp: usize,
     /// Open connections per shard before new ones are refused.
     pub max_connections_per_shard: usize,
+    /// A connection with no request for this long is closed
+    /// (`connections.max.idle.ms`, Kafka's 10 minutes).
+    pub connections_max_idle_ms: u64,
+    /// Once a request has begun to arrive, all of it must within this long
+    /// (`sluice.request.read.timeout.ms`): a client that sends a size prefix
+    /// and stops does not hold a connection and its buffer forever.
+    pub request_read_timeout_ms: u64,
     /// Requests one connection may have in flight before reading pauses.
     pub max_inflight_requests_per_connection: usize,
     /// Tail cache budget per shard.
@@ -68,6 +75,8 @@ impl Default for BrokerConfig {
             log: LogConfig::default(),
             smp: 0,
             max_connections_per_shard: 10_000,
+            connections_max_idle_ms: 600_000,
+            request_read_timeout_ms: 30_000,
             max_inflight_requests_per_connection: 100,
             tail_cache_bytes_per_shard: 8 << 20,
             cross_shard_queue_depth: 1024,
@@ -217,6 +226,8 @@ impl BrokerConfig {
                 "socket.request.max.bytes" => cfg.socket_request_max_bytes = positive(k, v)?,
                 "smp" => cfg.smp = num(k, v)?,
                 "max.connections" => cfg.max_connections_per_shard = positive(k, v)?,
+                "connections.max.idle.ms" => cfg.connections_max_idle_ms = positive(k, v)?,
+                "sluice.request.read.timeout.ms" => cfg.request_read_timeout_ms = positive(k, v)?,
                 "queued.max.requests" => cfg.max_inflight_requests_per_connection = positive(k, v)?,
                 "sluice.tail.cache.bytes" => cfg.tail_cache_bytes_per_shard = num(k, v)?,
                 "sluice.io.memory.bytes" => cfg.io_memory_bytes_per_shard = positive(k, v)?,

@@ -221,3 +221,63 @@ fn unknown_api_versions_version_gets_unsupported_version() {
     assert_eq!(b.get_i32(), 43, "correlation id of the retry");
     assert_eq!(b.get_i16(), 0, "ApiVersions v0 retry error code");
 }
+
+/// An idle connection is closed after `connections.max.idle.ms`; a client
+/// that sends a size prefix (or part of one, or part of a body) and then
+/// nothing is cut off after `sluice.request.read.timeout.ms` instead of
+/// holding its connection forever; a client that keeps talking stays.
+#[test]
+fn idle_and_stalled_connections_are_closed() {
+    let mut broker = Broker::start(&[
+        "connections.max.idle.ms=1000",
+        "sluice.request.read.timeout.ms=500",
+    ]);
+    let idle = connect(broker.addr());
+    let mut prefix_only = connect(broker.addr());
+    prefix_only.write_all(&64i32.to_be_bytes()).unwrap();
+    let mut half_prefix = connect(broker.addr());
+    half_prefix.write_all(&[0, 0]).unwrap();
+    let mut half_body = connect(broker.addr());
+    half_body.write_all(&64i32.to_be_bytes()).unwrap();
+    half_body.write_all(&[0, 18, 0, 3, 0, 0]).unwrap();
+    // Meanwhile a live client keeps using its connection for longer than
+    // the idle limit.
+    let mut live = connect(broker.addr());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        let mut f = Vec::new();
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::ApiVersions as i16)
+            .with_request_api_version(3)
+            .with_correlation_id(1)
+            .with_client_id(Some(StrBytes::from_static_str("live")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, ApiKey::ApiVersions.request_header_version(3))
+            .unwrap();
+        ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("t"))
+            .with_client_software_version(StrBytes::from_static_str("1"))
+            .encode(&mut body, 3)
+            .unwrap();
+        f.extend_from_slice(&(body.len() as i32).to_be_bytes());
+        f.extend_from_slice(&body);
+        live.write_all(&f).unwrap();
+        read_frame(&mut live);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_closed(idle, "idle connection");
+    assert_closed(prefix_only, "size prefix only");
+    assert_closed(half_prefix, "half a size prefix");
+    assert_closed(half_body, "half a body");
+    assert_serves(&mut broker);
+    let log = broker.logs();
+    assert!(
+        log.contains("connections.max.idle.ms"),
+        "idle close not logged:\n{log}"
+    );
+    assert!(
+        log.contains("sluice.request.read.timeout.ms"),
+        "stall close not logged:\n{log}"
+    );
+}

@@ -221,6 +221,11 @@ fn kafka_0_9_quickstart_command_lines() {
         tmp.path().join("kafka-logs-1/meta.properties").exists(),
         "log.dir was not honoured"
     );
+    let log = std::fs::read_to_string(tmp.path().join("broker.log")).unwrap();
+    assert!(
+        !log.contains("clean-shutdown marker"),
+        "a fresh data dir has nothing to recover:\n{log}"
+    );
 
     let o = run(
         "bin/kafka-topics.sh --create --zookeeper localhost:2181 --replication-factor 1 --partitions 1 --topic test",

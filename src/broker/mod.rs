@@ -66,12 +66,13 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     // The shards share the port through SO_REUSEPORT, which would just as
     // silently share it with another broker: check nobody holds it first.
     wait_for_port(cfg.listener)?;
+    let fresh = !cfg.log_dir.join(format::META_PROPERTIES_FILE).exists();
     let cluster_id = ensure_meta_properties(&cfg)?;
     let marker = cfg.log_dir.join(format::CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
     if clean {
         std::fs::remove_file(&marker)?;
-    } else {
+    } else if !fresh {
         tracing::info!("no clean-shutdown marker: partition tails will be checked");
     }
     let stop = Arc::new(AtomicBool::new(false));

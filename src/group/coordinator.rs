@@ -324,7 +324,26 @@ pub fn persist_group(c: &Shared, group: &str) {
 pub async fn run_timers() {
     let c = shared();
     loop {
-        shard::sleep(Duration::from_millis(TIMER_TICK_MS)).await;
+        // Wake at the earliest group deadline (a session that ends, a join
+        // or revocation deadline), so members expire at their deadline, not
+        // up to a tick later; and at least every tick, to pick up deadlines
+        // set by requests meanwhile and to load partitions.
+        let now = now_ms();
+        let next = {
+            let co = c.borrow();
+            let consumer_cfg = co.cfg.consumer_group();
+            co.groups
+                .values()
+                .filter_map(|e| match &e.kind {
+                    GroupKind::Classic(g) => g.next_deadline_ms(),
+                    GroupKind::Consumer(g) => g.next_deadline_ms(&consumer_cfg),
+                })
+                .min()
+        };
+        let wait_ms = next.map_or(TIMER_TICK_MS as i64, |d| {
+            (d - now).clamp(1, TIMER_TICK_MS as i64)
+        });
+        shard::sleep(Duration::from_millis(wait_ms as u64)).await;
         let state = local();
         let catalog = state.catalog();
         let previous = c.borrow().last_catalog.clone();

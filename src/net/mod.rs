@@ -62,6 +62,10 @@ enum Closed {
     TooLarge { size: i64, max: usize },
     #[error("invalid frame size {0}")]
     BadSize(i32),
+    #[error("idle for {0} ms (connections.max.idle.ms)")]
+    Idle(u64),
+    #[error("request not complete {0} ms after it began (sluice.request.read.timeout.ms)")]
+    Stalled(u64),
     #[error("{0}")]
     Request(#[from] request::RequestError),
     #[error("unsupported {api:?} version {version}")]
@@ -87,13 +91,29 @@ async fn connection(stream: shard::net::Stream, state: State, peer: Rc<str>) -> 
         }
         Ok::<(), std::io::Error>(())
     });
+    let idle_ms = state.cfg.connections_max_idle_ms;
+    let read_ms = state.cfg.request_read_timeout_ms;
+    let idle = std::time::Duration::from_millis(idle_ms);
+    let read_timeout = std::time::Duration::from_millis(read_ms);
     let read_result = async {
         loop {
+            // Idle until the first byte of the next request; from then on
+            // the whole request must come within the read timeout. (A read
+            // dropped by a timeout may lose bytes, so the connection closes.)
             let mut size = [0u8; 4];
-            match rd.read_exact(&mut size).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e.into()),
+            let got = match shard::timeout(idle, rd.read(&mut size)).await {
+                None => return Err(Closed::Idle(idle_ms)),
+                Some(Ok(0)) => return Ok(()),
+                Some(Ok(n)) => n,
+                Some(Err(e)) => return Err(e.into()),
+            };
+            if got < size.len() {
+                match shard::timeout(read_timeout, rd.read_exact(&mut size[got..])).await {
+                    None => return Err(Closed::Stalled(read_ms)),
+                    Some(Ok(())) => {}
+                    Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                    Some(Err(e)) => return Err(e.into()),
+                }
             }
             let size = i32::from_be_bytes(size);
             if size < 0 {
@@ -106,7 +126,9 @@ async fn connection(stream: shard::net::Stream, state: State, peer: Rc<str>) -> 
                 });
             }
             let mut frame = BytesMut::zeroed(size as usize);
-            rd.read_exact(&mut frame).await?;
+            shard::timeout(read_timeout, rd.read_exact(&mut frame))
+                .await
+                .ok_or(Closed::Stalled(read_ms))??;
             let mut parsed = request::parse_header(frame.freeze())?;
             let (api, version) = (parsed.api, parsed.header.request_api_version);
             let supported = crate::protocol::versions::is_supported(api, version);

@@ -119,12 +119,33 @@ impl ClassicGroup {
         }
     }
 
+    /// The earliest time `tick` has something to do: a session that ends,
+    /// a pending member's or the join's deadline.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let sessions = self
+            .members
+            .values()
+            .filter(|m| !m.awaiting())
+            .map(|m| m.last_heartbeat_ms + m.session_timeout_ms as i64);
+        let join = self
+            .join_deadline_ms
+            .filter(|_| self.state == GroupState::PreparingRebalance);
+        sessions
+            .chain(self.pending.values().copied())
+            .chain(join)
+            .min()
+    }
+
     /// Evict members whose session expired and act on a passed join deadline.
+    /// A session ends at its deadline (last heartbeat + session timeout), as
+    /// Kafka's heartbeat timer fires then.
     pub fn tick(&mut self, now_ms: i64) {
         let expired: Vec<String> = self
             .members
             .values()
-            .filter(|m| !m.awaiting() && now_ms - m.last_heartbeat_ms > m.session_timeout_ms as i64)
+            .filter(|m| {
+                !m.awaiting() && now_ms >= m.last_heartbeat_ms + m.session_timeout_ms as i64
+            })
             .map(|m| m.id.clone())
             .collect();
         for id in expired {

@@ -270,3 +270,24 @@ fn persisted_group_round_trips() {
         Bytes::from_static(b"x")
     );
 }
+
+#[test]
+fn a_session_ends_exactly_at_its_deadline() {
+    let mut g = ClassicGroup::new("g".into(), 0);
+    let r = ready(join_new(&mut g, 0));
+    stabilize(
+        &mut g,
+        &r.member_id,
+        vec![(r.member_id.clone(), Bytes::new())],
+    );
+    // Session 10 s from the last heartbeat (the join at 0): the timer is
+    // asked to wake at 10,000 and the member goes then, not a tick later.
+    assert_eq!(g.next_deadline_ms(), Some(10_000));
+    g.tick(9_999);
+    assert_eq!(g.members.len(), 1, "evicted before its deadline");
+    g.tick(10_000);
+    assert!(
+        g.members.is_empty(),
+        "still a member at its session deadline"
+    );
+}

@@ -350,13 +350,27 @@ impl ConsumerGroup {
 
     /// Fence members whose session or revocation deadline passed; recompute
     /// the target when subscribed topics changed.
+    /// The earliest session or revocation deadline of a member.
+    pub fn next_deadline_ms(&self, cfg: &ConsumerGroupConfig) -> Option<i64> {
+        self.members
+            .values()
+            .flat_map(|m| {
+                [
+                    Some(m.last_heartbeat_ms + cfg.session_timeout_ms as i64),
+                    m.revoke_deadline_ms,
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
     pub fn tick(&mut self, now_ms: i64, cfg: &ConsumerGroupConfig, catalog: &Catalog) {
         let dead: Vec<String> = self
             .members
             .values()
             .filter(|m| {
-                now_ms - m.last_heartbeat_ms > cfg.session_timeout_ms as i64
-                    || m.revoke_deadline_ms.is_some_and(|d| now_ms > d)
+                now_ms >= m.last_heartbeat_ms + cfg.session_timeout_ms as i64
+                    || m.revoke_deadline_ms.is_some_and(|d| now_ms >= d)
             })
             .map(|m| m.id.clone())
             .collect();
