@@ -32,6 +32,13 @@ pub struct BrokerConfig {
     pub min_insync_replicas: i32,
     pub socket_request_max_bytes: usize,
     pub log_retention_check_interval_ms: u64,
+    /// How often `recovery-point-offset-checkpoint` is written
+    /// (`log.flush.offset.checkpoint.interval.ms`).
+    pub recovery_point_checkpoint_interval_ms: u64,
+    /// `log.flush.start.offset.checkpoint.interval.ms`.
+    pub log_start_offset_checkpoint_interval_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub high_watermark_checkpoint_interval_ms: u64,
     /// How often idle producer ids are looked for
     /// (`producer.id.expiration.check.interval.ms`).
     pub producer_id_expiration_check_interval_ms: u64,
@@ -71,6 +78,9 @@ impl Default for BrokerConfig {
             min_insync_replicas: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             log_retention_check_interval_ms: 300_000,
+            recovery_point_checkpoint_interval_ms: 60_000,
+            log_start_offset_checkpoint_interval_ms: 60_000,
+            high_watermark_checkpoint_interval_ms: 5_000,
             producer_id_expiration_check_interval_ms: 600_000,
             log: LogConfig::default(),
             smp: 0,
@@ -211,6 +221,15 @@ impl BrokerConfig {
                 }
                 "producer.id.expiration.check.interval.ms" => {
                     cfg.producer_id_expiration_check_interval_ms = positive(k, v)?
+                }
+                "log.flush.offset.checkpoint.interval.ms" => {
+                    cfg.recovery_point_checkpoint_interval_ms = positive(k, v)?
+                }
+                "log.flush.start.offset.checkpoint.interval.ms" => {
+                    cfg.log_start_offset_checkpoint_interval_ms = positive(k, v)?
+                }
+                "replica.high.watermark.checkpoint.interval.ms" => {
+                    cfg.high_watermark_checkpoint_interval_ms = positive(k, v)?
                 }
                 "log.retention.check.interval.ms" => {
                     cfg.log_retention_check_interval_ms = positive(k, v)?

@@ -286,3 +286,87 @@ fn a_second_broker_on_the_same_log_dir_refuses_to_start() {
         "records changed under the first broker"
     );
 }
+
+/// The offset value of `topic`-0 in one of Kafka's checkpoint files.
+fn checkpointed(data: &std::path::Path, file: &str, topic: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(data.join(file)).ok()?;
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("0"), "{file}: version line");
+    let n: usize = lines.next()?.parse().ok()?;
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), n, "{file}: count line says {n}:\n{text}");
+    rows.iter().find_map(|l| {
+        let mut it = l.split(' ');
+        (it.next() == Some(topic) && it.next() == Some("0")).then(|| it.next()?.parse().ok())?
+    })
+}
+
+/// Kafka's checkpoint files are written and kept current; after a kill -9
+/// recovery checks the active segment only from the recovery point on (and
+/// still cuts garbage found past it); a clean stop leaves final values.
+#[test]
+fn checkpoint_files_and_recovery_from_the_recovery_point() {
+    let mut broker = Broker::start(&[
+        "log.flush.offset.checkpoint.interval.ms=200",
+        "log.flush.start.offset.checkpoint.interval.ms=200",
+        "replica.high.watermark.checkpoint.interval.ms=200",
+        "log.index.interval.bytes=256",
+    ]);
+    let bs = broker.bootstrap();
+    let data = broker.data_dir();
+    let topic = common::unique_topic("ckpt");
+    rdk::create_topic(&bs, &topic, 1);
+    // Index entries reach their file 512 at a time: 600 batches of 5, each
+    // past the 256-byte index interval, put some there.
+    let first = produce_rounds(&bs, &topic, 3000, 5, "a");
+    let n = first.len() as i64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while checkpointed(&data, "recovery-point-offset-checkpoint", &topic) != Some(n)
+        || checkpointed(&data, "replication-offset-checkpoint", &topic) != Some(n)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "checkpoints never reached offset {n}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        checkpointed(&data, "log-start-offset-checkpoint", &topic),
+        Some(0)
+    );
+    let cleaner = std::fs::read_to_string(data.join("cleaner-offset-checkpoint")).unwrap();
+    assert_eq!(cleaner, "0\n0\n");
+
+    // Crash, with garbage after the last batch (a torn write past the
+    // recovery point): recovery starts at the recovery point and cuts it.
+    broker.kill9();
+    let seg = last_segment(&data.join(format!("{topic}-0")));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[0x5a; 300]).unwrap();
+    drop(f);
+    let marker = broker.logs().lines().count();
+    broker.restart();
+    let log = broker
+        .logs()
+        .lines()
+        .skip(marker)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        log.contains("checked the segment from its recovery point"),
+        "recovery read the whole segment:\n{log}"
+    );
+    assert!(log.contains("truncated a torn or corrupt tail"), "{log}");
+    assert_eq!(read_partition0(&bs, &topic), first, "records changed");
+
+    // More, then a clean stop: final values.
+    let second = produce_rounds(&bs, &topic, 50, 25, "b");
+    let end = second.last().unwrap().0 + 1;
+    assert!(broker.terminate().success());
+    for file in [
+        "recovery-point-offset-checkpoint",
+        "replication-offset-checkpoint",
+    ] {
+        assert_eq!(checkpointed(&data, file, &topic), Some(end), "{file}");
+    }
+}

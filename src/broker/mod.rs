@@ -1,5 +1,6 @@
 //! The broker process: start shards, open logs, serve, shut down cleanly.
 
+pub mod checkpoint;
 pub mod controller;
 pub mod state;
 
@@ -94,17 +95,23 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
         shards: nr_shards,
         started: AtomicUsize::new(0),
     });
-    let (cfg2, stop2, failed2) = (cfg.clone(), stop.clone(), failed.clone());
+    // Every shard's final offsets, for the checkpoint files written last.
+    let closed: Arc<std::sync::Mutex<Vec<checkpoint::PartitionOffsets>>> = Default::default();
+    let (cfg2, stop2, failed2, closed2) =
+        (cfg.clone(), stop.clone(), failed.clone(), closed.clone());
     shard::run(rt, move |id| {
-        let (cfg, stop, failed, cluster_id, started) = (
+        let (cfg, stop, failed, cluster_id, started, closed) = (
             cfg2.clone(),
             stop2.clone(),
             failed2.clone(),
             cluster_id.clone(),
             started.clone(),
+            closed2.clone(),
         );
         async move {
-            if let Err(e) = shard_main(id, cfg, cluster_id, clean, stop.clone(), started).await {
+            let ended = shard_main(id, cfg, cluster_id, clean, stop.clone(), started).await;
+            let ended = ended.map(|offsets| closed.lock().expect("not poisoned").extend(offsets));
+            if let Err(e) = ended {
                 tracing::error!(shard = id, error = %e, "shard failed");
                 failed.store(true, Ordering::SeqCst);
                 stop.store(true, Ordering::SeqCst);
@@ -114,6 +121,9 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     if failed.load(Ordering::SeqCst) {
         anyhow::bail!("broker stopped after an error (see log above)");
     }
+    let mut offsets = std::mem::take(&mut *closed.lock().expect("not poisoned"));
+    offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    checkpoint::write_all(&cfg.log_dir, &offsets)?;
     std::fs::write(&marker, b"")?;
     tracing::info!("clean shutdown complete");
     Ok(())
@@ -180,12 +190,11 @@ async fn shard_main(
     clean: bool,
     stop: Arc<AtomicBool>,
     started: Arc<StartBarrier>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<checkpoint::PartitionOffsets>> {
     crate::shard::io::prime_device_probe(&cfg.log_dir.join(format::META_PROPERTIES_FILE)).await?;
     let state = ShardState::start(id, (*cfg).clone(), cluster_id, clean).await?;
     if !started.arrive_and_wait(&stop).await {
-        state.shutdown().await;
-        return Ok(());
+        return Ok(state.shutdown().await);
     }
     let listener = crate::net::listen(&state)?;
     if id == 0 {
@@ -198,14 +207,16 @@ async fn shard_main(
     let server = shard::spawn(crate::net::serve(listener, state.clone()));
     let retention = shard::spawn(state::retention_loop(state.clone()));
     let expiration = shard::spawn(state::producer_expiration_loop(state.clone()));
+    let checkpoints = (id == controller::CONTROLLER_SHARD)
+        .then(|| shard::spawn(checkpoint::checkpoint_loop(state.clone())));
     while !stop.load(Ordering::Relaxed) {
         shard::sleep(Duration::from_millis(100)).await;
     }
+    drop(checkpoints);
     drop(server);
     drop(retention);
     drop(expiration);
-    state.shutdown().await;
-    Ok(())
+    Ok(state.shutdown().await)
 }
 
 pub fn data_dir_is_empty(dir: &Path) -> bool {

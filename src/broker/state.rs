@@ -30,6 +30,9 @@ pub struct ShardState {
     clean_start: bool,
     /// Serialises catalogue changes (used on the controller shard only).
     pub controller_lock: futures::lock::Mutex<()>,
+    /// Recovery points of the last run (`recovery-point-offset-checkpoint`),
+    /// used when an unclean stop leaves partition tails to check.
+    recovery_points: std::collections::HashMap<(String, i32), i64>,
     /// Hands out producer ids (used on the controller shard only).
     pub producer_ids: RefCell<crate::cluster::producer_ids::ProducerIdManager>,
 }
@@ -62,6 +65,11 @@ impl ShardState {
             tail_budget: TailBudget::new(cfg.tail_cache_bytes_per_shard),
             clean_start: clean,
             controller_lock: futures::lock::Mutex::new(()),
+            recovery_points: if clean {
+                Default::default()
+            } else {
+                super::checkpoint::read_recovery_points(&cfg.log_dir)
+            },
             producer_ids: RefCell::new(crate::cluster::producer_ids::ProducerIdManager::new(
                 &cfg.log_dir,
             )),
@@ -156,6 +164,7 @@ impl ShardState {
                 topic_id: meta.id,
                 config,
                 clean: self.clean_start,
+                recovery_point: self.recovery_points.get(&(topic.clone(), p)).copied(),
                 tail_budget: self.tail_budget.clone(),
             })
             .await;
@@ -179,7 +188,7 @@ impl ShardState {
 
     /// Flush everything, close every log (trimming padding, persisting
     /// indexes) so the next start can trust the files.
-    pub async fn shutdown(&self) {
+    pub async fn shutdown(&self) -> Vec<super::checkpoint::PartitionOffsets> {
         self.committer.stop();
         // Let the committer drain what is queued.
         for _ in 0..100 {
@@ -194,10 +203,23 @@ impl ShardState {
             }
             shard::sleep(Duration::from_millis(10)).await;
         }
-        let logs = std::mem::take(&mut *self.logs.borrow_mut()).all();
-        for log in logs {
+        let logs = std::mem::take(&mut *self.logs.borrow_mut());
+        for log in logs.all() {
             close_log(&log, true).await;
         }
+        // Closed: written, fsync'ed and final.
+        logs.iter()
+            .map(|(t, p, log)| {
+                let l = log.borrow();
+                super::checkpoint::PartitionOffsets {
+                    topic: t.to_string(),
+                    partition: p,
+                    recovery_point: l.high_watermark,
+                    log_start: l.log_start_offset,
+                    high_watermark: l.high_watermark,
+                }
+            })
+            .collect()
     }
 }
 

@@ -444,6 +444,49 @@ pub fn parse_snapshot_file(name: &str) -> Option<i64> {
     (stem.len() == 20).then(|| stem.parse().ok()).flatten()
 }
 
+// ---- offset checkpoints (Kafka's OffsetCheckpointFile) ----
+
+/// Everything below this offset was fsync'ed (recovery reads only past it).
+pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// The log start offset of each partition.
+pub const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
+/// The high watermark of each partition.
+pub const REPLICATION_OFFSET_FILE: &str = "replication-offset-checkpoint";
+/// How far the log cleaner has compacted each partition.
+pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset-checkpoint";
+
+/// "0\n<count>\n" then "<topic> <partition> <offset>" lines, as Kafka writes
+/// them (topic names cannot hold spaces).
+pub fn encode_offset_checkpoint(entries: &[(String, i32, i64)]) -> String {
+    let mut s = format!("0\n{}\n", entries.len());
+    for (t, p, o) in entries {
+        s.push_str(&format!("{t} {p} {o}\n"));
+    }
+    s
+}
+
+pub fn decode_offset_checkpoint(s: &str) -> Option<Vec<(String, i32, i64)>> {
+    let mut lines = s.lines();
+    if lines.next()?.trim() != "0" {
+        return None;
+    }
+    let n: usize = lines.next()?.trim().parse().ok()?;
+    let mut out = Vec::with_capacity(n.min(1 << 20));
+    for _ in 0..n {
+        let mut it = lines.next()?.split_whitespace();
+        let (t, p, o) = (
+            it.next()?,
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+        );
+        if it.next().is_some() {
+            return None;
+        }
+        out.push((t.to_string(), p, o));
+    }
+    lines.next().is_none().then_some(out)
+}
+
 // ---- producer id blocks ----
 
 /// `producer-id-block` in the log dir: the first producer id not yet handed
@@ -608,6 +651,24 @@ mod tests {
             Some(42)
         );
         assert_eq!(parse_snapshot_file("00000000000000000042.log"), None);
+    }
+
+    #[test]
+    fn offset_checkpoint_round_trip() {
+        let e = vec![
+            ("orders".to_string(), 0, 42),
+            ("my-topic".to_string(), 11, 0),
+        ];
+        let text = encode_offset_checkpoint(&e);
+        assert_eq!(text, "0\n2\norders 0 42\nmy-topic 11 0\n");
+        assert_eq!(decode_offset_checkpoint(&text), Some(e));
+        assert_eq!(decode_offset_checkpoint("0\n0\n"), Some(vec![]));
+        assert_eq!(
+            decode_offset_checkpoint("0\n2\norders 0 42\n"),
+            None,
+            "short"
+        );
+        assert_eq!(decode_offset_checkpoint("1\n0\n"), None, "version");
     }
 
     #[test]

@@ -81,6 +81,21 @@ impl SegmentIndex {
         }
     }
 
+    /// Keep the entries before offset entry `i` (dropping it and all after,
+    /// and the time entries from its offset on), so a scan from entry `i`'s
+    /// position rebuilds the rest exactly as appends built it.
+    pub fn truncate_to_entry(&mut self, i: usize) {
+        let cut = self.offsets[i].relative_offset;
+        self.offsets.truncate(i);
+        self.times.retain(|t| t.relative_offset < cut);
+        self.offsets_persisted = self.offsets_persisted.min(self.offsets.len());
+        self.times_persisted = self.times_persisted.min(self.times.len());
+        self.max_timestamp_ms = self.times.last().map_or(-1, |t| t.timestamp_ms);
+        self.rel_offset_of_max_ts = self.times.last().map_or(0, |t| t.relative_offset);
+        // The next batch scanned gets an entry, as entry `i` was.
+        self.bytes_since_entry = u64::MAX;
+    }
+
     /// Byte position to start scanning from to find `offset`.
     pub fn position_for(&self, offset: i64) -> u64 {
         let rel = (offset - self.base_offset).max(0) as u32;

@@ -25,6 +25,9 @@ pub struct OpenParams {
     pub config: LogConfig,
     /// The previous run shut down cleanly: trust file sizes and indexes.
     pub clean: bool,
+    /// From `recovery-point-offset-checkpoint`: every batch below it was
+    /// fsync'ed, so an unclean start checks only the batches from it on.
+    pub recovery_point: Option<i64>,
     pub tail_budget: Rc<TailBudget>,
 }
 
@@ -177,44 +180,44 @@ async fn recover_active(
     let interval = p.config.index_interval_bytes;
     let file_len = seg.size_bytes;
     // Clean restart: the indexes are complete, so only the bytes after the last
-    // index entry (about one index interval) are read. Otherwise scan it all.
+    // index entry (about one index interval) are read. Unclean restart with a
+    // recovery point: the index up to the recovery point is kept and the scan
+    // starts at its last entry below it. Otherwise scan it all.
     let trusted = p.clean && seg.load_indexes();
-    let scan_from = if trusted {
-        seg.index.offsets.last().map_or(0, |e| e.position as u64)
-    } else {
-        0
-    };
+    let mut resume = None;
     if !trusted {
-        seg.index = SegmentIndex::new(seg.base_offset);
-        seg.index_loaded = true;
-    }
-    let mut valid_end = scan_from;
-    let mut next_offset = seg.base_offset;
-    if trusted {
-        if let Some(e) = seg.index.offsets.last() {
-            next_offset = seg.base_offset + e.relative_offset as i64;
-        }
-    }
-    let mut cut = None;
-    {
-        let mut scan = Scanner::new(&seg.reader, scan_from, file_len, true);
-        let mut first = true;
-        while let Some(item) = scan.next().await? {
-            match item {
-                Scanned::Batch { pos, header, .. } => {
-                    if !(trusted && first) {
-                        seg.index.on_batch(&header, pos, interval);
-                    }
-                    first = false;
-                    valid_end = pos + header.size_bytes as u64;
-                    next_offset = header.next_offset();
-                }
-                Scanned::Invalid { pos, error } => {
-                    cut = Some((pos, error));
-                    break;
+        if let Some(r) = p.recovery_point.filter(|r| *r > seg.base_offset) {
+            if seg.load_indexes() {
+                let base = seg.base_offset;
+                let i = seg
+                    .index
+                    .offsets
+                    .partition_point(|e| base + e.relative_offset as i64 <= r);
+                if i > 0 {
+                    let e = seg.index.offsets[i - 1];
+                    seg.index.truncate_to_entry(i - 1);
+                    resume = Some((e.position as u64, base + e.relative_offset as i64));
                 }
             }
         }
+    }
+    let (valid_end, next_offset, cut) = match scan_tail(seg, trusted, resume, file_len, interval)
+        .await?
+    {
+        Some(found) => found,
+        None => {
+            // The index disagreed with the log: check all of it.
+            tracing::warn!(segment = %seg.path("log").display(),
+                    "index does not match the log below the recovery point; scanning the whole segment");
+            resume = None;
+            scan_tail(seg, false, None, file_len, interval)
+                .await?
+                .expect("a scan from the start has nothing to disagree with")
+        }
+    };
+    if resume.is_some() {
+        tracing::info!(segment = %seg.path("log").display(), from_offset = resume.map(|r| r.1),
+            "checked the segment from its recovery point");
     }
     seg.size_bytes = valid_end;
     seg.next_offset = next_offset;
@@ -232,8 +235,10 @@ async fn recover_active(
         }
         log.truncate(valid_end).await?;
     }
-    // Trusted index files keep their entries; rebuilt ones start empty.
-    let (index_len, time_len) = if trusted {
+    // Trusted index files keep their entries (up to the recovery point when
+    // resuming from it); rebuilt ones start empty.
+    let keep_index = trusted || resume.is_some();
+    let (index_len, time_len) = if keep_index {
         (
             (seg.index.offsets_persisted * format::OFFSET_INDEX_ENTRY_BYTES) as u64,
             (seg.index.times_persisted * format::TIME_INDEX_ENTRY_BYTES) as u64,
@@ -246,8 +251,10 @@ async fn recover_active(
     let mut index = Appender::open(&seg.path("index"), index_len).await?;
     let mut time_index = Appender::open(&seg.path("timeindex"), time_len).await?;
     if !trusted {
-        index.truncate(0).await?;
-        time_index.truncate(0).await?;
+        // Cut what lies past the kept entries, so a crash before the next
+        // clean close cannot leave stale entries to be read back.
+        index.truncate(index_len).await?;
+        time_index.truncate(time_len).await?;
     }
     let mut w = SegmentWriter {
         log,
@@ -271,6 +278,70 @@ async fn recover_active(
     }
     let _ = dir;
     Ok(w)
+}
+
+/// Scan the active segment's tail: from the last index entry (`trusted`),
+/// from `resume` (position, offset of a kept index entry), or from the start
+/// with a fresh index. Returns (valid end, next offset, first invalid batch),
+/// or `None` when the batch at `resume` is not the one the index promised.
+async fn scan_tail(
+    seg: &mut Segment,
+    trusted: bool,
+    resume: Option<(u64, i64)>,
+    file_len: u64,
+    interval: u64,
+) -> Result<Option<(u64, i64, Option<(u64, format::BatchError)>)>, StorageError> {
+    let scan_from = if let Some((pos, _)) = resume {
+        pos
+    } else if trusted {
+        seg.index.offsets.last().map_or(0, |e| e.position as u64)
+    } else {
+        0
+    };
+    if !trusted && resume.is_none() {
+        seg.index = SegmentIndex::new(seg.base_offset);
+        seg.index_loaded = true;
+    }
+    let mut valid_end = scan_from;
+    let mut next_offset = match resume {
+        Some((_, offset)) => offset,
+        None => seg.base_offset,
+    };
+    if trusted {
+        if let Some(e) = seg.index.offsets.last() {
+            next_offset = seg.base_offset + e.relative_offset as i64;
+        }
+    }
+    let mut cut = None;
+    let mut scan = Scanner::new(&seg.reader, scan_from, file_len, true);
+    let mut first = true;
+    while let Some(item) = scan.next().await? {
+        match item {
+            Scanned::Batch { pos, header, .. } => {
+                if first {
+                    if let Some((_, offset)) = resume {
+                        if header.base_offset != offset {
+                            return Ok(None);
+                        }
+                    }
+                }
+                if !(trusted && first) {
+                    seg.index.on_batch(&header, pos, interval);
+                }
+                first = false;
+                valid_end = pos + header.size_bytes as u64;
+                next_offset = header.next_offset();
+            }
+            Scanned::Invalid { pos, error } => {
+                if first && resume.is_some() {
+                    return Ok(None);
+                }
+                cut = Some((pos, error));
+                break;
+            }
+        }
+    }
+    Ok(Some((valid_end, next_offset, cut)))
 }
 
 async fn all_zero(file: &DmaFile, from: u64, to: u64) -> Result<bool, StorageError> {

@@ -61,14 +61,24 @@ impl Segment {
         };
         const O: usize = format::OFFSET_INDEX_ENTRY_BYTES;
         const T: usize = format::TIME_INDEX_ENTRY_BYTES;
-        if o.len() % O != 0 || t.len() % T != 0 {
-            return false;
-        }
+        // After an unclean stop the files end in the zero padding of their
+        // last direct write (a clean close trims it): drop it.
+        let (o, t) = (strip_zero_padding(&o, O), strip_zero_padding(&t, T));
         let offsets = o.chunks(O).map(OffsetEntry::decode).collect();
         let times = t.chunks(T).map(TimeEntry::decode).collect();
         self.index_loaded = self.index.adopt(offsets, times, self.size_bytes.max(1));
         self.index_loaded
     }
+}
+
+/// `buf` cut to whole entries, without trailing all-zero entries (padding)
+/// after the first.
+fn strip_zero_padding(buf: &[u8], entry: usize) -> &[u8] {
+    let mut end = buf.len() / entry * entry;
+    while end > entry && buf[end - entry..end].iter().all(|b| *b == 0) {
+        end -= entry;
+    }
+    &buf[..end]
 }
 
 /// Index entries not yet in the files, copied out so the write can run
