@@ -240,6 +240,22 @@ impl BrokerConfig {
                 "log.index.interval.bytes" => cfg.log.index_interval_bytes = num(k, v)?,
                 "message.max.bytes" => cfg.log.max_message_bytes = positive(k, v)?,
                 "log.message.timestamp.type" => cfg.log.log_append_time = timestamp_type(k, v)?,
+                "compression.type" => {
+                    cfg.log.compression = crate::storage::recompress::TopicCompression::parse(v)
+                        .ok_or_else(|| {
+                            invalid(
+                                k,
+                                v,
+                                "one of uncompressed, zstd, lz4, snappy, gzip, producer",
+                            )
+                        })?
+                }
+                "log.message.timestamp.before.max.ms" => {
+                    cfg.log.timestamp_before_max_ms = at_least(k, v, 0)? as i64
+                }
+                "log.message.timestamp.after.max.ms" => {
+                    cfg.log.timestamp_after_max_ms = at_least(k, v, 0)? as i64
+                }
                 "log.flush.interval.messages" => cfg.log.flush_interval_messages = positive(k, v)?,
                 "log.flush.interval.ms" => cfg.log.flush_interval_ms = Some(positive(k, v)?),
                 "socket.request.max.bytes" => cfg.socket_request_max_bytes = positive(k, v)?,

@@ -28,6 +28,18 @@ pub struct TopicSpec {
     pub configs: Vec<(String, String)>,
 }
 
+/// One edit of a topic's config overrides (IncrementalAlterConfigs' ops).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigEdit {
+    Set(String),
+    /// Back to the default.
+    Delete,
+    /// Add these values to a list-valued key (those not already there).
+    Append(String),
+    /// Remove these values from a list-valued key.
+    Subtract(String),
+}
+
 pub enum Change {
     Create {
         specs: Vec<TopicSpec>,
@@ -41,10 +53,10 @@ pub enum Change {
         total: i32,
         validate_only: bool,
     },
-    /// Replace or edit a topic's overrides: (key, Some(value)) sets, None removes.
+    /// Replace or edit a topic's overrides.
     Configs {
         topic: String,
-        edits: Vec<(String, Option<String>)>,
+        edits: Vec<(String, ConfigEdit)>,
         replace: bool,
         validate_only: bool,
     },
@@ -180,29 +192,56 @@ fn edit(
 
 fn edit_configs(
     configs: &mut BTreeMap<String, String>,
-    edits: Vec<(String, Option<String>)>,
+    edits: Vec<(String, ConfigEdit)>,
     replace: bool,
 ) -> Result<(), ApiError> {
+    use crate::cluster::topic_keys::{lookup, not_list_message, Kind};
+    let invalid = |m: String| (ResponseError::InvalidConfig, m);
     let mut next = if replace {
         BTreeMap::new()
     } else {
         configs.clone()
     };
-    for (k, v) in edits {
-        match v {
-            Some(v) => {
-                topic_config::validate(&k, &v).map_err(|m| (ResponseError::InvalidConfig, m))?;
+    for (k, edit) in edits {
+        let (values, append) = match edit {
+            ConfigEdit::Set(v) => {
+                topic_config::validate(&k, &v).map_err(invalid)?;
                 next.insert(k, v);
+                continue;
             }
-            None => {
-                topic_config::validate(
-                    &k,
-                    &topic_config::default_value(&k, &crate::config::BrokerConfig::default()),
-                )
-                .map_err(|m| (ResponseError::InvalidConfig, m))?;
+            // Kafka: removing an override that is not there is no error,
+            // whatever the name.
+            ConfigEdit::Delete => {
                 next.remove(&k);
+                continue;
+            }
+            ConfigEdit::Append(v) => (v, true),
+            ConfigEdit::Subtract(v) => (v, false),
+        };
+        let op = if append { "APPEND" } else { "SUBTRACT" };
+        let key = lookup(&k)
+            .filter(|key| key.kind == Kind::List)
+            .ok_or_else(|| invalid(not_list_message(op, &k)))?;
+        // As Kafka's controller: start from the override, else the key's own
+        // default; split on "," as sent.
+        let current = next.get(&k).map_or(key.default, String::as_str);
+        let mut list: Vec<String> = if current.is_empty() {
+            Vec::new()
+        } else {
+            current.split(',').map(str::to_string).collect()
+        };
+        for v in values.split(',') {
+            if append {
+                if !list.iter().any(|x| x == v) {
+                    list.push(v.to_string());
+                }
+            } else {
+                list.retain(|x| x != v);
             }
         }
+        let value = list.join(",");
+        topic_config::validate(&k, &value).map_err(invalid)?;
+        next.insert(k, value);
     }
     *configs = next;
     Ok(())

@@ -4,5 +4,6 @@
 pub mod catalog;
 pub mod producer_ids;
 pub mod topic_config;
+pub mod topic_keys;
 
 pub use catalog::{Catalog, TopicMeta};

@@ -6,22 +6,6 @@ use std::collections::BTreeMap;
 use crate::config::BrokerConfig;
 use crate::storage::LogConfig;
 
-/// Keys a topic may override, with the broker key each defaults from.
-pub const TOPIC_KEYS: &[(&str, &str)] = &[
-    ("cleanup.policy", "log.cleanup.policy"),
-    ("retention.ms", "log.retention.ms"),
-    ("retention.bytes", "log.retention.bytes"),
-    ("segment.bytes", "log.segment.bytes"),
-    ("segment.ms", "log.roll.ms"),
-    ("max.message.bytes", "message.max.bytes"),
-    ("message.timestamp.type", "log.message.timestamp.type"),
-    ("index.interval.bytes", "log.index.interval.bytes"),
-    ("min.insync.replicas", "min.insync.replicas"),
-    ("flush.messages", "log.flush.interval.messages"),
-    ("flush.ms", "log.flush.interval.ms"),
-    ("compression.type", "compression.type"),
-];
-
 /// The broker-level default of a topic key, as a string.
 pub fn default_value(key: &str, b: &BrokerConfig) -> String {
     let l = &b.log;
@@ -40,39 +24,29 @@ pub fn default_value(key: &str, b: &BrokerConfig) -> String {
         .into(),
         "index.interval.bytes" => l.index_interval_bytes.to_string(),
         "min.insync.replicas" => b.min_insync_replicas.to_string(),
+        "compression.type" => l.compression.name().into(),
+        "message.timestamp.before.max.ms" => l.timestamp_before_max_ms.to_string(),
+        "message.timestamp.after.max.ms" => l.timestamp_after_max_ms.to_string(),
         "flush.messages" => (l.flush_interval_messages.min(i64::MAX as u64)).to_string(),
         "flush.ms" => l
             .flush_interval_ms
             .map_or(i64::MAX, |v| v as i64)
             .to_string(),
-        "compression.type" => "producer".into(),
-        _ => String::new(),
+        // Keys sluice has no broker setting for: Kafka's own default.
+        _ => super::topic_keys::lookup(key).map_or(String::new(), |k| k.default.to_string()),
     }
 }
 
-/// Check one key/value; the error is the message Kafka clients show.
+/// Check one key/value as Kafka 4 does (unknown name, type, range); the
+/// error is the message Kafka clients show.
 pub fn validate(key: &str, value: &str) -> Result<(), String> {
-    let int = |min: i64| -> Result<(), String> {
-        match value.parse::<i64>() {
-            Ok(v) if v >= min => Ok(()),
-            _ => Err(format!(
-                "Invalid value {value} for configuration {key}: must be an integer >= {min}"
-            )),
-        }
-    };
-    match key {
-        "cleanup.policy" if value == "delete" => Ok(()),
-        "cleanup.policy" => Err(format!("Invalid value {value} for configuration {key}: sluice supports only 'delete' (log compaction is not implemented)")),
-        "retention.ms" | "retention.bytes" => int(-1),
-        "segment.bytes" => int(14),
-        "segment.ms" | "max.message.bytes" | "min.insync.replicas" | "flush.messages" | "flush.ms" => int(1),
-        "index.interval.bytes" => int(0),
-        "message.timestamp.type" if value == "CreateTime" || value == "LogAppendTime" => Ok(()),
-        "message.timestamp.type" => Err(format!("Invalid value {value} for configuration {key}: expected CreateTime or LogAppendTime")),
-        "compression.type" if value == "producer" => Ok(()),
-        "compression.type" => Err(format!("Invalid value {value} for configuration {key}: only 'producer' (store batches as sent) is supported")),
-        _ => Err(format!("Unknown topic config name: {key}")),
-    }
+    super::topic_keys::validate_pair(key, value).map_err(|(_, m)| m)
+}
+
+/// Does the broker itself set this key to something other than Kafka's
+/// default (DescribeConfigs then says STATIC_BROKER_CONFIG, not DEFAULT)?
+pub fn broker_overrides(key: &str, b: &BrokerConfig) -> bool {
+    super::topic_keys::lookup(key).is_some_and(|k| default_value(key, b) != k.default)
 }
 
 /// Resolve a topic's overrides over the broker defaults.
@@ -91,8 +65,15 @@ pub fn resolve(b: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogCon
             ("flush.messages", Some(n)) => l.flush_interval_messages = n as u64,
             ("flush.ms", Some(n)) => l.flush_interval_ms = Some(n as u64),
             ("min.insync.replicas", Some(n)) => l.min_insync_replicas = n as i32,
+            ("message.timestamp.before.max.ms", Some(n)) => l.timestamp_before_max_ms = n,
+            ("message.timestamp.after.max.ms", Some(n)) => l.timestamp_after_max_ms = n,
             ("message.timestamp.type", _) => l.log_append_time = v == "LogAppendTime",
             ("cleanup.policy", _) => l.compact = v.split(',').any(|p| p.trim() == "compact"),
+            ("compression.type", _) => {
+                if let Some(c) = crate::storage::recompress::TopicCompression::parse(v) {
+                    l.compression = c;
+                }
+            }
             _ => {}
         }
     }
@@ -121,5 +102,15 @@ mod tests {
         assert!(validate("no.such.key", "1")
             .unwrap_err()
             .contains("Unknown"));
+        // Kafka 4's keys beyond what sluice acts on are accepted and checked.
+        assert!(validate("compression.type", "lz4").is_ok());
+        assert!(validate("delete.retention.ms", "900").is_ok());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("message.format.version", "3.0").is_err());
+        // Every key's broker-level default is a valid value of it.
+        for k in crate::cluster::topic_keys::TOPIC_KEYS {
+            let v = default_value(k.name, &b);
+            assert!(validate(k.name, &v).is_ok(), "{} = {v}", k.name);
+        }
     }
 }

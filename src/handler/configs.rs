@@ -10,17 +10,19 @@ use kafka_protocol::messages::ResponseKind;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::controller::{self, ApiError, Change};
+use crate::broker::controller::{self, ApiError, Change, ConfigEdit};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
 
 async fn apply(
     resource_type: i8,
     name: String,
-    edits: Result<Vec<(String, Option<String>)>, ApiError>,
+    edits: Result<Vec<(String, ConfigEdit)>, ApiError>,
     replace: bool,
     validate_only: bool,
 ) -> Result<(), ApiError> {
@@ -56,7 +58,13 @@ pub async fn alter(req: AlterConfigsRequest) -> ResponseKind {
         let edits = Ok(r
             .configs
             .iter()
-            .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+            .map(|c| {
+                let edit = match &c.value {
+                    Some(v) => ConfigEdit::Set(v.to_string()),
+                    None => ConfigEdit::Delete,
+                };
+                (c.name.to_string(), edit)
+            })
             .collect());
         let res = apply(
             r.resource_type,
@@ -84,19 +92,21 @@ pub async fn incremental(req: IncrementalAlterConfigsRequest) -> ResponseKind {
         let edits: Result<Vec<_>, ApiError> = r
             .configs
             .iter()
-            .map(|c| match c.config_operation {
-                OP_SET => Ok((
-                    c.name.to_string(),
-                    Some(c.value.as_ref().map_or(String::new(), |v| v.to_string())),
-                )),
-                OP_DELETE => Ok((c.name.to_string(), None)),
-                op => Err((
-                    ResponseError::InvalidConfig,
-                    format!(
-                        "operation {op} (APPEND/SUBTRACT) is not supported for {}",
-                        c.name
-                    ),
-                )),
+            .map(|c| {
+                let value = c.value.as_ref().map_or(String::new(), |v| v.to_string());
+                let edit = match c.config_operation {
+                    OP_SET => ConfigEdit::Set(value),
+                    OP_DELETE => ConfigEdit::Delete,
+                    OP_APPEND => ConfigEdit::Append(value),
+                    OP_SUBTRACT => ConfigEdit::Subtract(value),
+                    op => {
+                        return Err((
+                            ResponseError::InvalidRequest,
+                            format!("unknown config operation {op} for {}", c.name),
+                        ))
+                    }
+                };
+                Ok((c.name.to_string(), edit))
             })
             .collect();
         let res = apply(

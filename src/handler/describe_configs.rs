@@ -8,17 +8,11 @@ use kafka_protocol::ResponseError;
 
 use super::configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::State;
-use crate::cluster::topic_config::{default_value, TOPIC_KEYS};
+use crate::cluster::topic_config::{broker_overrides, default_value};
+use crate::cluster::topic_keys::{config_source, TOPIC_KEYS};
 
-// Kafka's ConfigSource and ConfigType codes.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
-const TYPE_STRING: i8 = 2;
-const TYPE_LONG: i8 = 5;
-
-/// (name, value, source, read_only)
-type Entry = (String, String, i8, bool);
+/// (name, value, source, read_only, config type)
+type Entry = (String, String, i8, bool, i8);
 
 pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) -> ResponseKind {
     let catalog = state.catalog();
@@ -42,28 +36,48 @@ pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) ->
                     )),
                     Some(t) => Ok(TOPIC_KEYS
                         .iter()
-                        .filter(|(k, _)| wanted(k))
-                        .map(|(k, _)| match t.configs.get(*k) {
-                            Some(v) => (k.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG, false),
-                            None => (
-                                k.to_string(),
-                                default_value(k, &state.cfg),
-                                DEFAULT_CONFIG,
-                                false,
-                            ),
+                        .filter(|k| wanted(k.name))
+                        .map(|k| {
+                            let kind = k.kind.wire_id();
+                            match t.configs.get(k.name) {
+                                Some(v) => (
+                                    k.name.to_string(),
+                                    v.clone(),
+                                    config_source::TOPIC_CONFIG,
+                                    false,
+                                    kind,
+                                ),
+                                None => (
+                                    k.name.to_string(),
+                                    default_value(k.name, &state.cfg),
+                                    if broker_overrides(k.name, &state.cfg) {
+                                        config_source::STATIC_BROKER_CONFIG
+                                    } else {
+                                        config_source::DEFAULT_CONFIG
+                                    },
+                                    false,
+                                    kind,
+                                ),
+                            }
                         })
                         .collect()),
                 },
                 RESOURCE_BROKER if name.is_empty() || name == state.cfg.broker_id.to_string() => {
                     Ok(TOPIC_KEYS
                         .iter()
+                        .filter_map(|k| Some((k, k.broker_key?)))
                         .filter(|(_, bk)| wanted(bk))
                         .map(|(k, bk)| {
                             (
                                 bk.to_string(),
-                                default_value(k, &state.cfg),
-                                STATIC_BROKER_CONFIG,
+                                default_value(k.name, &state.cfg),
+                                if broker_overrides(k.name, &state.cfg) {
+                                    config_source::STATIC_BROKER_CONFIG
+                                } else {
+                                    config_source::DEFAULT_CONFIG
+                                },
                                 true,
+                                k.kind.wire_id(),
                             )
                         })
                         .collect())
@@ -80,18 +94,13 @@ pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) ->
             match entries {
                 Ok(list) => base.with_configs(
                     list.into_iter()
-                        .map(|(k, v, source, read_only)| {
+                        .map(|(k, v, source, read_only, kind)| {
                             let mut c = DescribeConfigsResourceResult::default()
                                 .with_name(StrBytes::from_string(k))
                                 .with_read_only(read_only)
                                 .with_config_source(source);
                             if version >= 3 {
-                                let numeric = v.parse::<i64>().is_ok();
-                                c = c.with_config_type(if numeric {
-                                    TYPE_LONG
-                                } else {
-                                    TYPE_STRING
-                                });
+                                c = c.with_config_type(kind);
                             }
                             c.with_value(Some(StrBytes::from_string(v)))
                         })

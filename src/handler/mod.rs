@@ -173,6 +173,7 @@ pub fn storage_error_code(e: &StorageError) -> ResponseError {
             SequenceError::NoSequence { .. } => ResponseError::InvalidRecord,
         },
         StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        StorageError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
     }
 }
 

@@ -35,6 +35,12 @@ pub struct LogConfig {
     pub producer_id_expiration_ms: i64,
     /// acks=all needs at least this many in-sync replicas.
     pub min_insync_replicas: i32,
+    /// CreateTime records older / newer than this relative to the broker's
+    /// clock are refused (`message.timestamp.before.max.ms`, `.after.max.ms`).
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    /// `compression.type`: batches in another codec are re-encoded.
+    pub compression: super::recompress::TopicCompression,
 }
 
 impl Default for LogConfig {
@@ -52,6 +58,10 @@ impl Default for LogConfig {
             compact: false,
             producer_id_expiration_ms: 86_400_000,
             min_insync_replicas: 1,
+            timestamp_before_max_ms: i64::MAX,
+            // Kafka 4's default (KIP-1030): an hour into the future.
+            timestamp_after_max_ms: 3_600_000,
+            compression: Default::default(),
         }
     }
 }
@@ -127,7 +137,32 @@ impl PartitionLog {
         if self.closed {
             return Err(StorageError::Closed);
         }
-        let batches = format::split_batches(records)?;
+        let mut batches = format::split_batches(records)?;
+        // compression.type other than `producer`: re-encode batches in
+        // another codec (the copy below then starts from the new bytes).
+        let recompressed: Vec<u8>;
+        let mut records = records;
+        if batches
+            .iter()
+            .any(|(h, _)| self.config.compression.differs(h.attributes))
+        {
+            let super::recompress::TopicCompression::Codec(codec) = self.config.compression else {
+                unreachable!("only a codec differs")
+            };
+            let mut out = Vec::with_capacity(records.len());
+            for (h, range) in &batches {
+                if self.config.compression.differs(h.attributes) {
+                    let b = super::recompress::recompress(&records[range.clone()], h, codec)
+                        .map_err(StorageError::InvalidRecord)?;
+                    out.extend_from_slice(&b);
+                } else {
+                    out.extend_from_slice(&records[range.clone()]);
+                }
+            }
+            recompressed = out;
+            records = &recompressed;
+            batches = format::split_batches(records)?;
+        }
         if batches.is_empty() {
             return Err(StorageError::Corrupt(format::BatchError::Truncated {
                 have: 0,
@@ -140,6 +175,9 @@ impl PartitionLog {
                     size: h.size_bytes,
                     max: self.config.max_message_bytes,
                 });
+            }
+            if !self.config.log_append_time {
+                self.check_timestamps(h, now_ms)?;
             }
         }
         // Idempotent producers: sequence and epoch checks against the state
@@ -228,6 +266,29 @@ impl PartitionLog {
             duplicate: false,
         };
         Ok((info, rx))
+    }
+
+    /// Kafka's `message.timestamp.{before,after}.max.ms` for CreateTime
+    /// topics. Kafka checks every record; the header bounds them (the first
+    /// record's timestamp and the largest), which is what is checked here.
+    fn check_timestamps(&self, h: &BatchHeader, now_ms: i64) -> Result<(), StorageError> {
+        let (before, after) = (
+            self.config.timestamp_before_max_ms,
+            self.config.timestamp_after_max_ms,
+        );
+        let oldest = h.base_timestamp.min(h.max_timestamp);
+        if now_ms.saturating_sub(oldest) > before {
+            return Err(StorageError::InvalidTimestamp(format!(
+                "timestamp {oldest} is more than message.timestamp.before.max.ms={before} before the broker's time {now_ms}"
+            )));
+        }
+        if h.max_timestamp.saturating_sub(now_ms) > after {
+            return Err(StorageError::InvalidTimestamp(format!(
+                "timestamp {} is more than message.timestamp.after.max.ms={after} after the broker's time {now_ms}",
+                h.max_timestamp
+            )));
+        }
+        Ok(())
     }
 
     /// Answer a retried batch with its first copy's offsets. If that copy is

@@ -8,6 +8,7 @@ pub mod index;
 pub mod log;
 pub mod producer_state;
 pub mod read;
+pub mod recompress;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
@@ -36,6 +37,8 @@ pub enum StorageError {
     Sequence(#[from] producer_state::SequenceError),
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    #[error("{0}")]
+    InvalidTimestamp(String),
 }
 
 impl From<std::io::Error> for StorageError {
@@ -70,6 +73,7 @@ impl Clone for StorageError {
             StorageError::Closed => StorageError::Closed,
             StorageError::Sequence(e) => StorageError::Sequence(e.clone()),
             StorageError::InvalidRecord(m) => StorageError::InvalidRecord(m.clone()),
+            StorageError::InvalidTimestamp(m) => StorageError::InvalidTimestamp(m.clone()),
         }
     }
 }

@@ -14,7 +14,8 @@ import uuid
 try:
     from confluent_kafka import (Consumer, ConsumerGroupTopicPartitions, Producer,
                                  TopicCollection, TopicPartition)
-    from confluent_kafka.admin import AclOperation, AdminClient, NewTopic, OffsetSpec
+    from confluent_kafka.admin import (AclOperation, AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource, NewTopic, OffsetSpec, ResourceType)
 except ImportError as e:
     sys.exit(f"confluent-kafka is not installed ({e}): run tests/run")
 
@@ -101,7 +102,69 @@ def main():
     except Exception as e:
         if "INVALID_REPLICA_ASSIGNMENT" not in str(e) and "replica assignment" not in str(e).lower():
             fail(f"bad assignment: unexpected error {e}")
-    print("confluent admin ok: manual assignments, list_offsets (earliest, latest, by timestamp, max timestamp), authorized operations")
+    # Topic configs: Kafka 4's keys, checked and stored; compression.type
+    # honoured (batches re-encoded); list keys edited with APPEND/SUBTRACT.
+    cfg_topic = f"configs-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(cfg_topic, 1, 1, config={
+        "compression.type": "lz4", "delete.retention.ms": "900", "segment.jitter.ms": "10"})])[cfg_topic].result(30)
+    for bad, why in [({"retention.ms": "-5"}, "at least -1"), ({"no.such.key": "1"}, "Unknown topic config"),
+                     ({"message.format.version": "3.0"}, "Unknown topic config")]:
+        name = f"badcfg-{uuid.uuid4().hex[:8]}"
+        try:
+            admin.create_topics([NewTopic(name, 1, 1, config=bad)])[name].result(30)
+            fail(f"config {bad} was accepted")
+        except Exception as e:
+            if why not in str(e):
+                fail(f"config {bad}: {e}")
+    res = ConfigResource(ResourceType.TOPIC, cfg_topic)
+    d = admin.describe_configs([res])[res].result(30)
+    if len(d) != 33:
+        fail(f"describe_configs lists {len(d)} keys, Kafka 4 has 33: {sorted(d)}")
+    if d["compression.type"].value != "lz4" or d["delete.retention.ms"].value != "900":
+        fail(f"overrides not described: {d['compression.type']}, {d['delete.retention.ms']}")
+    if d["retention.ms"].source != 5 or d["compression.type"].source != 1:
+        fail(f"sources: retention.ms {d['retention.ms'].source}, compression.type {d['compression.type'].source}")
+    def incremental(op, value):
+        e = ConfigEntry("cleanup.policy", value, incremental_operation=op)
+        admin.incremental_alter_configs([ConfigResource(ResourceType.TOPIC, cfg_topic, incremental_configs=[e])])[
+            ConfigResource(ResourceType.TOPIC, cfg_topic)].result(30)
+        return admin.describe_configs([res])[res].result(30)["cleanup.policy"].value
+    if (v := incremental(AlterConfigOpType.APPEND, "compact")) != "delete,compact":
+        fail(f"APPEND compact gave {v!r}")
+    if (v := incremental(AlterConfigOpType.SUBTRACT, "delete")) != "compact":
+        fail(f"SUBTRACT delete gave {v!r}")
+    try:
+        e = ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.APPEND)
+        admin.incremental_alter_configs([ConfigResource(ResourceType.TOPIC, cfg_topic, incremental_configs=[e])])[
+            ConfigResource(ResourceType.TOPIC, cfg_topic)].result(30)
+        fail("APPEND to a non-list key was accepted")
+    except Exception as e:
+        if "not LIST" not in str(e):
+            fail(f"APPEND to retention.ms: {e}")
+    p2 = Producer({"bootstrap.servers": bs, "acks": "all", "compression.type": "none"})
+    for i in range(20):
+        p2.produce(cfg_topic, value=f"plain-{i}".encode() * 10, partition=0)
+    p2.flush(30)  # the next one alone: a bad timestamp refuses its whole batch
+    # A record an hour and a half in the future: message.timestamp.after.max.ms.
+    errors = []
+    p2.produce(cfg_topic, value=b"future", partition=0, timestamp=int(time.time() * 1000) + 5_400_000,
+               on_delivery=lambda err, msg: errors.append(err))
+    p2.flush(30)
+    if not errors or errors[0] is None or "INVALID_TIMESTAMP" not in str(errors[0]).upper().replace(" ", "_"):
+        fail(f"a record 90 min in the future: {errors}")
+    c = Consumer({"bootstrap.servers": bs, "group.id": "cfg-check", "enable.auto.commit": False})
+    c.assign([TopicPartition(cfg_topic, 0, 0)])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 20 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+    c.close()
+    if got != [f"plain-{i}".encode() * 10 for i in range(20)]:
+        fail(f"records of the lz4 topic came back as {got[:3]}...")
+    print(f"configs ok: {cfg_topic}")
+    print("confluent admin ok: topic configs, manual assignments, list_offsets (earliest, latest, by timestamp, max timestamp), authorized operations")
 
 
 if __name__ == "__main__":
