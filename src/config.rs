@@ -283,6 +283,115 @@ impl BrokerConfig {
     }
 }
 
+/// Broker keys that AlterConfigs may change at run time (BROKER resources,
+/// per broker or cluster-wide), applied without a restart: the defaults of
+/// topic configs (as Kafka's DynamicLogConfig) and producer id expiry.
+pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
+    "compression.type",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.index.interval.bytes",
+    "log.message.timestamp.after.max.ms",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.type",
+    "log.retention.bytes",
+    "log.retention.ms",
+    "log.roll.ms",
+    "log.segment.bytes",
+    "message.max.bytes",
+    "min.insync.replicas",
+    "producer.id.expiration.ms",
+];
+
+/// Why a dynamic broker config edit is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DynamicConfigError {
+    /// A key Kafka knows but cannot change at run time (INVALID_REQUEST).
+    NotDynamic(String),
+    /// An unknown key or a bad value (INVALID_CONFIG).
+    Invalid(String),
+}
+
+impl BrokerConfig {
+    /// This config with dynamic broker configs applied on top, in order.
+    pub fn with_dynamic(&self, edits: &[(String, String)]) -> Result<Self, DynamicConfigError> {
+        let mut cfg = self.clone();
+        for (k, v) in edits {
+            if !DYNAMIC_BROKER_KEYS.contains(&k.as_str()) {
+                return Err(if is_known_broker_key(k) {
+                    DynamicConfigError::NotDynamic(format!(
+                        "Cannot update these configs dynamically: Set({k})"
+                    ))
+                } else {
+                    DynamicConfigError::Invalid(format!("Unknown broker config name: {k}"))
+                });
+            }
+            // The same parsing and checks as the file's.
+            let one = BrokerConfig::load(None, &[(k.clone(), v.clone())])
+                .map_err(|e| DynamicConfigError::Invalid(e.to_string()))?;
+            let l = &one.log;
+            match k.as_str() {
+                "compression.type" => cfg.log.compression = l.compression,
+                "log.flush.interval.messages" => {
+                    cfg.log.flush_interval_messages = l.flush_interval_messages
+                }
+                "log.flush.interval.ms" => cfg.log.flush_interval_ms = l.flush_interval_ms,
+                "log.index.interval.bytes" => cfg.log.index_interval_bytes = l.index_interval_bytes,
+                "log.message.timestamp.after.max.ms" => {
+                    cfg.log.timestamp_after_max_ms = l.timestamp_after_max_ms
+                }
+                "log.message.timestamp.before.max.ms" => {
+                    cfg.log.timestamp_before_max_ms = l.timestamp_before_max_ms
+                }
+                "log.message.timestamp.type" => cfg.log.log_append_time = l.log_append_time,
+                "log.retention.bytes" => cfg.log.retention_bytes = l.retention_bytes,
+                "log.retention.ms" => cfg.log.retention_ms = l.retention_ms,
+                "log.roll.ms" => cfg.log.segment_ms = l.segment_ms,
+                "log.segment.bytes" => cfg.log.segment_bytes = l.segment_bytes,
+                "message.max.bytes" => cfg.log.max_message_bytes = l.max_message_bytes,
+                "min.insync.replicas" => cfg.min_insync_replicas = one.min_insync_replicas,
+                "producer.id.expiration.ms" => {
+                    cfg.log.producer_id_expiration_ms = l.producer_id_expiration_ms
+                }
+                other => unreachable!("{other} is in DYNAMIC_BROKER_KEYS but not applied"),
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// A broker key Kafka defines (so refusing it is "not dynamic", not
+/// "unknown"): everything `load` reads, and Kafka's keys sluice ignores.
+fn is_known_broker_key(k: &str) -> bool {
+    const STATIC: &[&str] = &[
+        "broker.id",
+        "node.id",
+        "listeners",
+        "advertised.listeners",
+        "log.dirs",
+        "log.dir",
+        "num.partitions",
+        "default.replication.factor",
+        "auto.create.topics.enable",
+        "log.retention.minutes",
+        "log.retention.hours",
+        "log.retention.check.interval.ms",
+        "log.roll.hours",
+        "socket.request.max.bytes",
+        "max.connections",
+        "queued.max.requests",
+        "connections.max.idle.ms",
+        "port",
+        "host.name",
+        "zookeeper.connect",
+        "producer.id.expiration.check.interval.ms",
+    ];
+    STATIC.contains(&k)
+        || IGNORED_KAFKA_KEYS.contains(&k)
+        || k.starts_with("group.")
+        || k.starts_with("offsets.")
+}
+
 /// Kafka broker keys with no meaning here (thread pools, socket buffers,
 /// replication of internal topics on one broker): accepted from Kafka's own
 /// sample files without a warning.
@@ -487,6 +596,38 @@ mod tests {
             ]),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn dynamic_broker_configs_apply_over_the_file() {
+        let base = BrokerConfig::default();
+        let kv = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let c = base.with_dynamic(&kv("log.retention.ms", "1234")).unwrap();
+        assert_eq!(c.log.retention_ms, 1234);
+        let c = base.with_dynamic(&kv("message.max.bytes", "5000")).unwrap();
+        assert_eq!(c.log.max_message_bytes, 5000);
+        assert!(matches!(
+            base.with_dynamic(&kv("broker.id", "7")),
+            Err(DynamicConfigError::NotDynamic(_))
+        ));
+        assert!(matches!(
+            base.with_dynamic(&kv("no.such.key", "1")),
+            Err(DynamicConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            base.with_dynamic(&kv("log.segment.bytes", "x")),
+            Err(DynamicConfigError::Invalid(_))
+        ));
+        // Every dynamic key applies (none falls through to unreachable!).
+        for k in DYNAMIC_BROKER_KEYS {
+            let v = match *k {
+                "compression.type" => "lz4",
+                "log.message.timestamp.type" => "LogAppendTime",
+                _ => "100",
+            };
+            base.with_dynamic(&kv(k, v))
+                .unwrap_or_else(|e| panic!("{k}: {e:?}"));
+        }
     }
 
     #[test]

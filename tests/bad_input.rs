@@ -281,3 +281,120 @@ fn idle_and_stalled_connections_are_closed() {
         "stall close not logged:\n{log}"
     );
 }
+
+/// One request, one response, on an open connection (kafka-protocol codecs).
+fn call<Req: Encodable, Resp: Decodable>(
+    s: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    corr: i32,
+    req: &Req,
+) -> Resp {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(corr)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, api.request_header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).unwrap();
+    let mut resp = bytes::Bytes::from(read_frame(s));
+    let h = ResponseHeader::decode(&mut resp, api.response_header_version(version)).unwrap();
+    assert_eq!(h.correlation_id, corr);
+    Resp::decode(&mut resp, version).unwrap()
+}
+
+/// A batch over `message.max.bytes` gets MESSAGE_TOO_LARGE, nothing of it is
+/// written, and the same connection goes on producing.
+#[test]
+fn an_oversized_batch_is_refused_and_the_connection_stays_usable() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let broker = Broker::start(&["message.max.bytes=10000"]);
+    let topic = common::unique_topic("too-large");
+    common::rdk::create_topic(&broker.bootstrap(), &topic, 1);
+    let batch = |value_bytes: usize| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let r = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: now,
+            key: None,
+            value: Some(bytes::Bytes::from(vec![b'x'; value_bytes])),
+            headers: Default::default(),
+        };
+        let mut b = BytesMut::new();
+        let opts = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut b, &[r], &opts).unwrap();
+        b.freeze()
+    };
+    let produce = |records: bytes::Bytes| {
+        ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])])
+    };
+    let mut s = connect(broker.addr());
+    let r: ProduceResponse = call(&mut s, ApiKey::Produce, 9, 1, &produce(batch(20_000)));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 10, "MESSAGE_TOO_LARGE: {p:?}");
+    let r: ProduceResponse = call(&mut s, ApiKey::Produce, 9, 2, &produce(batch(100)));
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(
+        (p.error_code, p.base_offset),
+        (0, 0),
+        "nothing of the refused batch was written"
+    );
+}
+
+/// A log dir that is a file stops start-up with a message naming it.
+#[test]
+fn a_log_dir_that_is_a_file_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("data");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let out = common::run_with_timeout(
+        std::process::Command::new(common::sluice_bin())
+            .arg("broker")
+            .arg("--listeners")
+            .arg(format!("PLAINTEXT://127.0.0.1:{}", common::free_port()))
+            .arg("--log-dirs")
+            .arg(&file)
+            .arg("--cores")
+            .arg("1"),
+        None,
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started on a file:\n{err}");
+    assert!(
+        err.contains(&file.display().to_string()),
+        "the message should name {}:\n{err}",
+        file.display()
+    );
+}

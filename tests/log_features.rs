@@ -157,3 +157,59 @@ fn list_offsets_by_timestamp() {
         assert_eq!(got, want, "timestamp {ts}");
     }
 }
+
+/// Index files of closed segments that a crash deleted or zero-filled are
+/// rebuilt from the log at start-up; none of it costs a record (a zeroed
+/// time index once made retention take its segment for ancient), and
+/// ListOffsets by timestamp still answers from the rebuilt index.
+#[test]
+fn deleted_or_zeroed_index_files_are_rebuilt() {
+    let mut broker = Broker::start(&["log.retention.check.interval.ms=200"]);
+    let b = broker.bootstrap();
+    let topic = common::unique_topic("idx");
+    rdk::create_topic(&b, &topic, 1);
+    alter_config(&b, &topic, "segment.bytes=10240");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    produce(&b, &topic, 60, now - 60_000);
+    let files = segment_files(&broker, &topic);
+    assert!(files.len() >= 4, "{files:?}");
+    assert!(broker.terminate().success());
+    let dir = broker.data_dir().join(format!("{topic}-0"));
+    let stem = |f: &str| f.trim_end_matches(".log").to_string();
+    // Zero-fill both indexes of the first segment, delete those of the second.
+    for ext in ["index", "timeindex"] {
+        let p = dir.join(format!("{}.{ext}", stem(&files[0])));
+        let len = std::fs::metadata(&p).unwrap().len().max(24);
+        std::fs::write(&p, vec![0u8; len as usize]).unwrap();
+        std::fs::remove_file(dir.join(format!("{}.{ext}", stem(&files[1])))).unwrap();
+    }
+    let marker = broker.logs().lines().count();
+    broker.restart();
+    let log: String = broker
+        .logs()
+        .lines()
+        .skip(marker)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        log.matches("rebuilding it from the log").count(),
+        2,
+        "both segments' indexes rebuilt:\n{log}"
+    );
+    // Retention runs every 200 ms: give it time to (wrongly) act.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(rdk::watermarks(&b, &topic, 0), (0, 60), "records lost");
+    let got = rdk::consume_all(&b, &topic, 1, Duration::from_secs(30));
+    assert_eq!(got[&0].len(), 60);
+    // By timestamp, through the rebuilt time index: record 5 of the first segment.
+    let c = rdk::consumer(&b);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Offset(now - 60_000 + 5_000))
+        .unwrap();
+    let found = c.offsets_for_times(tpl, rdk::TIMEOUT).unwrap();
+    let off = found.elements()[0].offset();
+    assert_eq!(off, Offset::Offset(5), "offsets_for_times");
+}

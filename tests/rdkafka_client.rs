@@ -191,3 +191,66 @@ fn acks_all_is_refused_below_min_insync_replicas() {
         "the refused record was written"
     );
 }
+
+/// Dynamic broker configs (AlterConfigs on the BROKER resource, as
+/// `kafka-configs --entity-type brokers` sends them): applied at once to
+/// topics without an override, persisted across a restart, and refused for
+/// keys that cannot change at run time.
+#[test]
+fn dynamic_broker_configs_apply_at_once_and_persist() {
+    use futures::executor::block_on;
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    let mut broker = Broker::start(&[]);
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("dyn");
+    rdk::create_topic(&bs, &topic, 1);
+    let admin = || -> AdminClient<DefaultClientContext> {
+        rdk::config(&bs, &[]).create().expect("admin client")
+    };
+    let opts = AdminOptions::new().request_timeout(Some(rdk::TIMEOUT));
+    let alter = |key: &str, value: &str| {
+        let a = AlterConfig::new(ResourceSpecifier::Broker(1)).set(key, value);
+        block_on(admin().alter_configs([&a], &opts))
+            .unwrap()
+            .remove(0)
+    };
+    let describe = |spec: ResourceSpecifier, key: &str| {
+        let r = block_on(admin().describe_configs([&spec], &opts))
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        let e = r.get(key).unwrap_or_else(|| panic!("{key} not described"));
+        (e.value.clone(), format!("{:?}", e.source))
+    };
+    // (Refusals are checked with confluent-kafka in tests/clients/confluent_admin.py:
+    // the rdkafka crate reports AlterConfigs resource errors as success.)
+    // message.max.bytes down to 5000: a 10 KB record is refused at once.
+    alter("message.max.bytes", "5000").expect("alter");
+    let p = rdk::producer(&bs, &[("message.send.max.retries", "0")]);
+    match block_on(rdk::send(&p, &topic, 0, None, &[7u8; 10_000])).unwrap() {
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {}
+        other => panic!("10 KB over a dynamic message.max.bytes=5000: {other:?}"),
+    }
+    let (v, source) = describe(ResourceSpecifier::Topic(&topic), "max.message.bytes");
+    assert_eq!(v.as_deref(), Some("5000"));
+    assert_eq!(source, "DynamicBroker");
+    // Persisted: still in force after a restart.
+    broker.kill9();
+    broker.restart();
+    let (v, source) = describe(ResourceSpecifier::Broker(1), "message.max.bytes");
+    assert_eq!(
+        (v.as_deref(), source),
+        (Some("5000"), "DynamicBroker".to_string())
+    );
+    // AlterConfigs replaces the whole set: back to the defaults.
+    let a = AlterConfig::new(ResourceSpecifier::Broker(1));
+    block_on(admin().alter_configs([&a], &opts))
+        .unwrap()
+        .remove(0)
+        .expect("reset");
+    let p = rdk::producer(&bs, &[("message.send.max.retries", "0")]);
+    rdk::wait_delivery(rdk::send(&p, &topic, 0, None, &[7u8; 10_000]));
+}

@@ -53,6 +53,15 @@ pub enum Change {
         total: i32,
         validate_only: bool,
     },
+    /// Replace or edit dynamic broker configs of a scope (CLUSTER_DEFAULT
+    /// or a broker id). The result's TopicMeta is a stand-in named after the
+    /// scope, holding its new configs.
+    BrokerConfigs {
+        scope: String,
+        edits: Vec<(String, ConfigEdit)>,
+        replace: bool,
+        validate_only: bool,
+    },
     /// Replace or edit a topic's overrides.
     Configs {
         topic: String,
@@ -139,6 +148,9 @@ fn edit(
         } | Change::Configs {
             validate_only: true,
             ..
+        } | Change::BrokerConfigs {
+            validate_only: true,
+            ..
         }
     );
     let mut scratch = c.clone();
@@ -172,6 +184,15 @@ fn edit(
             };
             vec![(topic, r)]
         }
+        Change::BrokerConfigs {
+            scope,
+            edits,
+            replace,
+            ..
+        } => {
+            let r = edit_broker_configs(state, target, &scope, edits, replace);
+            vec![(scope, r)]
+        }
         Change::Configs {
             topic,
             edits,
@@ -188,6 +209,59 @@ fn edit(
             vec![(topic, r)]
         }
     }
+}
+
+fn edit_broker_configs(
+    state: &ShardState,
+    c: &mut Catalog,
+    scope: &str,
+    edits: Vec<(String, ConfigEdit)>,
+    replace: bool,
+) -> Result<TopicMeta, ApiError> {
+    use crate::config::DynamicConfigError;
+    let mut next = if replace {
+        BTreeMap::new()
+    } else {
+        c.broker_configs.get(scope).cloned().unwrap_or_default()
+    };
+    for (k, edit) in edits {
+        match edit {
+            ConfigEdit::Set(v) => {
+                next.insert(k, v);
+            }
+            ConfigEdit::Delete => {
+                next.remove(&k);
+            }
+            ConfigEdit::Append(_) | ConfigEdit::Subtract(_) => {
+                let op = if matches!(edit, ConfigEdit::Append(_)) {
+                    "APPEND"
+                } else {
+                    "SUBTRACT"
+                };
+                return Err((
+                    ResponseError::InvalidConfig,
+                    crate::cluster::topic_keys::not_list_message(op, &k),
+                ));
+            }
+        }
+    }
+    // Checked as they will be applied: over the static config, every value.
+    let pairs: Vec<(String, String)> = next.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    state.cfg.with_dynamic(&pairs).map_err(|e| match e {
+        DynamicConfigError::NotDynamic(m) => (ResponseError::InvalidRequest, m),
+        DynamicConfigError::Invalid(m) => (ResponseError::InvalidConfig, m),
+    })?;
+    if next.is_empty() {
+        c.broker_configs.remove(scope);
+    } else {
+        c.broker_configs.insert(scope.to_string(), next.clone());
+    }
+    Ok(TopicMeta {
+        name: scope.to_string(),
+        id: uuid::Uuid::nil(),
+        partitions: 0,
+        configs: next,
+    })
 }
 
 fn edit_configs(

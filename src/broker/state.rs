@@ -18,7 +18,11 @@ use crate::storage::{now_ms, retention};
 
 pub struct ShardState {
     pub id: ShardId,
+    /// The configuration the process started with (file and flags).
     pub cfg: BrokerConfig,
+    /// `cfg` with the catalogue's dynamic broker configs applied: what topic
+    /// defaults resolve against. Replaced with each catalogue version.
+    effective: RefCell<Rc<BrokerConfig>>,
     pub cluster_id: String,
     pub catalog: RefCell<Rc<Catalog>>,
     pub table: RefCell<ShardTable>,
@@ -65,6 +69,7 @@ impl ShardState {
             tail_budget: TailBudget::new(cfg.tail_cache_bytes_per_shard),
             clean_start: clean,
             controller_lock: futures::lock::Mutex::new(()),
+            effective: RefCell::new(Rc::new(cfg.clone())),
             recovery_points: if clean {
                 Default::default()
             } else {
@@ -101,6 +106,11 @@ impl ShardState {
         self.catalog.borrow().clone()
     }
 
+    /// The configuration in force: `cfg` plus dynamic broker configs.
+    pub fn effective_cfg(&self) -> Rc<BrokerConfig> {
+        self.effective.borrow().clone()
+    }
+
     pub fn log(&self, topic: &str, partition: i32) -> Option<SharedLog> {
         self.logs.borrow().get(topic, partition)
     }
@@ -120,6 +130,14 @@ impl ShardState {
                 .map(|t| (t.name.as_str(), t.partitions)),
         );
         *self.catalog.borrow_mut() = catalog.clone();
+        let dynamic = catalog.dynamic_configs_for(self.cfg.broker_id);
+        match self.cfg.with_dynamic(&dynamic) {
+            Ok(eff) => *self.effective.borrow_mut() = Rc::new(eff),
+            // Checked by the controller before it was stored; a value that
+            // no longer parses (an older version's) is skipped, not fatal.
+            Err(e) => tracing::error!(error = ?e, "dynamic broker configs not applied"),
+        }
+        let effective = self.effective_cfg();
         // Deleted topics (or recreated under a new id): close and remove.
         let gone: Vec<(String, i32)> = self
             .logs
@@ -152,7 +170,7 @@ impl ShardState {
         let mut failed = Vec::new();
         for (topic, p) in mine {
             let meta = catalog.topics[&topic].clone();
-            let config = topic_config::resolve(&self.cfg, &meta.configs);
+            let config = topic_config::resolve(&effective, &meta.configs);
             if let Some(log) = self.log(&topic, p) {
                 log.borrow_mut().config = config;
                 continue;

@@ -17,10 +17,17 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Scope of dynamic broker configs that applies to every broker (Kafka's
+/// empty broker name, `--entity-default`).
+pub const CLUSTER_DEFAULT: &str = "";
+
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub version: u64,
     pub topics: BTreeMap<String, TopicMeta>,
+    /// Dynamic broker configs (AlterConfigs on BROKER resources), by scope:
+    /// CLUSTER_DEFAULT or a broker id.
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Topic id → name, built on first use: Produce and Fetch v13+ name
     /// topics by id on every request.
     ids: std::cell::OnceCell<std::collections::HashMap<uuid::Uuid, String>>,
@@ -32,6 +39,7 @@ impl Clone for Catalog {
         Catalog {
             version: self.version,
             topics: self.topics.clone(),
+            broker_configs: self.broker_configs.clone(),
             ids: std::cell::OnceCell::new(),
         }
     }
@@ -39,11 +47,24 @@ impl Clone for Catalog {
 
 impl PartialEq for Catalog {
     fn eq(&self, other: &Self) -> bool {
-        self.version == other.version && self.topics == other.topics
+        self.version == other.version
+            && self.topics == other.topics
+            && self.broker_configs == other.broker_configs
     }
 }
 
 impl Catalog {
+    /// The dynamic configs that apply to `broker_id`: the cluster default,
+    /// then the broker's own (which win), in order.
+    pub fn dynamic_configs_for(&self, broker_id: i32) -> Vec<(String, String)> {
+        let own = broker_id.to_string();
+        [CLUSTER_DEFAULT, own.as_str()]
+            .iter()
+            .filter_map(|s| self.broker_configs.get(*s))
+            .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect()
+    }
+
     pub fn by_id(&self, id: uuid::Uuid) -> Option<&TopicMeta> {
         let ids = self.ids.get_or_init(|| {
             self.topics
@@ -71,6 +92,17 @@ impl Catalog {
             ));
             for (k, v) in &t.configs {
                 s.push_str(&format!("config {} {} {}\n", t.name, k, v));
+            }
+        }
+        for (scope, configs) in &self.broker_configs {
+            // "-" stands for the cluster-wide default scope (an empty name).
+            let scope = if scope.is_empty() {
+                "-"
+            } else {
+                scope.as_str()
+            };
+            for (k, v) in configs {
+                s.push_str(&format!("brokerconfig {scope} {k} {v}\n"));
             }
         }
         s
@@ -101,6 +133,14 @@ impl Catalog {
                     c.topics
                         .get_mut(name)?
                         .configs
+                        .insert(k.to_string(), v.to_string());
+                }
+                "brokerconfig" => {
+                    let (scope, k, v) = (it.next()?, it.next()?, it.next().unwrap_or(""));
+                    let scope = if scope == "-" { CLUSTER_DEFAULT } else { scope };
+                    c.broker_configs
+                        .entry(scope.to_string())
+                        .or_default()
                         .insert(k.to_string(), v.to_string());
                 }
                 "" => {}
@@ -187,6 +227,11 @@ mod tests {
                 configs,
             },
         );
+        let mut default = BTreeMap::new();
+        default.insert("log.retention.ms".to_string(), "5000".to_string());
+        c.broker_configs
+            .insert(CLUSTER_DEFAULT.into(), default.clone());
+        c.broker_configs.insert("1".into(), default);
         assert_eq!(Catalog::decode(&c.encode()), Some(c));
     }
 

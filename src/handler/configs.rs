@@ -20,24 +20,42 @@ const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
 async fn apply(
+    broker_id: i32,
     resource_type: i8,
     name: String,
     edits: Result<Vec<(String, ConfigEdit)>, ApiError>,
     replace: bool,
     validate_only: bool,
 ) -> Result<(), ApiError> {
-    if resource_type != RESOURCE_TOPIC {
-        return Err((
-            ResponseError::InvalidRequest,
-            "only topic configs can be altered".into(),
-        ));
-    }
     let edits = edits?;
-    let change = Change::Configs {
-        topic: name,
-        edits,
-        replace,
-        validate_only,
+    let change = match resource_type {
+        RESOURCE_TOPIC => Change::Configs {
+            topic: name,
+            edits,
+            replace,
+            validate_only,
+        },
+        // "" is the cluster-wide default (`--entity-default`).
+        RESOURCE_BROKER if name.is_empty() || name == broker_id.to_string() => {
+            Change::BrokerConfigs {
+                scope: name,
+                edits,
+                replace,
+                validate_only,
+            }
+        }
+        RESOURCE_BROKER => {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("broker {name} is not this broker ({broker_id})"),
+            ))
+        }
+        other => {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("configs of resource type {other} cannot be altered here"),
+            ))
+        }
     };
     controller::submit(change)
         .await
@@ -52,7 +70,7 @@ fn error_fields(r: &Result<(), ApiError>) -> (i16, Option<StrBytes>) {
     }
 }
 
-pub async fn alter(req: AlterConfigsRequest) -> ResponseKind {
+pub async fn alter(broker_id: i32, req: AlterConfigsRequest) -> ResponseKind {
     let mut out = Vec::new();
     for r in req.resources {
         let edits = Ok(r
@@ -67,6 +85,7 @@ pub async fn alter(req: AlterConfigsRequest) -> ResponseKind {
             })
             .collect());
         let res = apply(
+            broker_id,
             r.resource_type,
             r.resource_name.to_string(),
             edits,
@@ -86,7 +105,7 @@ pub async fn alter(req: AlterConfigsRequest) -> ResponseKind {
     ResponseKind::AlterConfigs(AlterConfigsResponse::default().with_responses(out))
 }
 
-pub async fn incremental(req: IncrementalAlterConfigsRequest) -> ResponseKind {
+pub async fn incremental(broker_id: i32, req: IncrementalAlterConfigsRequest) -> ResponseKind {
     let mut out = Vec::new();
     for r in req.resources {
         let edits: Result<Vec<_>, ApiError> = r
@@ -110,6 +129,7 @@ pub async fn incremental(req: IncrementalAlterConfigsRequest) -> ResponseKind {
             })
             .collect();
         let res = apply(
+            broker_id,
             r.resource_type,
             r.resource_name.to_string(),
             edits,

@@ -8,8 +8,18 @@ use kafka_protocol::ResponseError;
 
 use super::configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::broker::State;
+use crate::cluster::catalog::CLUSTER_DEFAULT;
 use crate::cluster::topic_config::{broker_overrides, default_value};
-use crate::cluster::topic_keys::{config_source, TOPIC_KEYS};
+use crate::cluster::topic_keys::{config_source, Kind, TOPIC_KEYS};
+use crate::config::{BrokerConfig, DYNAMIC_BROKER_KEYS};
+
+/// The type of a broker key (that of the topic key it is the default of).
+fn broker_key_type(bk: &str) -> i8 {
+    TOPIC_KEYS
+        .iter()
+        .find(|k| k.broker_key == Some(bk))
+        .map_or(Kind::Long.wire_id(), |k| k.kind.wire_id())
+}
 
 /// (name, value, source, read_only, config type)
 type Entry = (String, String, i8, bool, i8);
@@ -47,40 +57,99 @@ pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) ->
                                     false,
                                     kind,
                                 ),
-                                None => (
-                                    k.name.to_string(),
-                                    default_value(k.name, &state.cfg),
-                                    if broker_overrides(k.name, &state.cfg) {
+                                None => {
+                                    let dynamic = |scope: &str| {
+                                        k.broker_key.is_some_and(|bk| {
+                                            catalog
+                                                .broker_configs
+                                                .get(scope)
+                                                .is_some_and(|m| m.contains_key(bk))
+                                        })
+                                    };
+                                    let source = if dynamic(&state.cfg.broker_id.to_string()) {
+                                        config_source::DYNAMIC_BROKER_CONFIG
+                                    } else if dynamic(CLUSTER_DEFAULT) {
+                                        config_source::DYNAMIC_DEFAULT_BROKER_CONFIG
+                                    } else if broker_overrides(k.name, &state.cfg) {
                                         config_source::STATIC_BROKER_CONFIG
                                     } else {
                                         config_source::DEFAULT_CONFIG
-                                    },
-                                    false,
-                                    kind,
-                                ),
+                                    };
+                                    (
+                                        k.name.to_string(),
+                                        default_value(k.name, &state.effective_cfg()),
+                                        source,
+                                        false,
+                                        kind,
+                                    )
+                                }
                             }
                         })
                         .collect()),
                 },
-                RESOURCE_BROKER if name.is_empty() || name == state.cfg.broker_id.to_string() => {
-                    Ok(TOPIC_KEYS
+                RESOURCE_BROKER if name.is_empty() => {
+                    // The cluster-wide dynamic defaults, as Kafka lists them.
+                    Ok(catalog
+                        .broker_configs
+                        .get(CLUSTER_DEFAULT)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.clone(),
+                                config_source::DYNAMIC_DEFAULT_BROKER_CONFIG,
+                                false,
+                                broker_key_type(k),
+                            )
+                        })
+                        .collect())
+                }
+                RESOURCE_BROKER if name == state.cfg.broker_id.to_string() => {
+                    let effective = state.effective_cfg();
+                    let stock = BrokerConfig::default();
+                    let own = catalog.broker_configs.get(&name);
+                    let default = catalog.broker_configs.get(CLUSTER_DEFAULT);
+                    let source = |bk: &str, static_differs: bool| {
+                        if own.is_some_and(|m| m.contains_key(bk)) {
+                            config_source::DYNAMIC_BROKER_CONFIG
+                        } else if default.is_some_and(|m| m.contains_key(bk)) {
+                            config_source::DYNAMIC_DEFAULT_BROKER_CONFIG
+                        } else if static_differs {
+                            config_source::STATIC_BROKER_CONFIG
+                        } else {
+                            config_source::DEFAULT_CONFIG
+                        }
+                    };
+                    let mut list: Vec<Entry> = TOPIC_KEYS
                         .iter()
                         .filter_map(|k| Some((k, k.broker_key?)))
                         .filter(|(_, bk)| wanted(bk))
                         .map(|(k, bk)| {
+                            let differs =
+                                default_value(k.name, &state.cfg) != default_value(k.name, &stock);
                             (
                                 bk.to_string(),
-                                default_value(k.name, &state.cfg),
-                                if broker_overrides(k.name, &state.cfg) {
-                                    config_source::STATIC_BROKER_CONFIG
-                                } else {
-                                    config_source::DEFAULT_CONFIG
-                                },
-                                true,
+                                default_value(k.name, &effective),
+                                source(bk, differs),
+                                !DYNAMIC_BROKER_KEYS.contains(&bk),
                                 k.kind.wire_id(),
                             )
                         })
-                        .collect())
+                        .collect();
+                    let pid = "producer.id.expiration.ms";
+                    if wanted(pid) {
+                        let ms = |c: &BrokerConfig| c.log.producer_id_expiration_ms;
+                        list.push((
+                            pid.to_string(),
+                            ms(&effective).to_string(),
+                            source(pid, ms(&state.cfg) != ms(&stock)),
+                            false,
+                            Kind::Int.wire_id(),
+                        ));
+                    }
+                    Ok(list)
                 }
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,

@@ -97,8 +97,12 @@ pub async fn handle(
         Some(RequestKind::DescribeConfigs(r)) => {
             Some(describe_configs::handle(&state, r, version).await.into())
         }
-        Some(RequestKind::AlterConfigs(r)) => Some(configs::alter(r).await.into()),
-        Some(RequestKind::IncrementalAlterConfigs(r)) => Some(configs::incremental(r).await.into()),
+        Some(RequestKind::AlterConfigs(r)) => {
+            Some(configs::alter(state.cfg.broker_id, r).await.into())
+        }
+        Some(RequestKind::IncrementalAlterConfigs(r)) => {
+            Some(configs::incremental(state.cfg.broker_id, r).await.into())
+        }
         Some(RequestKind::DescribeCluster(r)) => {
             Some(describe_cluster::handle(&state, r, version).into())
         }

@@ -62,8 +62,8 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
             seg.size_bytes = seg.reader.file_size().await?;
             seg.next_offset = bases.get(i + 1).copied().unwrap_or(base);
             seg.index_loaded = false;
-            if !last && !index_files_exist(&seg) {
-                tracing::warn!(segment = %path.display(), "index missing; rebuilding");
+            if !last && !index_files_usable(&seg) {
+                tracing::warn!(segment = %path.display(), "index missing, empty or zero-filled; rebuilding it from the log");
                 rebuild_closed_segment_index(&mut seg, p.config.index_interval_bytes).await?;
             }
             segments.insert(base, seg);
@@ -167,8 +167,21 @@ fn file_mtime_ms(path: &Path) -> Option<i64> {
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
 }
 
-fn index_files_exist(seg: &Segment) -> bool {
-    seg.path("index").exists() && seg.path("timeindex").exists()
+/// Both index files are there, and a segment holding batches has a time
+/// index that starts with a real entry (a sealed segment always has one; a
+/// zero-filled file, as a crash of the filesystem can leave, does not).
+fn index_files_usable(seg: &Segment) -> bool {
+    if !seg.path("index").exists() {
+        return false;
+    }
+    let Ok(mut f) = std::fs::File::open(seg.path("timeindex")) else {
+        return false;
+    };
+    if seg.size_bytes == 0 {
+        return true;
+    }
+    let mut first = [0u8; format::TIME_INDEX_ENTRY_BYTES];
+    std::io::Read::read_exact(&mut f, &mut first).is_ok() && first.iter().any(|b| *b != 0)
 }
 
 /// Bring the last segment to a consistent state and open its writer.

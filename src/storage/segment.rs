@@ -71,11 +71,12 @@ impl Segment {
     }
 }
 
-/// `buf` cut to whole entries, without trailing all-zero entries (padding)
-/// after the first.
+/// `buf` cut to whole entries, without trailing all-zero entries (padding,
+/// or a zero-filled file: an all-zero entry says nothing an absent one does
+/// not, and a zero timestamp would make retention think the segment ancient).
 fn strip_zero_padding(buf: &[u8], entry: usize) -> &[u8] {
     let mut end = buf.len() / entry * entry;
-    while end > entry && buf[end - entry..end].iter().all(|b| *b == 0) {
+    while end > 0 && buf[end - entry..end].iter().all(|b| *b == 0) {
         end -= entry;
     }
     &buf[..end]

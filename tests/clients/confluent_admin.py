@@ -164,6 +164,30 @@ def main():
     if got != [f"plain-{i}".encode() * 10 for i in range(20)]:
         fail(f"records of the lz4 topic came back as {got[:3]}...")
     print(f"configs ok: {cfg_topic}")
+
+    # Dynamic broker configs: a read-only key is refused; a broker's
+    # log.retention.ms reaches topics without an override (the cluster-wide
+    # default, an empty broker name, cannot be sent by this client).
+    broker = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("broker.id", "7", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        admin.incremental_alter_configs([broker])[broker].result(30)
+        fail("broker.id changed at run time")
+    except Exception as e:
+        if "dynamically" not in str(e):
+            fail(f"broker.id: {e}")
+    default = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("log.retention.ms", "123456", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([default])[default].result(30)
+    d = admin.describe_configs([res])[res].result(30)["retention.ms"]
+    if (d.value, d.source) != ("123456", 2):
+        fail(f"retention.ms after a dynamic log.retention.ms: {d.value} source {d.source}")
+    default = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+        ConfigEntry("log.retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+    admin.incremental_alter_configs([default])[default].result(30)
+    d = admin.describe_configs([res])[res].result(30)["retention.ms"]
+    if (d.value, d.source) != ("604800000", 5):
+        fail(f"retention.ms after deleting the dynamic config: {d.value} source {d.source}")
     print("confluent admin ok: topic configs, manual assignments, list_offsets (earliest, latest, by timestamp, max timestamp), authorized operations")
 
 
