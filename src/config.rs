@@ -489,6 +489,18 @@ fn group_key(g: &mut crate::group::CoordinatorConfig, k: &str, v: &str) -> Resul
         }
         "group.consumer.session.timeout.ms" => g.consumer_session_timeout_ms = positive(k, v)?,
         "group.consumer.max.size" => g.consumer_max_size = positive(k, v)?,
+        "group.consumer.min.session.timeout.ms" => {
+            g.consumer_min_session_timeout_ms = positive(k, v)?
+        }
+        "group.consumer.max.session.timeout.ms" => {
+            g.consumer_max_session_timeout_ms = positive(k, v)?
+        }
+        "group.consumer.min.heartbeat.interval.ms" => {
+            g.consumer_min_heartbeat_interval_ms = positive(k, v)?
+        }
+        "group.consumer.max.heartbeat.interval.ms" => {
+            g.consumer_max_heartbeat_interval_ms = positive(k, v)?
+        }
         _ => tracing::warn!(key = k, "unknown configuration key ignored"),
     }
     Ok(())

@@ -276,3 +276,120 @@ fn offsets_of_an_empty_group_expire_after_offsets_retention_minutes() {
     );
     assert!(broker.logs().contains("group expired"));
 }
+
+/// KIP-848 group configs (IncrementalAlterConfigs / DescribeConfigs on GROUP
+/// resources, type 32): checked against the broker's bounds, described with
+/// their source, kept across a restart, and in force at once: a member's
+/// heartbeat response carries the group's own heartbeat interval.
+#[test]
+fn group_configs_are_checked_stored_and_applied() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        ConsumerGroupHeartbeatRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    };
+    let mut broker = Broker::start(&[]);
+    let group = "g-configs";
+    let alter = |s: &mut TcpStream, key: &str, value: &str| {
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(StrBytes::from_static_str(group))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_string(key.into()))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_string(value.into())))]),
+        ]);
+        let r = call(s, 1, &req);
+        (
+            r.responses[0].error_code,
+            r.responses[0].error_message.as_ref().map(|m| m.to_string()),
+        )
+    };
+    let describe = |s: &mut TcpStream| {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(StrBytes::from_static_str(group))
+                .with_configuration_keys(None),
+        ]);
+        let r = call(s, 4, &req);
+        assert_eq!(
+            r.results[0].error_code, 0,
+            "{:?}",
+            r.results[0].error_message
+        );
+        r.results[0]
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    (c.value.as_ref().map(|v| v.to_string()), c.config_source),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    // Out of the broker's bounds (session 45..60 s, heartbeat 5..15 s),
+    // unknown, or a heartbeat not under the session: INVALID_CONFIG.
+    for (k, v) in [
+        ("consumer.session.timeout.ms", "1000"),
+        ("consumer.heartbeat.interval.ms", "999999"),
+        ("consumer.nonsense", "1"),
+    ] {
+        let (code, msg) = alter(&mut s, k, v);
+        assert_eq!(
+            code,
+            ResponseError::InvalidConfig.code(),
+            "{k}={v}: {msg:?}"
+        );
+    }
+    assert_eq!(alter(&mut s, "consumer.heartbeat.interval.ms", "6000").0, 0);
+    let d = describe(&mut s);
+    assert_eq!(
+        d["consumer.heartbeat.interval.ms"],
+        (Some("6000".into()), 8)
+    );
+    assert_eq!(d["consumer.session.timeout.ms"], (Some("45000".into()), 5));
+    broker.kill9();
+    broker.restart();
+    let mut s = TcpStream::connect(broker.addr()).unwrap();
+    assert_eq!(
+        describe(&mut s)["consumer.heartbeat.interval.ms"]
+            .0
+            .as_deref(),
+        Some("6000")
+    );
+    // A member joining the group is told the group's interval.
+    let topic = unique_topic("g-configs");
+    rdk::create_topic(&broker.bootstrap(), &topic, 1);
+    let hb = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str(group)))
+        .with_member_id(StrBytes::from_static_str("m-1234567890123456789"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![kafka_protocol::messages::TopicName(
+            StrBytes::from_string(topic),
+        )]));
+    // FindCoordinator first, as clients do (it creates __consumer_offsets).
+    let fc = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![StrBytes::from_static_str(group)]);
+    let _ = call(&mut s, 4, &fc);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = call(&mut s, 0, &hb);
+        if r.error_code != ResponseError::CoordinatorLoadInProgress.code()
+            && r.error_code != ResponseError::CoordinatorNotAvailable.code()
+        {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "coordinator never loaded");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(r.heartbeat_interval_ms, 6000);
+}

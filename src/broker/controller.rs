@@ -62,6 +62,14 @@ pub enum Change {
         replace: bool,
         validate_only: bool,
     },
+    /// Replace or edit a KIP-848 group's configs (a stand-in TopicMeta
+    /// named after the group holds its new configs).
+    GroupConfigs {
+        group: String,
+        edits: Vec<(String, ConfigEdit)>,
+        replace: bool,
+        validate_only: bool,
+    },
     /// Replace or edit a topic's overrides.
     Configs {
         topic: String,
@@ -151,6 +159,9 @@ fn edit(
         } | Change::BrokerConfigs {
             validate_only: true,
             ..
+        } | Change::GroupConfigs {
+            validate_only: true,
+            ..
         }
     );
     let mut scratch = c.clone();
@@ -193,6 +204,15 @@ fn edit(
             let r = edit_broker_configs(state, target, &scope, edits, replace);
             vec![(scope, r)]
         }
+        Change::GroupConfigs {
+            group,
+            edits,
+            replace,
+            ..
+        } => {
+            let r = edit_group_configs(state, target, &group, edits, replace);
+            vec![(group, r)]
+        }
         Change::Configs {
             topic,
             edits,
@@ -211,19 +231,12 @@ fn edit(
     }
 }
 
-fn edit_broker_configs(
-    state: &ShardState,
-    c: &mut Catalog,
-    scope: &str,
+/// Set/Delete edits over `current`; APPEND/SUBTRACT are for list keys,
+/// which broker and group configs do not have.
+fn plain_edits(
+    mut next: BTreeMap<String, String>,
     edits: Vec<(String, ConfigEdit)>,
-    replace: bool,
-) -> Result<TopicMeta, ApiError> {
-    use crate::config::DynamicConfigError;
-    let mut next = if replace {
-        BTreeMap::new()
-    } else {
-        c.broker_configs.get(scope).cloned().unwrap_or_default()
-    };
+) -> Result<BTreeMap<String, String>, ApiError> {
     for (k, edit) in edits {
         match edit {
             ConfigEdit::Set(v) => {
@@ -245,6 +258,60 @@ fn edit_broker_configs(
             }
         }
     }
+    Ok(next)
+}
+
+fn edit_group_configs(
+    state: &ShardState,
+    c: &mut Catalog,
+    group: &str,
+    edits: Vec<(String, ConfigEdit)>,
+    replace: bool,
+) -> Result<TopicMeta, ApiError> {
+    if group.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "a group config needs a group id".into(),
+        ));
+    }
+    let current = if replace {
+        BTreeMap::new()
+    } else {
+        c.group_configs.get(group).cloned().unwrap_or_default()
+    };
+    let next = plain_edits(current, edits)?;
+    state
+        .cfg
+        .groups
+        .validate_group_configs(&next)
+        .map_err(|m| (ResponseError::InvalidConfig, m))?;
+    if next.is_empty() {
+        c.group_configs.remove(group);
+    } else {
+        c.group_configs.insert(group.to_string(), next.clone());
+    }
+    Ok(TopicMeta {
+        name: group.to_string(),
+        id: uuid::Uuid::nil(),
+        partitions: 0,
+        configs: next,
+    })
+}
+
+fn edit_broker_configs(
+    state: &ShardState,
+    c: &mut Catalog,
+    scope: &str,
+    edits: Vec<(String, ConfigEdit)>,
+    replace: bool,
+) -> Result<TopicMeta, ApiError> {
+    use crate::config::DynamicConfigError;
+    let current = if replace {
+        BTreeMap::new()
+    } else {
+        c.broker_configs.get(scope).cloned().unwrap_or_default()
+    };
+    let next = plain_edits(current, edits)?;
     // Checked as they will be applied: over the static config, every value.
     let pairs: Vec<(String, String)> = next.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     state.cfg.with_dynamic(&pairs).map_err(|e| match e {

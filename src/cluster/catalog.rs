@@ -28,6 +28,8 @@ pub struct Catalog {
     /// Dynamic broker configs (AlterConfigs on BROKER resources), by scope:
     /// CLUSTER_DEFAULT or a broker id.
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// KIP-848 group configs (AlterConfigs on GROUP resources), by group.
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Topic id → name, built on first use: Produce and Fetch v13+ name
     /// topics by id on every request.
     ids: std::cell::OnceCell<std::collections::HashMap<uuid::Uuid, String>>,
@@ -40,6 +42,7 @@ impl Clone for Catalog {
             version: self.version,
             topics: self.topics.clone(),
             broker_configs: self.broker_configs.clone(),
+            group_configs: self.group_configs.clone(),
             ids: std::cell::OnceCell::new(),
         }
     }
@@ -50,6 +53,7 @@ impl PartialEq for Catalog {
         self.version == other.version
             && self.topics == other.topics
             && self.broker_configs == other.broker_configs
+            && self.group_configs == other.group_configs
     }
 }
 
@@ -105,6 +109,13 @@ impl Catalog {
                 s.push_str(&format!("brokerconfig {scope} {k} {v}\n"));
             }
         }
+        for (group, configs) in &self.group_configs {
+            // Group ids may hold spaces: written in base64.
+            let g = format::base64_url(group.as_bytes());
+            for (k, v) in configs {
+                s.push_str(&format!("groupconfig {g} {k} {v}\n"));
+            }
+        }
         s
     }
 
@@ -140,6 +151,14 @@ impl Catalog {
                     let scope = if scope == "-" { CLUSTER_DEFAULT } else { scope };
                     c.broker_configs
                         .entry(scope.to_string())
+                        .or_default()
+                        .insert(k.to_string(), v.to_string());
+                }
+                "groupconfig" => {
+                    let (g, k, v) = (it.next()?, it.next()?, it.next().unwrap_or(""));
+                    let group = String::from_utf8(format::unbase64_url(g)?).ok()?;
+                    c.group_configs
+                        .entry(group)
                         .or_default()
                         .insert(k.to_string(), v.to_string());
                 }
@@ -232,6 +251,12 @@ mod tests {
         c.broker_configs
             .insert(CLUSTER_DEFAULT.into(), default.clone());
         c.broker_configs.insert("1".into(), default);
+        let mut g = BTreeMap::new();
+        g.insert(
+            "consumer.session.timeout.ms".to_string(),
+            "50000".to_string(),
+        );
+        c.group_configs.insert("my group ∆".into(), g);
         assert_eq!(Catalog::decode(&c.encode()), Some(c));
     }
 

@@ -117,7 +117,7 @@ pub fn consumer_heartbeat(
     let now = now_ms();
     let catalog = local().catalog();
     let mut co = c.borrow_mut();
-    let cfg = co.cfg.consumer_group();
+    let cfg = co.cfg.consumer_group_for(catalog.group_configs.get(group));
     let convertible = match co.groups.get(group) {
         None => true,
         Some(e) => match &e.kind {

@@ -33,6 +33,11 @@ pub struct CoordinatorConfig {
     pub consumer_heartbeat_interval_ms: i32,
     pub consumer_session_timeout_ms: i32,
     pub consumer_max_size: usize,
+    /// Bounds of the per-group overrides (KIP-848 group configs).
+    pub consumer_min_session_timeout_ms: i32,
+    pub consumer_max_session_timeout_ms: i32,
+    pub consumer_min_heartbeat_interval_ms: i32,
+    pub consumer_max_heartbeat_interval_ms: i32,
 }
 
 impl Default for CoordinatorConfig {
@@ -47,6 +52,10 @@ impl Default for CoordinatorConfig {
             consumer_heartbeat_interval_ms: 5_000,
             consumer_session_timeout_ms: 45_000,
             consumer_max_size: 1_000,
+            consumer_min_session_timeout_ms: 45_000,
+            consumer_max_session_timeout_ms: 60_000,
+            consumer_min_heartbeat_interval_ms: 5_000,
+            consumer_max_heartbeat_interval_ms: 15_000,
         }
     }
 }
@@ -59,6 +68,79 @@ impl CoordinatorConfig {
             heartbeat_interval_ms: self.consumer_heartbeat_interval_ms,
             max_size: self.consumer_max_size,
         }
+    }
+
+    /// The settings of one KIP-848 group: its group configs (already
+    /// validated when stored) over the broker's.
+    pub fn consumer_group_for(
+        &self,
+        overrides: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> super::consumer::ConsumerGroupConfig {
+        let mut c = self.consumer_group();
+        let get = |k: &str| {
+            overrides
+                .and_then(|o| o.get(k))
+                .and_then(|v| v.parse().ok())
+        };
+        if let Some(v) = get(super::GROUP_SESSION_TIMEOUT) {
+            c.session_timeout_ms = v;
+        }
+        if let Some(v) = get(super::GROUP_HEARTBEAT_INTERVAL) {
+            c.heartbeat_interval_ms = v;
+        }
+        c
+    }
+
+    /// Check a group's configs as Kafka's GroupConfig does; the message
+    /// names the key.
+    pub fn validate_group_configs(
+        &self,
+        configs: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        use super::{GROUP_HEARTBEAT_INTERVAL, GROUP_SESSION_TIMEOUT, SHARE_GROUP_KEYS};
+        let int = |k: &str, v: &str| -> Result<i32, String> {
+            v.trim().parse::<i32>().map_err(|_| {
+                format!("Invalid value {v} for configuration {k}: Not a number of type INT")
+            })
+        };
+        let range = |k: &str, v: i32, lo: i32, hi: i32| -> Result<(), String> {
+            if v < lo {
+                Err(format!(
+                    "Invalid value {v} for configuration {k}: Value must be at least {lo}"
+                ))
+            } else if v > hi {
+                Err(format!(
+                    "Invalid value {v} for configuration {k}: Value must be no more than {hi}"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        for (k, v) in configs {
+            match k.as_str() {
+                GROUP_SESSION_TIMEOUT => range(
+                    k,
+                    int(k, v)?,
+                    self.consumer_min_session_timeout_ms,
+                    self.consumer_max_session_timeout_ms,
+                )?,
+                GROUP_HEARTBEAT_INTERVAL => range(
+                    k,
+                    int(k, v)?,
+                    self.consumer_min_heartbeat_interval_ms,
+                    self.consumer_max_heartbeat_interval_ms,
+                )?,
+                k if SHARE_GROUP_KEYS.contains(&k) => range(k, int(k, v)?, 1, i32::MAX)?,
+                other => return Err(format!("Unknown group config name: {other}")),
+            }
+        }
+        let c = self.consumer_group_for(Some(configs));
+        if c.heartbeat_interval_ms >= c.session_timeout_ms {
+            return Err(format!(
+                "{GROUP_HEARTBEAT_INTERVAL} must be less than {GROUP_SESSION_TIMEOUT}"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -331,12 +413,14 @@ pub async fn run_timers() {
         let now = now_ms();
         let next = {
             let co = c.borrow();
-            let consumer_cfg = co.cfg.consumer_group();
+            let catalog = local().catalog();
             co.groups
-                .values()
-                .filter_map(|e| match &e.kind {
+                .iter()
+                .filter_map(|(name, e)| match &e.kind {
                     GroupKind::Classic(g) => g.next_deadline_ms(),
-                    GroupKind::Consumer(g) => g.next_deadline_ms(&consumer_cfg),
+                    GroupKind::Consumer(g) => g.next_deadline_ms(
+                        &co.cfg.consumer_group_for(catalog.group_configs.get(name)),
+                    ),
                 })
                 .min()
         };
@@ -373,11 +457,11 @@ pub async fn run_timers() {
             c.borrow_mut().all_loaded = all;
         }
         let now = now_ms();
-        let consumer_cfg = c.borrow().cfg.consumer_group();
         let names: Vec<String> = c.borrow().groups.keys().cloned().collect();
         for name in names {
             {
                 let mut co = c.borrow_mut();
+                let consumer_cfg = co.cfg.consumer_group_for(catalog.group_configs.get(&name));
                 let Some(e) = co.groups.get_mut(&name) else {
                     continue;
                 };

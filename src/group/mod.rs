@@ -15,3 +15,16 @@ pub mod subscription;
 
 pub use coordinator::{Coordinator, CoordinatorConfig};
 pub use store::OFFSETS_TOPIC;
+
+/// KIP-848 group configs (DescribeConfigs / AlterConfigs on GROUP
+/// resources): a group's own session timeout and heartbeat interval, within
+/// the broker's `group.consumer.{min,max}.*` bounds.
+pub const GROUP_SESSION_TIMEOUT: &str = "consumer.session.timeout.ms";
+pub const GROUP_HEARTBEAT_INTERVAL: &str = "consumer.heartbeat.interval.ms";
+/// Share-group keys Kafka 4.0 defines: stored and checked, not acted on
+/// (share groups are not served).
+pub const SHARE_GROUP_KEYS: &[&str] = &[
+    "share.heartbeat.interval.ms",
+    "share.record.lock.duration.ms",
+    "share.session.timeout.ms",
+];

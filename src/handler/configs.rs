@@ -14,6 +14,7 @@ use crate::broker::controller::{self, ApiError, Change, ConfigEdit};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
@@ -50,6 +51,12 @@ async fn apply(
                 format!("broker {name} is not this broker ({broker_id})"),
             ))
         }
+        RESOURCE_GROUP => Change::GroupConfigs {
+            group: name,
+            edits,
+            replace,
+            validate_only,
+        },
         other => {
             return Err((
                 ResponseError::InvalidRequest,

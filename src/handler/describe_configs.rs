@@ -6,7 +6,7 @@ use kafka_protocol::messages::ResponseKind;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::broker::State;
 use crate::cluster::catalog::CLUSTER_DEFAULT;
 use crate::cluster::topic_config::{broker_overrides, default_value};
@@ -150,6 +150,38 @@ pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) ->
                         ));
                     }
                     Ok(list)
+                }
+                RESOURCE_GROUP if !name.is_empty() => {
+                    use crate::group::{GROUP_HEARTBEAT_INTERVAL, GROUP_SESSION_TIMEOUT};
+                    let set = catalog.group_configs.get(&name);
+                    let g = state.cfg.groups.consumer_group();
+                    let defaults = [
+                        (GROUP_SESSION_TIMEOUT, g.session_timeout_ms.to_string()),
+                        (
+                            GROUP_HEARTBEAT_INTERVAL,
+                            g.heartbeat_interval_ms.to_string(),
+                        ),
+                    ];
+                    Ok(defaults
+                        .into_iter()
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, default)| match set.and_then(|m| m.get(k)) {
+                            Some(v) => (
+                                k.to_string(),
+                                v.clone(),
+                                config_source::GROUP_CONFIG,
+                                false,
+                                Kind::Int.wire_id(),
+                            ),
+                            None => (
+                                k.to_string(),
+                                default,
+                                config_source::DEFAULT_CONFIG,
+                                false,
+                                Kind::Int.wire_id(),
+                            ),
+                        })
+                        .collect())
                 }
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,
