@@ -370,3 +370,27 @@ fn checkpoint_files_and_recovery_from_the_recovery_point() {
         assert_eq!(checkpointed(&data, file, &topic), Some(end), "{file}");
     }
 }
+
+/// A crash can leave a segment with a zero-filled tail (blocks allocated,
+/// data never written): recovery cuts it, keeps every record, and the log
+/// goes on from there.
+#[test]
+fn zero_filled_segment_tail_is_cut() {
+    let mut broker = Broker::start(&[]);
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("zeros");
+    rdk::create_topic(&bs, &topic, 1);
+    let sent = produce_rounds(&bs, &topic, 200, 20, "z");
+    broker.kill9();
+    let seg = last_segment(&broker.data_dir().join(format!("{topic}-0")));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &vec![0u8; 64 << 10]).unwrap();
+    drop(f);
+    broker.restart();
+    assert_eq!(read_partition0(&bs, &topic), sent);
+    let more = produce_rounds(&bs, &topic, 10, 10, "after");
+    assert_eq!(
+        more[0].0, 200,
+        "the log goes on right after the last record"
+    );
+}

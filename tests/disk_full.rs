@@ -97,3 +97,44 @@ fn disk_full_gives_storage_error_and_keeps_only_acked_records() {
         assert_eq!(r.value.as_deref(), Some(&value[..]));
     }
 }
+
+/// A log dir on a read-only filesystem stops start-up with a message that
+/// names it, instead of running a broker that cannot write.
+#[test]
+fn a_read_only_log_dir_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ro");
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .expect("run mount");
+    assert!(
+        st.success(),
+        "this test mounts a tmpfs and needs root (CI runs as root)"
+    );
+    let _mount = Mount(dir.clone());
+    let out = common::run_with_timeout(
+        Command::new(common::sluice_bin())
+            .arg("broker")
+            .arg("--listeners")
+            .arg(format!("PLAINTEXT://127.0.0.1:{}", common::free_port()))
+            .arg("--log-dirs")
+            .arg(&dir)
+            .arg("--cores")
+            .arg("1"),
+        None,
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started on a read-only filesystem:\n{err}"
+    );
+    assert!(
+        err.contains(&dir.display().to_string()) && err.contains("Read-only"),
+        "the message should name {} and say why:\n{err}",
+        dir.display()
+    );
+}
