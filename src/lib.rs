@@ -12,6 +12,7 @@ pub mod handler;
 pub mod logging;
 pub mod net;
 pub mod protocol;
+pub mod quorum;
 pub mod shard;
 pub mod storage;
 
