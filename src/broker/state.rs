@@ -34,6 +34,9 @@ pub struct ShardState {
     clean_start: bool,
     /// Serialises catalogue changes (used on the controller shard only).
     pub controller_lock: futures::lock::Mutex<()>,
+    /// Set while `apply_catalog` runs: the reopen loop then waits its turn,
+    /// so no partition is opened twice by two overlapping applications.
+    applying: std::cell::Cell<bool>,
     /// Recovery points of the last run (`recovery-point-offset-checkpoint`),
     /// used when an unclean stop leaves partition tails to check.
     recovery_points: std::collections::HashMap<(String, i32), i64>,
@@ -70,6 +73,7 @@ impl ShardState {
             clean_start: clean,
             controller_lock: futures::lock::Mutex::new(()),
             effective: RefCell::new(Rc::new(cfg.clone())),
+            applying: std::cell::Cell::new(false),
             recovery_points: if clean {
                 Default::default()
             } else {
@@ -118,6 +122,21 @@ impl ShardState {
     /// Adopt a new catalogue: rebuild the shard table, open the logs this shard
     /// now owns, close and delete those of deleted topics, apply config changes.
     pub async fn apply_catalog(&self, catalog: Rc<Catalog>) -> anyhow::Result<()> {
+        // Applications run one at a time (they await while opening logs).
+        while self.applying.replace(true) {
+            shard::sleep(Duration::from_millis(5)).await;
+        }
+        struct Done<'a>(&'a std::cell::Cell<bool>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _done = Done(&self.applying);
+        self.apply_catalog_now(catalog).await
+    }
+
+    async fn apply_catalog_now(&self, catalog: Rc<Catalog>) -> anyhow::Result<()> {
         let old = self.catalog();
         if catalog.version < old.version {
             return Ok(());
