@@ -282,33 +282,6 @@ fn idle_and_stalled_connections_are_closed() {
     );
 }
 
-/// One request, one response, on an open connection (kafka-protocol codecs).
-fn call<Req: Encodable, Resp: Decodable>(
-    s: &mut TcpStream,
-    api: ApiKey,
-    version: i16,
-    corr: i32,
-    req: &Req,
-) -> Resp {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(corr)
-        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, api.request_header_version(version))
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    s.write_all(&frame).unwrap();
-    let mut resp = bytes::Bytes::from(read_frame(s));
-    let h = ResponseHeader::decode(&mut resp, api.response_header_version(version)).unwrap();
-    assert_eq!(h.correlation_id, corr);
-    Resp::decode(&mut resp, version).unwrap()
-}
-
 /// A batch over `message.max.bytes` gets MESSAGE_TOO_LARGE, nothing of it is
 /// written, and the same connection goes on producing.
 #[test]
@@ -360,10 +333,10 @@ fn an_oversized_batch_is_refused_and_the_connection_stays_usable() {
                     .with_records(Some(records))])])
     };
     let mut s = connect(broker.addr());
-    let r: ProduceResponse = call(&mut s, ApiKey::Produce, 9, 1, &produce(batch(20_000)));
+    let r: ProduceResponse = common::call(&mut s, 9, &produce(batch(20_000)));
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, 10, "MESSAGE_TOO_LARGE: {p:?}");
-    let r: ProduceResponse = call(&mut s, ApiKey::Produce, 9, 2, &produce(batch(100)));
+    let r: ProduceResponse = common::call(&mut s, 9, &produce(batch(100)));
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(
         (p.error_code, p.base_offset),

@@ -5,21 +5,19 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::{rdk, unique_topic, Broker};
+use bytes::Bytes;
+use common::{call, rdk, unique_topic, Broker};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    GroupId, HeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, RequestHeader,
-    ResponseHeader, SyncGroupRequest,
+    GroupId, HeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, SyncGroupRequest,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -126,34 +124,6 @@ fn deleting_a_topic_deletes_its_committed_offsets() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// One request over a raw connection, in Kafka's framing.
-fn call<R: Request>(s: &mut TcpStream, version: i16, req: &R) -> R::Response {
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, R::header_version(version))
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    s.write_all(&frame).unwrap();
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).unwrap();
-    let mut resp = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut resp).unwrap();
-    let mut b = Bytes::from(resp);
-    let h = ResponseHeader::decode(&mut b, R::Response::header_version(version)).unwrap();
-    assert_eq!(h.correlation_id, 7);
-    let r = R::Response::decode(&mut b, version).unwrap();
-    assert_eq!(b.remaining(), 0);
-    r
 }
 
 fn join_req(member: &str, metadata_bytes: usize) -> JoinGroupRequest {

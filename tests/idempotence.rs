@@ -7,68 +7,33 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use common::{rdk, Broker};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
-    ProducerId, RequestHeader, ResponseHeader, TopicName, TransactionalId,
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
+    TopicName, TransactionalId,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use kafka_protocol::ResponseError;
 use rdkafka::producer::Producer;
 
-/// A minimal blocking Kafka connection: one request, one response.
+/// A blocking Kafka connection with the two requests these tests send.
 struct Wire {
     s: TcpStream,
-    corr: i32,
 }
 
 impl Wire {
     fn connect(addr: SocketAddr) -> Wire {
         let s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Wire { s, corr: 0 }
-    }
-
-    fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> Resp {
-        self.corr += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.corr)
-            .with_client_id(Some(StrBytes::from_static_str("idempotence-test")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, api.request_header_version(version))
-            .unwrap();
-        req.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        self.s.write_all(&frame).unwrap();
-        let mut len = [0u8; 4];
-        self.s.read_exact(&mut len).unwrap();
-        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-        self.s.read_exact(&mut buf).unwrap();
-        let mut b = Bytes::from(buf);
-        let h = ResponseHeader::decode(&mut b, api.response_header_version(version)).unwrap();
-        assert_eq!(h.correlation_id, self.corr);
-        let resp = Resp::decode(&mut b, version).unwrap();
-        assert!(!b.has_remaining(), "trailing bytes in the response");
-        resp
+        Wire { s }
     }
 
     fn init_producer_id(&mut self, transactional_id: Option<&str>) -> InitProducerIdResponse {
@@ -79,7 +44,7 @@ impl Wire {
             .with_transaction_timeout_ms(60_000)
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        self.call(ApiKey::InitProducerId, 4, &req)
+        common::call(&mut self.s, 4, &req)
     }
 
     /// Produce `records` (already encoded batches) to partition 0 with
@@ -93,7 +58,7 @@ impl Wire {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(0)
                     .with_records(Some(records))])]);
-        let resp: ProduceResponse = self.call(ApiKey::Produce, 9, &req);
+        let resp: ProduceResponse = common::call(&mut self.s, 9, &req);
         let p = &resp.responses[0].partition_responses[0];
         (p.error_code, p.base_offset)
     }

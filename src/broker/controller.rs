@@ -231,34 +231,68 @@ fn edit(
     }
 }
 
-/// Set/Delete edits over `current`; APPEND/SUBTRACT are for list keys,
-/// which broker and group configs do not have.
-fn plain_edits(
+/// Apply config edits over `next`, Kafka's way. SET values and the results
+/// of APPEND/SUBTRACT go through `check`; APPEND/SUBTRACT take list-valued
+/// keys only, starting from the override or else `list_default(key)` (None:
+/// not a list key, INVALID_CONFIG). Removing an absent override is no error,
+/// whatever the name.
+fn apply_edits(
     mut next: BTreeMap<String, String>,
     edits: Vec<(String, ConfigEdit)>,
+    list_default: impl Fn(&str) -> Option<&'static str>,
+    check: impl Fn(&str, &str) -> Result<(), ApiError>,
 ) -> Result<BTreeMap<String, String>, ApiError> {
     for (k, edit) in edits {
-        match edit {
+        let (values, append) = match edit {
             ConfigEdit::Set(v) => {
+                check(&k, &v)?;
                 next.insert(k, v);
+                continue;
             }
             ConfigEdit::Delete => {
                 next.remove(&k);
+                continue;
             }
-            ConfigEdit::Append(_) | ConfigEdit::Subtract(_) => {
-                let op = if matches!(edit, ConfigEdit::Append(_)) {
-                    "APPEND"
-                } else {
-                    "SUBTRACT"
-                };
-                return Err((
-                    ResponseError::InvalidConfig,
-                    crate::cluster::topic_keys::not_list_message(op, &k),
-                ));
+            ConfigEdit::Append(v) => (v, true),
+            ConfigEdit::Subtract(v) => (v, false),
+        };
+        let op = if append { "APPEND" } else { "SUBTRACT" };
+        let default = list_default(&k).ok_or_else(|| {
+            (
+                ResponseError::InvalidConfig,
+                crate::cluster::topic_keys::not_list_message(op, &k),
+            )
+        })?;
+        // As Kafka's controller: split on "," as sent.
+        let current = next.get(&k).map_or(default, String::as_str);
+        let mut list: Vec<String> = if current.is_empty() {
+            Vec::new()
+        } else {
+            current.split(',').map(str::to_string).collect()
+        };
+        for v in values.split(',') {
+            if append {
+                if !list.iter().any(|x| x == v) {
+                    list.push(v.to_string());
+                }
+            } else {
+                list.retain(|x| x != v);
             }
         }
+        let value = list.join(",");
+        check(&k, &value)?;
+        next.insert(k, value);
     }
     Ok(next)
+}
+
+/// Broker and group configs have no list-valued keys and are checked as a
+/// whole afterwards.
+fn plain_edits(
+    next: BTreeMap<String, String>,
+    edits: Vec<(String, ConfigEdit)>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    apply_edits(next, edits, |_| None, |_, _| Ok(()))
 }
 
 fn edit_group_configs(
@@ -336,55 +370,23 @@ fn edit_configs(
     edits: Vec<(String, ConfigEdit)>,
     replace: bool,
 ) -> Result<(), ApiError> {
-    use crate::cluster::topic_keys::{lookup, not_list_message, Kind};
-    let invalid = |m: String| (ResponseError::InvalidConfig, m);
-    let mut next = if replace {
+    use crate::cluster::topic_keys::{lookup, Kind};
+    let start = if replace {
         BTreeMap::new()
     } else {
         configs.clone()
     };
-    for (k, edit) in edits {
-        let (values, append) = match edit {
-            ConfigEdit::Set(v) => {
-                topic_config::validate(&k, &v).map_err(invalid)?;
-                next.insert(k, v);
-                continue;
-            }
-            // Kafka: removing an override that is not there is no error,
-            // whatever the name.
-            ConfigEdit::Delete => {
-                next.remove(&k);
-                continue;
-            }
-            ConfigEdit::Append(v) => (v, true),
-            ConfigEdit::Subtract(v) => (v, false),
-        };
-        let op = if append { "APPEND" } else { "SUBTRACT" };
-        let key = lookup(&k)
-            .filter(|key| key.kind == Kind::List)
-            .ok_or_else(|| invalid(not_list_message(op, &k)))?;
-        // As Kafka's controller: start from the override, else the key's own
-        // default; split on "," as sent.
-        let current = next.get(&k).map_or(key.default, String::as_str);
-        let mut list: Vec<String> = if current.is_empty() {
-            Vec::new()
-        } else {
-            current.split(',').map(str::to_string).collect()
-        };
-        for v in values.split(',') {
-            if append {
-                if !list.iter().any(|x| x == v) {
-                    list.push(v.to_string());
-                }
-            } else {
-                list.retain(|x| x != v);
-            }
-        }
-        let value = list.join(",");
-        topic_config::validate(&k, &value).map_err(invalid)?;
-        next.insert(k, value);
-    }
-    *configs = next;
+    *configs = apply_edits(
+        start,
+        edits,
+        // A topic's list keys start from the key's own default.
+        |k| {
+            lookup(k)
+                .filter(|key| key.kind == Kind::List)
+                .map(|key| key.default)
+        },
+        |k, v| topic_config::validate(k, v).map_err(|m| (ResponseError::InvalidConfig, m)),
+    )?;
     Ok(())
 }
 

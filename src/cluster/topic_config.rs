@@ -40,7 +40,7 @@ pub fn default_value(key: &str, b: &BrokerConfig) -> String {
 /// Check one key/value as Kafka 4 does (unknown name, type, range); the
 /// error is the message Kafka clients show.
 pub fn validate(key: &str, value: &str) -> Result<(), String> {
-    super::topic_keys::validate_pair(key, value).map_err(|(_, m)| m)
+    super::topic_keys::validate_pair(key, value)
 }
 
 /// Does the broker itself set this key to something other than Kafka's

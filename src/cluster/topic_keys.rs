@@ -50,11 +50,6 @@ impl Kind {
             Kind::Password => "PASSWORD",
         }
     }
-    /// Only PASSWORD is sensitive (KafkaConfig.maybeSensitive). An unknown type also
-    /// counts as sensitive, which is how DescribeConfigs treats stray stored keys.
-    pub const fn is_sensitive(self) -> bool {
-        matches!(self, Kind::Password)
-    }
 }
 
 /// The validator attached to the key in LogConfig.
@@ -105,10 +100,6 @@ pub struct TopicKey {
     pub broker_key: Option<&'static str>,
     /// Every broker synonym, highest priority first (ALL_TOPIC_CONFIG_SYNONYMS).
     pub broker_synonyms: &'static [Synonym],
-    pub sensitive: bool,
-    pub read_only: bool,
-    /// LogConfig defines no groups, so this is None for every topic key.
-    pub doc_group: Option<&'static str>,
 }
 
 const fn s(name: &'static str) -> Synonym {
@@ -136,9 +127,6 @@ const fn key(
             Some(broker_synonyms[0].name)
         },
         broker_synonyms,
-        sensitive: false,
-        read_only: false,
-        doc_group: None,
     }
 }
 
@@ -428,34 +416,9 @@ pub const LIST_KEYS: &[&str] = &[
     "leader.replication.throttled.replicas",
 ];
 
-/// Topic keys that were valid in 3.x and are gone in 4.0. Kafka 4.0 answers
-/// INVALID_CONFIG (40), "Unknown topic config name: <key>". Fields show the 3.9
-/// definition, for reference only.
-pub const REMOVED_IN_4_0: &[TopicKey] = &[
-    key(
-        "message.downconversion.enable",
-        Kind::Boolean,
-        "true",
-        Check::None,
-        &[s("log.message.downconversion.enable")],
-    ),
-    // 3.9 default "3.0-IV1", MetadataVersionValidator
-    key(
-        "message.format.version",
-        Kind::String,
-        "3.0-IV1",
-        Check::None,
-        &[s("log.message.format.version")],
-    ),
-    key(
-        "message.timestamp.difference.max.ms",
-        Kind::Long,
-        I64_MAX,
-        Check::AtLeast(0),
-        &[s("log.message.timestamp.difference.max.ms")],
-    ),
-];
-
+// Keys valid in 3.x and gone in 4.0 (message.downconversion.enable,
+// message.format.version, message.timestamp.difference.max.ms) are unknown
+// names, INVALID_CONFIG "Unknown topic config name: <key>", as in Kafka 4.
 /// DescribeConfigsResponse.ConfigSource ids.
 pub mod config_source {
     pub const UNKNOWN: i8 = 0;
@@ -468,17 +431,6 @@ pub mod config_source {
     pub const DYNAMIC_BROKER_LOGGER_CONFIG: i8 = 6;
     pub const CLIENT_METRICS_CONFIG: i8 = 7;
     pub const GROUP_CONFIG: i8 = 8;
-}
-
-/// Kafka error codes used on these paths.
-#[allow(dead_code)]
-pub mod error_code {
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
-    pub const INVALID_CONFIG: i16 = 40;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const POLICY_VIOLATION: i16 = 44;
 }
 
 /// Binary search (TOPIC_KEYS is sorted).
@@ -763,13 +715,13 @@ pub fn check_parsed(k: &TopicKey, v: &Parsed) -> Result<(), String> {
 }
 
 /// Type and validator checks for one (name, value) pair, in Kafka's order:
-/// unknown name, then parse, then validator. Returns (error_code, message).
+/// unknown name, then parse, then validator. The error is Kafka's message
+/// (the code is always INVALID_CONFIG).
 /// Cross-key checks (min/max compaction lag, tiered storage) are not covered here;
 /// see topic_configs.md.
-pub fn validate_pair(name: &str, raw: &str) -> Result<(), (i16, String)> {
-    let k = lookup(name).ok_or_else(|| (error_code::INVALID_CONFIG, unknown_key_message(name)))?;
-    let v = parse_value(k, raw).map_err(|m| (error_code::INVALID_CONFIG, m))?;
-    check_parsed(k, &v).map_err(|m| (error_code::INVALID_CONFIG, m))
+pub fn validate_pair(name: &str, raw: &str) -> Result<(), String> {
+    let k = lookup(name).ok_or_else(|| unknown_key_message(name))?;
+    check_parsed(k, &parse_value(k, raw)?)
 }
 
 #[cfg(test)]
@@ -805,48 +757,46 @@ mod tests {
     #[test]
     fn messages() {
         assert_eq!(
-            validate_pair("foo", "1").unwrap_err().1,
+            validate_pair("foo", "1").unwrap_err(),
             "Unknown topic config name: foo"
         );
         assert_eq!(
-            validate_pair("message.format.version", "3.0")
-                .unwrap_err()
-                .1,
+            validate_pair("message.format.version", "3.0").unwrap_err(),
             "Unknown topic config name: message.format.version"
         );
         assert_eq!(
-            validate_pair("retention.ms", "-5").unwrap_err().1,
+            validate_pair("retention.ms", "-5").unwrap_err(),
             "Invalid value -5 for configuration retention.ms: Value must be at least -1"
         );
         assert_eq!(
-            validate_pair("retention.ms", "abc").unwrap_err().1,
+            validate_pair("retention.ms", "abc").unwrap_err(),
             "Invalid value abc for configuration retention.ms: Not a number of type LONG"
         );
-        assert_eq!(validate_pair("min.cleanable.dirty.ratio", "1.5").unwrap_err().1,
+        assert_eq!(validate_pair("min.cleanable.dirty.ratio", "1.5").unwrap_err(),
                    "Invalid value 1.5 for configuration min.cleanable.dirty.ratio: Value must be no more than 1");
-        assert_eq!(validate_pair("min.cleanable.dirty.ratio", "-1").unwrap_err().1,
+        assert_eq!(validate_pair("min.cleanable.dirty.ratio", "-1").unwrap_err(),
                    "Invalid value -1.0 for configuration min.cleanable.dirty.ratio: Value must be at least 0");
-        assert_eq!(validate_pair("compression.type", "GZIP").unwrap_err().1,
+        assert_eq!(validate_pair("compression.type", "GZIP").unwrap_err(),
                    "Invalid value GZIP for configuration compression.type: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer");
-        assert_eq!(validate_pair("cleanup.policy", "compact, foo").unwrap_err().1,
+        assert_eq!(validate_pair("cleanup.policy", "compact, foo").unwrap_err(),
                    "Invalid value foo for configuration cleanup.policy: String must be one of: compact, delete");
         assert!(validate_pair("cleanup.policy", "").is_ok());
         assert!(validate_pair("cleanup.policy", " compact , delete ").is_ok());
-        assert_eq!(validate_pair("compression.gzip.level", "0").unwrap_err().1,
+        assert_eq!(validate_pair("compression.gzip.level", "0").unwrap_err(),
                    "Invalid value 0 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1");
         assert!(validate_pair("compression.gzip.level", "-1").is_ok());
-        assert_eq!(validate_pair("preallocate", "yes").unwrap_err().1,
+        assert_eq!(validate_pair("preallocate", "yes").unwrap_err(),
                    "Invalid value yes for configuration preallocate: Expected value to be either true or false");
         assert!(validate_pair("preallocate", " TRUE ").is_ok());
         assert!(validate_pair("leader.replication.throttled.replicas", "*").is_ok());
         assert!(validate_pair("leader.replication.throttled.replicas", "0:1, 1:2").is_ok());
-        assert_eq!(validate_pair("leader.replication.throttled.replicas", "0-1").unwrap_err().1,
+        assert_eq!(validate_pair("leader.replication.throttled.replicas", "0-1").unwrap_err(),
                    "Invalid value [0-1] for configuration leader.replication.throttled.replicas: leader.replication.throttled.replicas must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...");
         assert_eq!(
-            validate_pair("segment.bytes", "13").unwrap_err().1,
+            validate_pair("segment.bytes", "13").unwrap_err(),
             "Invalid value 13 for configuration segment.bytes: Value must be at least 14"
         );
-        assert_eq!(validate_pair("max.message.bytes", "2147483648").unwrap_err().1,
+        assert_eq!(validate_pair("max.message.bytes", "2147483648").unwrap_err(),
                    "Invalid value 2147483648 for configuration max.message.bytes: Not a number of type INT");
         assert!(validate_pair("retention.bytes", "-12345").is_ok());
     }

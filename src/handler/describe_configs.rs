@@ -13,6 +13,33 @@ use crate::cluster::topic_config::{broker_overrides, default_value};
 use crate::cluster::topic_keys::{config_source, Kind, TOPIC_KEYS};
 use crate::config::{BrokerConfig, DYNAMIC_BROKER_KEYS};
 
+/// Where a broker-level value comes from: this broker's dynamic configs,
+/// the cluster-wide dynamic default, the static file, or Kafka's default.
+fn broker_source(
+    catalog: &crate::cluster::Catalog,
+    broker_id: i32,
+    broker_key: Option<&str>,
+    static_differs: bool,
+) -> i8 {
+    let dynamic = |scope: &str| {
+        broker_key.is_some_and(|bk| {
+            catalog
+                .broker_configs
+                .get(scope)
+                .is_some_and(|m| m.contains_key(bk))
+        })
+    };
+    if dynamic(&broker_id.to_string()) {
+        config_source::DYNAMIC_BROKER_CONFIG
+    } else if dynamic(CLUSTER_DEFAULT) {
+        config_source::DYNAMIC_DEFAULT_BROKER_CONFIG
+    } else if static_differs {
+        config_source::STATIC_BROKER_CONFIG
+    } else {
+        config_source::DEFAULT_CONFIG
+    }
+}
+
 /// The type of a broker key (that of the topic key it is the default of).
 fn broker_key_type(bk: &str) -> i8 {
     TOPIC_KEYS
@@ -58,23 +85,12 @@ pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) ->
                                     kind,
                                 ),
                                 None => {
-                                    let dynamic = |scope: &str| {
-                                        k.broker_key.is_some_and(|bk| {
-                                            catalog
-                                                .broker_configs
-                                                .get(scope)
-                                                .is_some_and(|m| m.contains_key(bk))
-                                        })
-                                    };
-                                    let source = if dynamic(&state.cfg.broker_id.to_string()) {
-                                        config_source::DYNAMIC_BROKER_CONFIG
-                                    } else if dynamic(CLUSTER_DEFAULT) {
-                                        config_source::DYNAMIC_DEFAULT_BROKER_CONFIG
-                                    } else if broker_overrides(k.name, &state.cfg) {
-                                        config_source::STATIC_BROKER_CONFIG
-                                    } else {
-                                        config_source::DEFAULT_CONFIG
-                                    };
+                                    let source = broker_source(
+                                        &catalog,
+                                        state.cfg.broker_id,
+                                        k.broker_key,
+                                        broker_overrides(k.name, &state.cfg),
+                                    );
                                     (
                                         k.name.to_string(),
                                         default_value(k.name, &state.effective_cfg()),
@@ -109,18 +125,8 @@ pub async fn handle(state: &State, req: DescribeConfigsRequest, version: i16) ->
                 RESOURCE_BROKER if name == state.cfg.broker_id.to_string() => {
                     let effective = state.effective_cfg();
                     let stock = BrokerConfig::default();
-                    let own = catalog.broker_configs.get(&name);
-                    let default = catalog.broker_configs.get(CLUSTER_DEFAULT);
                     let source = |bk: &str, static_differs: bool| {
-                        if own.is_some_and(|m| m.contains_key(bk)) {
-                            config_source::DYNAMIC_BROKER_CONFIG
-                        } else if default.is_some_and(|m| m.contains_key(bk)) {
-                            config_source::DYNAMIC_DEFAULT_BROKER_CONFIG
-                        } else if static_differs {
-                            config_source::STATIC_BROKER_CONFIG
-                        } else {
-                            config_source::DEFAULT_CONFIG
-                        }
+                        broker_source(&catalog, state.cfg.broker_id, Some(bk), static_differs)
                     };
                     let mut list: Vec<Entry> = TOPIC_KEYS
                         .iter()

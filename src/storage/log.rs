@@ -83,8 +83,6 @@ pub struct AppendInfo {
     pub base_offset: i64,
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
-    /// A retry of a batch already accepted: nothing new was written.
-    pub duplicate: bool,
 }
 
 pub struct PartitionLog {
@@ -263,7 +261,6 @@ impl PartitionLog {
                 -1
             },
             log_start_offset: self.log_start_offset,
-            duplicate: false,
         };
         Ok((info, rx))
     }
@@ -324,7 +321,6 @@ impl PartitionLog {
             // Kafka answers a duplicate with the first copy's max timestamp.
             log_append_time_ms: meta.timestamp_ms,
             log_start_offset: self.log_start_offset,
-            duplicate: true,
         };
         (info, rx)
     }

@@ -409,3 +409,39 @@ pub fn unique_topic(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// One request, one response, over a raw connection in Kafka's framing,
+/// encoded and decoded by kafka-protocol (not sluice's codecs).
+pub fn call<R: kafka_protocol::protocol::Request>(
+    s: &mut TcpStream,
+    version: i16,
+    req: &R,
+) -> R::Response {
+    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, R::header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut resp = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut resp).unwrap();
+    let mut b = Bytes::from(resp);
+    let h = ResponseHeader::decode(&mut b, R::Response::header_version(version)).unwrap();
+    assert_eq!(h.correlation_id, 7);
+    let r = R::Response::decode(&mut b, version).unwrap();
+    assert_eq!(b.remaining(), 0, "trailing bytes in the response");
+    r
+}
