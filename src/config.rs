@@ -62,6 +62,155 @@ pub struct BrokerConfig {
     pub io_memory_bytes_per_shard: usize,
     /// Group coordinator and `__consumer_offsets` settings.
     pub groups: crate::group::CoordinatorConfig,
+    /// The metadata quorum (KRaft's keys).
+    pub quorum: QuorumSettings,
+}
+
+/// The metadata quorum, by Kafka's KRaft keys. Every sluice node is a
+/// broker and a controller (`process.roles=broker,controller`).
+#[derive(Clone, Debug)]
+pub struct QuorumSettings {
+    /// `controller.quorum.voters` as (node id, host, port); empty: this
+    /// broker is a quorum of one.
+    pub voters: Vec<(i32, String, u16)>,
+    /// `controller.listener.names`.
+    pub controller_listener_names: Vec<String>,
+    /// This node's controller listener, from `listeners`.
+    pub controller_listener: Option<SocketAddr>,
+    /// `controller.quorum.election.timeout.ms`: a follower that hears no
+    /// leader for this long stands for election.
+    pub election_timeout_ms: u64,
+    /// `sluice.metadata.commit.timeout.ms`: how long a metadata change may
+    /// take to commit before the request gets REQUEST_TIMED_OUT.
+    pub commit_timeout_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub max_bytes_between_snapshots: u64,
+    /// `controller.quorum.request.timeout.ms`: how long a request to the
+    /// quorum leader waits for its answer.
+    pub request_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`: a broker not heard from for this long
+    /// is fenced.
+    pub session_timeout_ms: u64,
+}
+
+impl Default for QuorumSettings {
+    fn default() -> Self {
+        Self {
+            voters: Vec::new(),
+            controller_listener_names: vec!["CONTROLLER".into()],
+            controller_listener: None,
+            election_timeout_ms: 1_000,
+            commit_timeout_ms: 30_000,
+            max_bytes_between_snapshots: 20 << 20,
+            request_timeout_ms: 2_000,
+            heartbeat_interval_ms: 2_000,
+            session_timeout_ms: 9_000,
+        }
+    }
+}
+
+impl QuorumSettings {
+    /// The voters' node ids, sorted (this node alone when none are set).
+    pub fn voter_ids(&self, node_id: i32) -> Vec<u64> {
+        let mut v: Vec<u64> = if self.voters.is_empty() {
+            vec![node_id as u64]
+        } else {
+            self.voters.iter().map(|(id, _, _)| *id as u64).collect()
+        };
+        v.sort_unstable();
+        v
+    }
+
+    /// The other voters' controller addresses.
+    pub fn peer_addrs(&self, node_id: i32) -> std::io::Result<Vec<(u64, SocketAddr)>> {
+        self.voters
+            .iter()
+            .filter(|(id, _, _)| *id != node_id)
+            .map(|(id, host, port)| Ok((*id as u64, resolve(host, *port)?)))
+            .collect()
+    }
+
+    /// Where this node's controller listens: its controller listener, else
+    /// its own entry in the voters.
+    pub fn listen_addr(&self, node_id: i32) -> std::io::Result<Option<SocketAddr>> {
+        if let Some(a) = self.controller_listener {
+            return Ok(Some(a));
+        }
+        self.voters
+            .iter()
+            .find(|(id, _, _)| *id == node_id)
+            .map(|(_, host, port)| resolve(host, *port))
+            .transpose()
+    }
+
+    /// One raft tick: a tenth of the election timeout.
+    pub fn tick_ms(&self) -> u64 {
+        (self.election_timeout_ms / 10).clamp(10, 1_000)
+    }
+}
+
+fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host}:{port} resolves to no address")))
+}
+
+/// `controller.quorum.voters`: `id@host:port,...`.
+fn parse_voters(k: &str, v: &str) -> Result<Vec<(i32, String, u16)>, ConfigError> {
+    let mut out: Vec<(i32, String, u16)> = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || {
+            invalid(
+                k,
+                v,
+                "expected id@host:port,... (for example 1@127.0.0.1:19092)",
+            )
+        };
+        let (id, addr) = item.split_once('@').ok_or_else(bad)?;
+        let id: i32 = id.trim().parse().map_err(|_| bad())?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if out.iter().any(|(o, _, _)| *o == id) {
+            return Err(invalid(k, v, format!("voter {id} is listed twice")));
+        }
+        out.push((id, host.trim_matches(['[', ']']).to_string(), port));
+    }
+    if out.is_empty() {
+        return Err(invalid(k, v, "no voters"));
+    }
+    Ok(out)
+}
+
+/// Every `NAME://host:port` of a listeners value, names upper-cased.
+fn parse_listener_list(k: &str, v: &str) -> Result<Vec<(String, String, u16)>, ConfigError> {
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let name = item
+            .split_once("://")
+            .map_or("PLAINTEXT", |(n, _)| n)
+            .to_ascii_uppercase();
+        let (host, port) = parse_listener(k, item)?;
+        out.push((name, host, port));
+    }
+    if out.is_empty() {
+        return Err(invalid(k, v, "no listener"));
+    }
+    Ok(out)
+}
+
+fn socket_addr(k: &str, v: &str, host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    let ip = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    format!("{ip}:{port}")
+        .parse()
+        .map_err(|_| invalid(k, v, "bad address"))
 }
 
 impl Default for BrokerConfig {
@@ -92,6 +241,7 @@ impl Default for BrokerConfig {
             cross_shard_queue_depth: 1024,
             io_memory_bytes_per_shard: 8 << 20,
             groups: crate::group::CoordinatorConfig::default(),
+            quorum: QuorumSettings::default(),
         }
     }
 }
@@ -138,6 +288,81 @@ pub fn parse_listener(key: &str, v: &str) -> Result<(String, u16), ConfigError> 
 }
 
 impl BrokerConfig {
+    /// The client listener is the first that is not a controller listener;
+    /// the controller listener is the quorum's. Advertised: the entry of the
+    /// client listener's name, else the first non-controller one.
+    fn resolve_listeners(
+        &mut self,
+        listeners: Option<&str>,
+        advertised: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        let is_controller = |n: &str| self.quorum.controller_listener_names.iter().any(|c| c == n);
+        let mut client_name = None;
+        if let Some(v) = listeners {
+            let k = "listeners";
+            let all = parse_listener_list(k, v)?;
+            let (name, host, port) = all
+                .iter()
+                .find(|(n, _, _)| !is_controller(n))
+                .ok_or_else(|| {
+                    invalid(
+                        k,
+                        v,
+                        "no listener for clients (every one is a controller listener)",
+                    )
+                })?
+                .clone();
+            self.listener = socket_addr(k, v, &host, port)?;
+            self.advertised_host = if host == "0.0.0.0" {
+                "127.0.0.1".into()
+            } else {
+                host
+            };
+            self.advertised_port = port;
+            if let Some((_, h, p)) = all.iter().find(|(n, _, _)| is_controller(n)) {
+                self.quorum.controller_listener = Some(socket_addr(k, v, h, *p)?);
+            }
+            client_name = Some(name);
+        }
+        if let Some(v) = advertised {
+            let all = parse_listener_list("advertised.listeners", v)?;
+            let pick = all
+                .iter()
+                .find(|(n, _, _)| Some(n) == client_name.as_ref())
+                .or_else(|| all.iter().find(|(n, _, _)| !is_controller(n)))
+                .ok_or_else(|| invalid("advertised.listeners", v, "no listener for clients"))?;
+            self.advertised_host = pick.1.clone();
+            self.advertised_port = pick.2;
+        }
+        Ok(())
+    }
+
+    /// Every node is a voter: it must be among the voters.
+    fn check_quorum(&self) -> Result<(), ConfigError> {
+        let q = &self.quorum;
+        if q.voters.is_empty() {
+            return Ok(());
+        }
+        let k = "controller.quorum.voters";
+        let v = q
+            .voters
+            .iter()
+            .map(|(id, h, p)| format!("{id}@{h}:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        if !q.voters.iter().any(|(id, _, _)| *id == self.broker_id) {
+            return Err(invalid(
+                k,
+                &v,
+                format!(
+                    "node.id {} is not among the voters; every sluice node is a voter",
+                    self.broker_id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Load `file` (if any), then apply `overrides` in order.
     pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
         let mut props = BTreeMap::new();
@@ -146,7 +371,8 @@ impl BrokerConfig {
             props = parse_properties(&text);
         }
         let mut cfg = Self::default();
-        let mut advertised = None;
+        let mut advertised: Option<String> = None;
+        let mut listeners: Option<String> = None;
         // Kafka 0.9's keys, honoured only where the modern ones are absent.
         let mut legacy = Legacy::default();
         let mut retention = (None, None, None); // ms, minutes, hours
@@ -170,32 +396,55 @@ impl BrokerConfig {
                 _ if IGNORED_KAFKA_KEYS.contains(&k) => {
                     tracing::info!(key = k, "a Kafka setting sluice does not need; ignored")
                 }
+                // Resolved after the loop: which listener is the controller's
+                // depends on controller.listener.names.
                 "listeners" => {
                     legacy.listeners_set = true;
-                    let (host, port) = parse_listener(k, v)?;
-                    let ip = if host == "localhost" {
-                        "127.0.0.1".to_string()
-                    } else {
-                        host.clone()
-                    };
-                    cfg.listener = format!("{ip}:{port}")
-                        .parse()
-                        .map_err(|_| invalid(k, v, "bad address"))?;
-                    if advertised.is_none() {
-                        cfg.advertised_host = if host == "0.0.0.0" {
-                            "127.0.0.1".into()
-                        } else {
-                            host
-                        };
-                        cfg.advertised_port = port;
-                    }
+                    parse_listener_list(k, v)?;
+                    listeners = Some(v.to_string());
                 }
                 "advertised.listeners" => {
                     legacy.advertised_set = true;
-                    let (host, port) = parse_listener(k, v)?;
-                    advertised = Some((host.clone(), port));
-                    cfg.advertised_host = host;
-                    cfg.advertised_port = port;
+                    parse_listener_list(k, v)?;
+                    advertised = Some(v.to_string());
+                }
+                "process.roles" => {
+                    let roles: Vec<&str> = v.split(',').map(str::trim).collect();
+                    if !(roles.contains(&"broker") && roles.contains(&"controller")) {
+                        return Err(invalid(
+                            k,
+                            v,
+                            "every sluice node is both broker and controller: use process.roles=broker,controller",
+                        ));
+                    }
+                }
+                "controller.quorum.voters" => cfg.quorum.voters = parse_voters(k, v)?,
+                "controller.quorum.bootstrap.servers" => tracing::warn!(
+                    key = k,
+                    "sluice forms its quorum from controller.quorum.voters (a fixed voter set); the bootstrap servers are not used"
+                ),
+                "controller.listener.names" => {
+                    cfg.quorum.controller_listener_names = v
+                        .split(',')
+                        .map(|n| n.trim().to_ascii_uppercase())
+                        .filter(|n| !n.is_empty())
+                        .collect()
+                }
+                "controller.quorum.election.timeout.ms" => {
+                    cfg.quorum.election_timeout_ms = at_least(k, v, 30)?
+                }
+                "sluice.metadata.commit.timeout.ms" => {
+                    cfg.quorum.commit_timeout_ms = positive(k, v)?
+                }
+                "broker.heartbeat.interval.ms" => {
+                    cfg.quorum.heartbeat_interval_ms = at_least(k, v, 10)?
+                }
+                "broker.session.timeout.ms" => cfg.quorum.session_timeout_ms = at_least(k, v, 20)?,
+                "controller.quorum.request.timeout.ms" => {
+                    cfg.quorum.request_timeout_ms = positive(k, v)?
+                }
+                "metadata.log.max.record.bytes.between.snapshots" => {
+                    cfg.quorum.max_bytes_between_snapshots = positive(k, v)?
                 }
                 "log.dirs" => {
                     legacy.log_dirs_set = true;
@@ -272,7 +521,9 @@ impl BrokerConfig {
                 _ => tracing::warn!(key = k, "unknown configuration key ignored"),
             }
         }
+        cfg.resolve_listeners(listeners.as_deref(), advertised.as_deref())?;
         legacy.apply(&mut cfg, advertised.is_some())?;
+        cfg.check_quorum()?;
         cfg.log.retention_ms = match retention {
             (Some(ms), _, _) => ms,
             (None, Some(m), _) => m * 60_000,
@@ -368,6 +619,17 @@ fn is_known_broker_key(k: &str) -> bool {
         "node.id",
         "listeners",
         "advertised.listeners",
+        "process.roles",
+        "controller.quorum.voters",
+        "controller.quorum.bootstrap.servers",
+        "controller.listener.names",
+        "controller.quorum.election.timeout.ms",
+        "metadata.log.max.record.bytes.between.snapshots",
+        "controller.quorum.request.timeout.ms",
+        "broker.heartbeat.interval.ms",
+        "broker.session.timeout.ms",
+        "inter.broker.listener.name",
+        "listener.security.protocol.map",
         "log.dirs",
         "log.dir",
         "num.partitions",
@@ -401,12 +663,15 @@ const IGNORED_KAFKA_KEYS: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "zookeeper.connection.timeout.ms",
     "log.cleaner.enable",
     "delete.topic.enable",
+    // One listener protocol (PLAINTEXT) and one broker-to-broker listener.
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "controller.quorum.fetch.timeout.ms",
 ];
 
 /// Kafka 0.9's listener and log-dir keys (the seeds' multi-broker recipe
@@ -446,7 +711,7 @@ impl Legacy {
                 };
                 cfg.advertised_port = port;
             }
-            tracing::info!("port/host.name are Kafka 0.9 keys: listening on {v}; the modern key is listeners=PLAINTEXT://{host}:{port}");
+            tracing::warn!("port/host.name are Kafka 0.9 keys: listening on {v}; the modern key is listeners=PLAINTEXT://{host}:{port}");
         }
         if !advertised_set && (self.advertised_host.is_some() || self.advertised_port.is_some()) {
             if let Some(h) = self.advertised_host {
@@ -455,14 +720,14 @@ impl Legacy {
             if let Some(p) = self.advertised_port {
                 cfg.advertised_port = p;
             }
-            tracing::info!("advertised.host.name/advertised.port are Kafka 0.9 keys; the modern key is advertised.listeners");
+            tracing::warn!("advertised.host.name/advertised.port are Kafka 0.9 keys; the modern key is advertised.listeners");
         }
         if let Some(d) = self.log_dir {
             if self.log_dirs_set {
-                tracing::info!("log.dir={d} ignored: log.dirs is set and wins, as in Kafka");
+                tracing::warn!("log.dir={d} ignored: log.dirs is set and wins, as in Kafka");
             } else {
                 cfg.log_dir = PathBuf::from(&d);
-                tracing::info!("log.dir is Kafka's single-directory key: data in {d}; the modern key is log.dirs");
+                tracing::warn!("log.dir is Kafka's single-directory key: data in {d}; the modern key is log.dirs");
             }
         }
         Ok(())
@@ -473,6 +738,7 @@ impl Legacy {
 fn group_key(g: &mut crate::group::CoordinatorConfig, k: &str, v: &str) -> Result<(), ConfigError> {
     match k {
         "offsets.topic.num.partitions" => g.offsets_topic_partitions = positive(k, v)?,
+        "offsets.topic.replication.factor" => g.offsets_topic_replication_factor = positive(k, v)?,
         "offsets.topic.segment.bytes" => g.offsets_topic_segment_bytes = at_least(k, v, 14)?,
         "offsets.retention.minutes" => g.offsets_retention_ms = positive::<i64>(k, v)? * 60_000,
         "offsets.retention.check.interval.ms" => {
@@ -608,6 +874,93 @@ mod tests {
             ]),
         )
         .unwrap();
+    }
+
+    /// Kafka 4's KRaft sample (config/server.properties), combined mode.
+    #[test]
+    fn kraft_keys_of_a_combined_node() {
+        let text = "process.roles=broker,controller\nnode.id=1\n\
+            controller.quorum.voters=1@localhost:9093\n\
+            listeners=PLAINTEXT://:9092,CONTROLLER://:9093\n\
+            inter.broker.listener.name=PLAINTEXT\n\
+            advertised.listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093\n\
+            controller.listener.names=CONTROLLER\n\
+            listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+            log.dirs=/tmp/kraft-combined-logs\n";
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("server.properties");
+        std::fs::write(&f, text).unwrap();
+        let c = BrokerConfig::load(Some(&f), &[]).unwrap();
+        assert_eq!(c.broker_id, 1);
+        assert_eq!(c.listener, "0.0.0.0:9092".parse().unwrap());
+        assert_eq!(
+            (c.advertised_host.as_str(), c.advertised_port),
+            ("localhost", 9092)
+        );
+        assert_eq!(
+            c.quorum.controller_listener,
+            Some("0.0.0.0:9093".parse().unwrap())
+        );
+        assert_eq!(c.quorum.voters, vec![(1, "localhost".to_string(), 9093)]);
+        assert_eq!(c.quorum.voter_ids(c.broker_id), vec![1]);
+        // The controller listener may come first; clients get the other.
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let c = BrokerConfig::load(
+            None,
+            &[kv(
+                "listeners",
+                "CONTROLLER://127.0.0.1:19093,PLAINTEXT://127.0.0.1:19092",
+            )],
+        )
+        .unwrap();
+        assert_eq!(c.listener.port(), 19092);
+        assert_eq!(c.quorum.controller_listener.unwrap().port(), 19093);
+        // No quorum configured: this broker alone.
+        assert_eq!(
+            BrokerConfig::load(None, &[kv("node.id", "7")])
+                .unwrap()
+                .quorum
+                .voter_ids(7),
+            vec![7]
+        );
+    }
+
+    #[test]
+    fn quorum_settings_that_cannot_run_are_refused_naming_the_key() {
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let err =
+            |pairs: &[(String, String)]| BrokerConfig::load(None, pairs).unwrap_err().to_string();
+        let e = err(&[kv("process.roles", "broker")]);
+        assert!(
+            e.contains("process.roles") && e.contains("broker,controller"),
+            "{e}"
+        );
+        let e = err(&[
+            kv("node.id", "2"),
+            kv("controller.quorum.voters", "1@127.0.0.1:9093"),
+        ]);
+        assert!(
+            e.contains("controller.quorum.voters") && e.contains("not among the voters"),
+            "{e}"
+        );
+        let e = err(&[kv(
+            "controller.quorum.voters",
+            "1@127.0.0.1:9093,1@127.0.0.1:9094",
+        )]);
+        assert!(e.contains("listed twice"), "{e}");
+        let e = err(&[kv("controller.quorum.voters", "1-127.0.0.1:9093")]);
+        assert!(e.contains("id@host:port"), "{e}");
+        let e = err(&[kv("listeners", "CONTROLLER://:9093")]);
+        assert!(e.contains("no listener for clients"), "{e}");
+        // Several voters that include this node are fine.
+        let kvs = [kv(
+            "controller.quorum.voters",
+            "1@127.0.0.1:9093,2@127.0.0.1:9094",
+        )];
+        assert_eq!(
+            BrokerConfig::load(None, &kvs).unwrap().quorum.voter_ids(1),
+            vec![1, 2]
+        );
     }
 
     #[test]

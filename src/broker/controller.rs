@@ -1,14 +1,19 @@
-//! Catalogue changes. They run on shard 0 (the controller), are persisted, and
-//! then every shard adopts the new version before the caller is answered.
+//! Catalogue changes. They run on shard 0 (the controller): the edit is
+//! validated on a copy of the catalogue, its records are committed to the
+//! metadata log, and every shard adopts the new version before the caller is
+//! answered.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use kafka_protocol::ResponseError;
 
+use super::metadata::CommitError;
 use super::state::{local, ShardState};
 use crate::cluster::catalog::valid_topic_name;
-use crate::cluster::{topic_config, Catalog, TopicMeta};
+use crate::cluster::catalog::{PartitionMeta, NO_LEADER};
+use crate::cluster::records;
+use crate::cluster::{placement, topic_config, Catalog, TopicMeta};
+use crate::quorum::QuorumError;
 use crate::shard;
 
 pub const CONTROLLER_SHARD: shard::ShardId = 0;
@@ -40,6 +45,7 @@ pub enum ConfigEdit {
     Subtract(String),
 }
 
+#[derive(Clone)]
 pub enum Change {
     Create {
         specs: Vec<TopicSpec>,
@@ -91,53 +97,97 @@ pub async fn submit(change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)
         })
 }
 
+/// Edits made against metadata that moved on are made again, this often.
+const MAX_EDIT_ATTEMPTS: usize = 5;
+/// How long a broker waits to catch up with the leader's metadata before
+/// editing again.
+const CATCH_UP_WAIT_MS: u64 = 2_000;
+
 async fn apply_on_controller(change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)> {
     let state = local();
-    let _guard = state.controller_lock.lock().await;
-    let mut next = (*state.catalog()).clone();
-    let results = edit(&state, &mut next, change);
-    let changed = results.iter().any(|(_, r)| r.is_ok()) && next != *state.catalog();
-    if !changed {
-        return results;
-    }
-    next.version += 1;
-    if let Err(e) = next.save(&state.cfg.log_dir) {
-        let msg = format!("cannot persist cluster metadata: {e}");
-        return results
-            .into_iter()
-            .map(|(n, _)| (n, Err((ResponseError::KafkaStorageError, msg.clone()))))
-            .collect();
-    }
-    let mut apply_error = None;
-    for s in 0..shard::count() {
-        let c = next.clone();
-        let r = shard::submit_to(s, move || async move {
-            local()
-                .apply_catalog(Rc::new(c))
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
-            tracing::error!(shard = s, error = %e, "shard failed to apply metadata version {}", next.version);
-            apply_error.get_or_insert(e);
+    let Some(plane) = super::metadata::plane() else {
+        let results = edit(&state, &mut (*state.catalog()).clone(), change);
+        return fail_all(
+            results,
+            ResponseError::NotController,
+            "no metadata quorum on this shard",
+        );
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let guard = state.controller_lock.lock().await;
+        let current = state.catalog();
+        let mut next = (*current).clone();
+        let results = edit(&state, &mut next, change.clone());
+        let records = records::diff(&current, &next);
+        if records.is_empty() || results.iter().all(|(_, r)| r.is_err()) {
+            return results;
         }
+        // The leader commits its own edits; another broker's go to it,
+        // with the version they were made against.
+        let outcome = if plane.is_leader() {
+            plane.commit(records).await
+        } else {
+            plane.forward(current.version, records).await
+        };
+        drop(guard);
+        return match outcome {
+            Ok((_, None)) => results,
+            // The change is recorded, but a shard could not act on it (e.g.
+            // open the new partitions): the caller must not be told it worked.
+            Ok((_, Some(e))) => fail_all(
+                results,
+                ResponseError::KafkaStorageError,
+                &format!("the change was recorded but not applied on every shard: {e}"),
+            ),
+            Err(CommitError::Stale(version)) if attempt < MAX_EDIT_ATTEMPTS => {
+                let caught_up = async {
+                    while state.catalog().version < version {
+                        shard::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                };
+                let _ = shard::timeout(
+                    std::time::Duration::from_millis(CATCH_UP_WAIT_MS),
+                    caught_up,
+                )
+                .await;
+                continue;
+            }
+            Err(e @ CommitError::Stale(_)) => {
+                fail_all(results, ResponseError::NotController, &e.to_string())
+            }
+            Err(e @ CommitError::TimedOut(_)) => {
+                fail_all(results, ResponseError::RequestTimedOut, &e.to_string())
+            }
+            Err(CommitError::Quorum(e @ (QuorumError::NotLeader { .. } | QuorumError::Busy))) => {
+                fail_all(results, ResponseError::NotController, &e.to_string())
+            }
+            Err(CommitError::Quorum(e @ QuorumError::TimedOut(_))) => {
+                fail_all(results, ResponseError::RequestTimedOut, &e.to_string())
+            }
+            Err(CommitError::Quorum(e)) => {
+                fail_all(results, ResponseError::KafkaStorageError, &e.to_string())
+            }
+            Err(CommitError::Remote(code, msg)) => {
+                let code =
+                    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError);
+                fail_all(results, code, &msg)
+            }
+        };
     }
-    match apply_error {
-        // The change is recorded, but a shard could not act on it (e.g. open
-        // the new partitions): the caller must not be told it worked.
-        Some(e) => results
-            .into_iter()
-            .map(|(n, r)| {
-                let r = r.and(Err((
-                    ResponseError::KafkaStorageError,
-                    format!("the change was recorded but not applied on every shard: {e}"),
-                )));
-                (n, r)
-            })
-            .collect(),
-        None => results,
-    }
+}
+
+/// Every item that had succeeded gets this error instead.
+fn fail_all(
+    results: Vec<(String, Result<TopicMeta, ApiError>)>,
+    code: ResponseError,
+    msg: &str,
+) -> Vec<(String, Result<TopicMeta, ApiError>)> {
+    results
+        .into_iter()
+        .map(|(n, r)| (n, r.and(Err((code, msg.to_string())))))
+        .collect()
 }
 
 fn edit(
@@ -182,16 +232,14 @@ fn edit(
             })
             .collect(),
         Change::AddPartitions { topic, total, .. } => {
+            let live = target.live_brokers();
             let r = match target.topics.get_mut(&topic) {
                 None => Err((ResponseError::UnknownTopicOrPartition, format!("Topic '{topic}' does not exist"))),
                 Some(t) if total <= t.partitions => Err((
                     ResponseError::InvalidPartitions,
                     format!("Topic currently has {} partitions, which is higher than the requested {total}.", t.partitions),
                 )),
-                Some(t) => {
-                    t.partitions = total;
-                    Ok(t.clone())
-                }
+                Some(t) => add_partitions(t, total, &live),
             };
             vec![(topic, r)]
         }
@@ -326,9 +374,8 @@ fn edit_group_configs(
     }
     Ok(TopicMeta {
         name: group.to_string(),
-        id: uuid::Uuid::nil(),
-        partitions: 0,
         configs: next,
+        ..Default::default()
     })
 }
 
@@ -359,9 +406,8 @@ fn edit_broker_configs(
     }
     Ok(TopicMeta {
         name: scope.to_string(),
-        id: uuid::Uuid::nil(),
-        partitions: 0,
         configs: next,
+        ..Default::default()
     })
 }
 
@@ -400,6 +446,12 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
             ),
         ));
     }
+    if s.name == crate::cluster::catalog::METADATA_TOPIC {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("Creation of internal topic {} is prohibited.", s.name),
+        ));
+    }
     if c.topics.contains_key(&s.name) {
         return Err((
             ResponseError::TopicAlreadyExists,
@@ -407,7 +459,7 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
         ));
     }
     if !s.assignments.is_empty() {
-        check_assignments(&s, state.cfg.broker_id)?;
+        check_assignments(&s, c)?;
     }
     let partitions = if !s.assignments.is_empty() {
         s.assignments.len() as i32
@@ -435,12 +487,38 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
             "Replication factor must be larger than 0.".into(),
         ));
     }
-    if rf > 1 {
+    let live = c.live_brokers();
+    let mut rf = rf;
+    if s.name == crate::group::OFFSETS_TOPIC && rf as usize > live.len() && !live.is_empty() {
+        // Kafka's default (3) would stop a small cluster from ever having
+        // consumer groups: as the issue of a single broker asks, cap it.
+        tracing::warn!(
+            wanted = rf,
+            brokers = live.len(),
+            "{} created with replication factor {} (offsets.topic.replication.factor exceeds the live brokers)",
+            s.name,
+            live.len()
+        );
+        rf = live.len() as i16;
+    }
+    if rf as usize > live.len() {
         return Err((
             ResponseError::InvalidReplicationFactor,
-            format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
+            format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.", live.len()),
         ));
     }
+    let parts: Vec<PartitionMeta> = if s.assignments.is_empty() {
+        let (start, shift) = placement::random_offsets();
+        placement::assign(&live, 0, partitions, rf as usize, start, shift)
+            .into_iter()
+            .map(PartitionMeta::new)
+            .collect()
+    } else {
+        s.assignments
+            .iter()
+            .map(|(_, replicas)| new_partition_on(replicas.clone(), &live))
+            .collect()
+    };
     let mut configs = BTreeMap::new();
     for (k, v) in s.configs {
         // Only the broker's own offsets topic may be compacted: it is written
@@ -457,14 +535,50 @@ fn create(state: &ShardState, c: &mut Catalog, s: TopicSpec) -> Result<TopicMeta
         id: uuid::Uuid::new_v4(),
         partitions,
         configs,
+        parts,
     };
     c.topics.insert(s.name, meta.clone());
     Ok(meta)
 }
 
+/// New partitions of `t` up to `total`, placed as a new topic's would be
+/// (continuing its partition numbering), with the topic's replication factor.
+fn add_partitions(t: &mut TopicMeta, total: i32, live: &[i32]) -> Result<TopicMeta, ApiError> {
+    let rf = t.parts.first().map_or(1, |p| p.replicas.len()).max(1);
+    if rf > live.len() {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.", live.len()),
+        ));
+    }
+    let (start, shift) = placement::random_offsets();
+    let added = placement::assign(live, t.partitions, total - t.partitions, rf, start, shift);
+    t.parts.extend(added.into_iter().map(PartitionMeta::new));
+    t.partitions = total;
+    Ok(t.clone())
+}
+
+/// A partition on manually chosen replicas, led by the first that is live.
+fn new_partition_on(replicas: Vec<i32>, live: &[i32]) -> PartitionMeta {
+    let leader = replicas
+        .iter()
+        .copied()
+        .find(|r| live.contains(r))
+        .unwrap_or(NO_LEADER);
+    PartitionMeta {
+        isr: if leader == NO_LEADER {
+            vec![]
+        } else {
+            vec![leader]
+        },
+        leader,
+        ..PartitionMeta::new(replicas)
+    }
+}
+
 /// Kafka's checks of a manual replica assignment (ReplicationControlManager),
-/// against the brokers there are: here, this one.
-fn check_assignments(s: &TopicSpec, broker_id: i32) -> Result<(), ApiError> {
+/// against the registered brokers.
+fn check_assignments(s: &TopicSpec, c: &Catalog) -> Result<(), ApiError> {
     let bad = |m: String| Err((ResponseError::InvalidReplicaAssignment, m));
     if s.partitions != -1 || s.replication_factor != -1 {
         return Err((
@@ -489,7 +603,7 @@ fn check_assignments(s: &TopicSpec, broker_id: i32) -> Result<(), ApiError> {
                     "The manual partition assignment includes the broker {b} more than once."
                 ));
             }
-            if *b != broker_id {
+            if !c.brokers.contains_key(b) {
                 return bad(format!(
                     "The manual partition assignment includes broker {b}, but no such broker is registered."
                 ));

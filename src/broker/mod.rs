@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod controller;
+pub mod metadata;
 pub mod state;
 
 use std::path::Path;
@@ -15,27 +16,43 @@ use crate::shard::{self, RuntimeConfig};
 use crate::storage::format;
 pub use state::ShardState;
 
-/// Read or create `meta.properties`; returns the cluster id.
-fn ensure_meta_properties(cfg: &BrokerConfig) -> anyhow::Result<String> {
+/// The cluster id of `meta.properties`, if the log dir has one (checking it
+/// belongs to this node).
+fn read_meta_properties(cfg: &BrokerConfig) -> anyhow::Result<Option<String>> {
     let path = cfg.log_dir.join(format::META_PROPERTIES_FILE);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let (cluster_id, node_id) = format::decode_meta_properties(&text)
-            .ok_or_else(|| anyhow::anyhow!("{} is malformed", path.display()))?;
-        if node_id != cfg.broker_id {
-            anyhow::bail!(
-                "{} belongs to broker.id {node_id}, but this broker is configured as {}",
-                path.display(),
-                cfg.broker_id
-            );
-        }
-        return Ok(cluster_id);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    };
+    let (cluster_id, node_id) = format::decode_meta_properties(&text)
+        .ok_or_else(|| anyhow::anyhow!("{} is malformed", path.display()))?;
+    if node_id != cfg.broker_id {
+        anyhow::bail!(
+            "{} belongs to node.id {node_id}, but this broker is configured as {}",
+            path.display(),
+            cfg.broker_id
+        );
     }
-    let cluster_id = format::base64_url(uuid::Uuid::new_v4().as_bytes());
-    crate::storage::log::write_atomically(
-        &path,
-        format::encode_meta_properties(&cluster_id, cfg.broker_id).as_bytes(),
-    )?;
-    Ok(cluster_id)
+    Ok(Some(cluster_id))
+}
+
+/// Write `meta.properties` once the cluster id is known, or check that the
+/// one there names this cluster.
+fn ensure_meta_properties(cfg: &BrokerConfig, cluster_id: &str) -> anyhow::Result<()> {
+    let path = cfg.log_dir.join(format::META_PROPERTIES_FILE);
+    match read_meta_properties(cfg)? {
+        Some(id) if id == cluster_id => Ok(()),
+        Some(id) => anyhow::bail!(
+            "{} belongs to cluster {id}, but the metadata quorum is cluster {cluster_id}: \
+             this data directory was formatted for another cluster",
+            path.display()
+        ),
+        None => Ok(crate::storage::log::write_atomically(
+            &path,
+            format::encode_meta_properties(cluster_id, cfg.broker_id).as_bytes(),
+        )?),
+    }
 }
 
 /// Run the broker until SIGTERM/SIGINT.
@@ -67,8 +84,36 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     // The shards share the port through SO_REUSEPORT, which would just as
     // silently share it with another broker: check nobody holds it first.
     wait_for_port(cfg.listener)?;
+    if cfg.quorum.voters.len() > 1 {
+        // The controller listener: taken by another process is a clear
+        // refusal, not a node that silently never joins.
+        if let Some(addr) = cfg.quorum.listen_addr(cfg.broker_id)? {
+            wait_for_port(addr).map_err(|e| anyhow::anyhow!("controller listener: {e}"))?;
+        }
+    }
     let fresh = !cfg.log_dir.join(format::META_PROPERTIES_FILE).exists();
-    let cluster_id = ensure_meta_properties(&cfg)?;
+    let meta_cluster_id = read_meta_properties(&cfg)?;
+    let (image, metadata_log) = metadata::initial_image(&cfg.log_dir, &cfg.quorum, cfg.broker_id)?;
+    if let (Some(a), Some(b)) = (&meta_cluster_id, &image.cluster_id) {
+        if a != b {
+            anyhow::bail!(
+                "{} belongs to cluster {a}, but its metadata log is cluster {b}",
+                cfg.log_dir.display()
+            );
+        }
+    }
+    tracing::info!(
+        node_id = cfg.broker_id,
+        voters = ?cfg.quorum.voter_ids(cfg.broker_id),
+        metadata_version = image.version,
+        topics = image.topics.len(),
+        "metadata log read"
+    );
+    // The image is handed to each shard as its first catalogue; shard 0
+    // also runs the quorum node from where the log left off.
+    // (A Mutex only because the catalogue's lazy id index is not Sync.)
+    let image = Arc::new(std::sync::Mutex::new(image));
+    let metadata_log = Arc::new(std::sync::Mutex::new(Some(metadata_log)));
     let marker = cfg.log_dir.join(format::CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
     if clean {
@@ -91,25 +136,42 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     };
     let cfg = Arc::new(cfg);
     let failed = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(StartBarrier {
-        shards: nr_shards,
-        started: AtomicUsize::new(0),
-    });
+    // Two rendezvous: every shard's state exists before the first metadata
+    // version is handed out; every shard is ready before any listens.
+    let barriers = Arc::new([
+        StartBarrier {
+            shards: nr_shards,
+            started: AtomicUsize::new(0),
+        },
+        StartBarrier {
+            shards: nr_shards,
+            started: AtomicUsize::new(0),
+        },
+    ]);
     // Every shard's final offsets, for the checkpoint files written last.
     let closed: Arc<std::sync::Mutex<Vec<checkpoint::PartitionOffsets>>> = Default::default();
     let (cfg2, stop2, failed2, closed2) =
         (cfg.clone(), stop.clone(), failed.clone(), closed.clone());
     shard::run(rt, move |id| {
-        let (cfg, stop, failed, cluster_id, started, closed) = (
+        let (cfg, stop, failed, barriers, closed) = (
             cfg2.clone(),
             stop2.clone(),
             failed2.clone(),
-            cluster_id.clone(),
-            started.clone(),
+            barriers.clone(),
             closed2.clone(),
         );
+        let image = image.lock().expect("not poisoned").clone();
+        let start = ShardStart {
+            image,
+            // Only the controller shard runs the quorum node.
+            metadata_log: (id == controller::CONTROLLER_SHARD)
+                .then(|| metadata_log.lock().expect("not poisoned").take())
+                .flatten(),
+            meta_cluster_id: meta_cluster_id.clone(),
+            clean,
+        };
         async move {
-            let ended = shard_main(id, cfg, cluster_id, clean, stop.clone(), started).await;
+            let ended = shard_main(id, cfg, start, stop.clone(), barriers).await;
             let ended = ended.map(|offsets| closed.lock().expect("not poisoned").extend(offsets));
             if let Err(e) = ended {
                 tracing::error!(shard = id, error = %e, "shard failed");
@@ -183,23 +245,82 @@ impl StartBarrier {
     }
 }
 
+/// What one shard starts from.
+struct ShardStart {
+    image: crate::cluster::Catalog,
+    metadata_log: Option<crate::quorum::CommittedLog>,
+    meta_cluster_id: Option<String>,
+    clean: bool,
+}
+
+/// How often a starting shard looks whether the cluster has its id yet.
+const CLUSTER_ID_POLL_MS: u64 = 10;
+
 async fn shard_main(
     id: shard::ShardId,
     cfg: Arc<BrokerConfig>,
-    cluster_id: String,
-    clean: bool,
+    start: ShardStart,
     stop: Arc<AtomicBool>,
-    started: Arc<StartBarrier>,
+    barriers: Arc<[StartBarrier; 2]>,
 ) -> anyhow::Result<Vec<checkpoint::PartitionOffsets>> {
-    crate::shard::io::prime_device_probe(&cfg.log_dir.join(format::META_PROPERTIES_FILE)).await?;
-    let state = ShardState::start(id, (*cfg).clone(), cluster_id, clean).await?;
+    let [states_ready, started] = &*barriers;
+    // Any non-empty file of the log dir's device; the metadata log's state
+    // exists from the first start on (meta.properties may not yet).
+    let probe = cfg
+        .log_dir
+        .join(crate::quorum::METADATA_DIR)
+        .join(crate::quorum::format::STATE_FILE);
+    crate::shard::io::prime_device_probe(&probe).await?;
+    let state = ShardState::start(id, (*cfg).clone(), start.image, start.clean).await?;
+    if !states_ready.arrive_and_wait(&stop).await {
+        return Ok(state.shutdown().await);
+    }
+    if let Some(log) = start.metadata_log {
+        metadata::start(
+            &cfg,
+            &log,
+            metadata::Bootstrap {
+                cluster_id: start.meta_cluster_id,
+            },
+        )?;
+    }
+    // No client is served before the cluster has an id (a new cluster gets
+    // it from its first leader).
+    let cluster_id = loop {
+        if let Some(id) = state.catalog().cluster_id.clone() {
+            break id;
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(state.shutdown().await);
+        }
+        shard::sleep(Duration::from_millis(CLUSTER_ID_POLL_MS)).await;
+    };
+    if id == controller::CONTROLLER_SHARD {
+        ensure_meta_properties(&cfg, &cluster_id)?;
+        // Nor before this broker is registered with the quorum's leader (so
+        // admin requests have a controller, and topics can be placed here);
+        // the other shards wait for this one at the barrier.
+        if let Some(plane) = metadata::plane() {
+            while !plane.registered(&state.catalog()) {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(state.shutdown().await);
+                }
+                shard::sleep(Duration::from_millis(CLUSTER_ID_POLL_MS)).await;
+            }
+        }
+    }
     if !started.arrive_and_wait(&stop).await {
         return Ok(state.shutdown().await);
     }
     let listener = crate::net::listen(&state)?;
     if id == 0 {
+        let leader = metadata::plane().and_then(|p| p.node().leader());
         tracing::info!(
             shards = shard::count(),
+            node_id = cfg.broker_id,
+            cluster_id,
+            quorum_voters = ?cfg.quorum.voter_ids(cfg.broker_id),
+            quorum_leader = ?leader,
             "sluice broker listening on {}",
             cfg.listener
         );

@@ -23,7 +23,6 @@ pub struct ShardState {
     /// `cfg` with the catalogue's dynamic broker configs applied: what topic
     /// defaults resolve against. Replaced with each catalogue version.
     effective: RefCell<Rc<BrokerConfig>>,
-    pub cluster_id: String,
     pub catalog: RefCell<Rc<Catalog>>,
     pub table: RefCell<ShardTable>,
     pub logs: RefCell<PartitionLogs>,
@@ -57,13 +56,11 @@ impl ShardState {
     pub async fn start(
         id: ShardId,
         cfg: BrokerConfig,
-        cluster_id: String,
+        catalog: Catalog,
         clean: bool,
     ) -> anyhow::Result<Rc<Self>> {
-        let catalog = Catalog::load(&cfg.log_dir)?;
         let state = Rc::new(ShardState {
             id,
-            cluster_id,
             catalog: RefCell::new(Rc::new(Catalog::default())),
             table: RefCell::new(ShardTable::new(shard::count())),
             logs: RefCell::new(PartitionLogs::default()),
@@ -110,6 +107,21 @@ impl ShardState {
         self.catalog.borrow().clone()
     }
 
+    /// Why this broker has no log for a partition: it exists but another
+    /// broker (or none) leads it, or it does not exist.
+    pub fn not_served_error(&self, topic: &str, partition: i32) -> kafka_protocol::ResponseError {
+        use kafka_protocol::ResponseError;
+        match self.catalog.borrow().topics.get(topic) {
+            Some(t) if (0..t.partitions).contains(&partition) => ResponseError::NotLeaderOrFollower,
+            _ => ResponseError::UnknownTopicOrPartition,
+        }
+    }
+
+    /// The cluster's id (known before any client is served).
+    pub fn cluster_id(&self) -> String {
+        self.catalog.borrow().cluster_id.clone().unwrap_or_default()
+    }
+
     /// The configuration in force: `cfg` plus dynamic broker configs.
     pub fn effective_cfg(&self) -> Rc<BrokerConfig> {
         self.effective.borrow().clone()
@@ -141,12 +153,17 @@ impl ShardState {
         if catalog.version < old.version {
             return Ok(());
         }
+        // This broker serves the partitions it leads (followers come with
+        // replication).
+        let me = self.cfg.broker_id;
         self.table.borrow_mut().rebuild(
             catalog.version,
-            catalog
-                .topics
-                .values()
-                .map(|t| (t.name.as_str(), t.partitions)),
+            catalog.topics.values().map(|t| {
+                let served = (0..t.partitions as usize)
+                    .map(|p| t.parts.get(p).is_some_and(|m| m.leader == me))
+                    .collect();
+                (t.name.as_str(), served)
+            }),
         );
         *self.catalog.borrow_mut() = catalog.clone();
         let dynamic = catalog.dynamic_configs_for(self.cfg.broker_id);
@@ -177,6 +194,24 @@ impl ShardState {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
             }
+        }
+        // Partitions this shard no longer serves (leadership moved): closed,
+        // their data kept.
+        let moved: Vec<(String, i32)> = self
+            .logs
+            .borrow()
+            .iter()
+            .filter(|(t, p, _)| self.table.borrow().shard_of(t, *p) != Some(self.id))
+            .map(|(t, p, _)| (t.to_string(), p))
+            .collect();
+        for (topic, p) in moved {
+            let log = self.logs.borrow_mut().remove(&topic, p).unwrap();
+            tracing::info!(
+                topic,
+                partition = p,
+                "no longer led here: closing the partition"
+            );
+            close_log(&log, true).await;
         }
         let mine: Vec<(String, i32)> = self
             .table

@@ -1,21 +1,90 @@
-//! The versioned topic catalogue, and its file `cluster.metadata` in the log dir.
+//! The versioned metadata image: topics, configs and the cluster id, as the
+//! committed metadata log (`cluster::records`) builds it. Its version is the
+//! index of the last log entry applied. `cluster.metadata`, the text file
+//! earlier sluice kept it in, is read once to migrate it into the log.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::storage::format;
-use crate::storage::log::write_atomically;
 
-pub const CATALOG_FILE: &str = "cluster.metadata";
+/// The catalogue file of sluice before the metadata log (migrated on start).
+pub const LEGACY_CATALOG_FILE: &str = "cluster.metadata";
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TopicMeta {
     pub name: String,
     pub id: uuid::Uuid,
     pub partitions: i32,
     /// Topic-level overrides only (Kafka's DYNAMIC_TOPIC_CONFIG).
     pub configs: BTreeMap<String, String>,
+    /// Placement and leadership of each partition, by index (as many as
+    /// `partitions` in the image; stand-ins for config results have none).
+    pub parts: Vec<PartitionMeta>,
 }
+
+/// One partition's replicas and leadership (Kafka's PartitionRecord).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionMeta {
+    /// Broker ids; the first is the preferred leader.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas. Until replication exists (followers fetching) only
+    /// the leader is in sync, so that is all the ISR holds.
+    pub isr: Vec<i32>,
+    /// -1: no leader (the partition is offline).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// Bumped by every change of this partition.
+    pub partition_epoch: i32,
+}
+
+pub const NO_LEADER: i32 = -1;
+
+impl PartitionMeta {
+    /// A new partition on `replicas`, led by the first.
+    pub fn new(replicas: Vec<i32>) -> Self {
+        let leader = replicas.first().copied().unwrap_or(NO_LEADER);
+        PartitionMeta {
+            isr: if leader == NO_LEADER {
+                vec![]
+            } else {
+                vec![leader]
+            },
+            replicas,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    /// A leadership change: epochs move on.
+    pub fn with_leader(&self, leader: i32, isr: Vec<i32>) -> Self {
+        PartitionMeta {
+            replicas: self.replicas.clone(),
+            isr,
+            leader,
+            leader_epoch: self.leader_epoch + 1,
+            partition_epoch: self.partition_epoch + 1,
+        }
+    }
+}
+
+/// A registered broker (Kafka's RegisterBrokerRecord, with its fencing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerReg {
+    pub id: i32,
+    /// The client endpoint it advertises.
+    pub host: String,
+    pub port: u16,
+    /// Changes with every start of the process.
+    pub incarnation: uuid::Uuid,
+    /// Missed its session (or is shut down): not listed, leads nothing.
+    pub fenced: bool,
+}
+
+/// Kafka's name of the metadata log's topic (its directory is
+/// `__cluster_metadata-0`): no user topic may take it.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
 /// Scope of dynamic broker configs that applies to every broker (Kafka's
 /// empty broker name, `--entity-default`).
@@ -24,6 +93,10 @@ pub const CLUSTER_DEFAULT: &str = "";
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub version: u64,
+    /// Set by the first record of a new cluster's log.
+    pub cluster_id: Option<String>,
+    /// Registered brokers by id.
+    pub brokers: BTreeMap<i32, BrokerReg>,
     pub topics: BTreeMap<String, TopicMeta>,
     /// Dynamic broker configs (AlterConfigs on BROKER resources), by scope:
     /// CLUSTER_DEFAULT or a broker id.
@@ -40,6 +113,8 @@ impl Clone for Catalog {
         // A clone is usually edited next: it builds its own index.
         Catalog {
             version: self.version,
+            cluster_id: self.cluster_id.clone(),
+            brokers: self.brokers.clone(),
             topics: self.topics.clone(),
             broker_configs: self.broker_configs.clone(),
             group_configs: self.group_configs.clone(),
@@ -51,6 +126,8 @@ impl Clone for Catalog {
 impl PartialEq for Catalog {
     fn eq(&self, other: &Self) -> bool {
         self.version == other.version
+            && self.cluster_id == other.cluster_id
+            && self.brokers == other.brokers
             && self.topics == other.topics
             && self.broker_configs == other.broker_configs
             && self.group_configs == other.group_configs
@@ -58,6 +135,41 @@ impl PartialEq for Catalog {
 }
 
 impl Catalog {
+    /// Partitions with no placement yet (migrated or adopted from disk)
+    /// are placed on `broker`, which holds them.
+    pub fn place_unplaced_on(&mut self, broker: i32) {
+        for t in self.topics.values_mut() {
+            while t.parts.len() < t.partitions as usize {
+                t.parts.push(PartitionMeta::new(vec![broker]));
+            }
+        }
+    }
+
+    /// Registered, unfenced brokers, by id.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect()
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {
+        let t = self.topics.get(topic)?;
+        usize::try_from(partition).ok().and_then(|p| t.parts.get(p))
+    }
+
+    /// The partitions `broker` leads, as (topic, partition).
+    pub fn led_by(&self, broker: i32) -> impl Iterator<Item = (&str, i32)> {
+        self.topics.values().flat_map(move |t| {
+            t.parts
+                .iter()
+                .enumerate()
+                .filter(move |(_, p)| p.leader == broker)
+                .map(move |(i, _)| (t.name.as_str(), i as i32))
+        })
+    }
+
     /// The dynamic configs that apply to `broker_id`: the cluster default,
     /// then the broker's own (which win), in order.
     pub fn dynamic_configs_for(&self, broker_id: i32) -> Vec<(String, String)> {
@@ -83,42 +195,10 @@ impl Catalog {
         }
     }
 
-    /// Line format: `version N`, then `topic <name> <id> <partitions>` and
-    /// `config <name> <key> <value>` lines. Topic names cannot hold spaces.
-    pub fn encode(&self) -> String {
-        let mut s = format!("version {}\n", self.version);
-        for t in self.topics.values() {
-            s.push_str(&format!(
-                "topic {} {} {}\n",
-                t.name,
-                format::base64_url(t.id.as_bytes()),
-                t.partitions
-            ));
-            for (k, v) in &t.configs {
-                s.push_str(&format!("config {} {} {}\n", t.name, k, v));
-            }
-        }
-        for (scope, configs) in &self.broker_configs {
-            // "-" stands for the cluster-wide default scope (an empty name).
-            let scope = if scope.is_empty() {
-                "-"
-            } else {
-                scope.as_str()
-            };
-            for (k, v) in configs {
-                s.push_str(&format!("brokerconfig {scope} {k} {v}\n"));
-            }
-        }
-        for (group, configs) in &self.group_configs {
-            // Group ids may hold spaces: written in base64.
-            let g = format::base64_url(group.as_bytes());
-            for (k, v) in configs {
-                s.push_str(&format!("groupconfig {g} {k} {v}\n"));
-            }
-        }
-        s
-    }
-
+    /// The legacy text format: `version N`, then `topic <name> <id>
+    /// <partitions>`, `config <name> <key> <value>`, `brokerconfig <scope>
+    /// <key> <value>` ("-" for the cluster default) and `groupconfig
+    /// <base64 group> <key> <value>` lines.
     pub fn decode(text: &str) -> Option<Self> {
         let mut c = Catalog::default();
         for line in text.lines() {
@@ -136,6 +216,7 @@ impl Catalog {
                             id,
                             partitions,
                             configs: BTreeMap::new(),
+                            parts: Vec::new(),
                         },
                     );
                 }
@@ -169,19 +250,25 @@ impl Catalog {
         Some(c)
     }
 
-    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        write_atomically(&dir.join(CATALOG_FILE), self.encode().as_bytes())
+    /// The legacy `cluster.metadata` of `dir`, if there is one.
+    pub fn load_legacy(dir: &Path) -> std::io::Result<Option<Self>> {
+        match std::fs::read_to_string(dir.join(LEGACY_CATALOG_FILE)) {
+            Ok(text) => Catalog::decode(&text).map(Some).ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "{} is corrupt",
+                    dir.join(LEGACY_CATALOG_FILE).display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Load the catalogue, then add any partition directory it does not know
-    /// (a lost or older catalogue must not hide data on disk).
-    pub fn load(dir: &Path) -> std::io::Result<Self> {
-        let mut c = match std::fs::read_to_string(dir.join(CATALOG_FILE)) {
-            Ok(text) => Catalog::decode(&text)
-                .ok_or_else(|| std::io::Error::other("corrupt cluster.metadata"))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog::default(),
-            Err(e) => return Err(e),
-        };
+    /// Add every partition directory of `dir` that the image does not know
+    /// (a lost or older catalogue must not hide data on disk); true if any.
+    pub fn adopt_partition_dirs(&mut self, dir: &Path) -> std::io::Result<bool> {
+        let before = self.clone();
+        let c = self;
         for entry in std::fs::read_dir(dir)?.flatten() {
             let Some((topic, p)) = entry
                 .file_name()
@@ -190,7 +277,7 @@ impl Catalog {
             else {
                 continue;
             };
-            if !entry.path().is_dir() || !valid_topic_name(&topic) {
+            if !entry.path().is_dir() || !valid_topic_name(&topic) || topic == METADATA_TOPIC {
                 continue;
             }
             let id = std::fs::read_to_string(entry.path().join(format::PARTITION_METADATA_FILE))
@@ -199,18 +286,19 @@ impl Catalog {
             let t = c.topics.entry(topic.clone()).or_insert_with(|| {
                 tracing::warn!(
                     topic,
-                    "found on disk but not in cluster.metadata; adopting it"
+                    "found on disk but not in the cluster metadata; adopting it"
                 );
                 TopicMeta {
                     name: topic.clone(),
                     id: id.unwrap_or_else(uuid::Uuid::new_v4),
                     partitions: 0,
                     configs: BTreeMap::new(),
+                    parts: Vec::new(),
                 }
             });
             t.partitions = t.partitions.max(p + 1);
         }
-        Ok(c)
+        Ok(*c != before)
     }
 }
 
@@ -229,35 +317,45 @@ pub fn valid_topic_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// What the last sluice without a metadata log wrote.
     #[test]
-    fn catalog_round_trip() {
-        let mut c = Catalog {
-            version: 7,
-            ..Default::default()
-        };
-        let mut configs = BTreeMap::new();
-        configs.insert("retention.ms".to_string(), "1000".to_string());
-        c.topics.insert(
-            "a-b.c".into(),
-            TopicMeta {
-                name: "a-b.c".into(),
-                id: uuid::Uuid::new_v4(),
-                partitions: 3,
-                configs,
-            },
+    fn legacy_catalog_file_reads() {
+        let id = uuid::Uuid::new_v4();
+        let g = format::base64_url("my group ∆".as_bytes());
+        let text = format!(
+            "version 7\ntopic a-b.c {} 3\nconfig a-b.c retention.ms 1000\n\
+             brokerconfig - log.retention.ms 5000\nbrokerconfig 1 log.retention.ms 5000\n\
+             groupconfig {g} consumer.session.timeout.ms 50000\n",
+            format::base64_url(id.as_bytes())
         );
-        let mut default = BTreeMap::new();
-        default.insert("log.retention.ms".to_string(), "5000".to_string());
-        c.broker_configs
-            .insert(CLUSTER_DEFAULT.into(), default.clone());
-        c.broker_configs.insert("1".into(), default);
-        let mut g = BTreeMap::new();
-        g.insert(
-            "consumer.session.timeout.ms".to_string(),
-            "50000".to_string(),
+        let c = Catalog::decode(&text).unwrap();
+        assert_eq!(c.version, 7);
+        let t = &c.topics["a-b.c"];
+        assert_eq!((t.id, t.partitions), (id, 3));
+        assert_eq!(t.configs["retention.ms"], "1000");
+        assert_eq!(
+            c.broker_configs[CLUSTER_DEFAULT]["log.retention.ms"],
+            "5000"
         );
-        c.group_configs.insert("my group ∆".into(), g);
-        assert_eq!(Catalog::decode(&c.encode()), Some(c));
+        assert_eq!(c.broker_configs["1"]["log.retention.ms"], "5000");
+        assert_eq!(
+            c.group_configs["my group ∆"]["consumer.session.timeout.ms"],
+            "50000"
+        );
+        assert_eq!(Catalog::decode("bogus line"), None);
+    }
+
+    #[test]
+    fn partition_dirs_are_adopted_but_not_the_metadata_log() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in [crate::quorum::METADATA_DIR, "t-0", "t-2", "not a topic-0"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let mut c = Catalog::default();
+        assert!(c.adopt_partition_dirs(dir.path()).unwrap());
+        assert_eq!(c.topics.keys().collect::<Vec<_>>(), ["t"]);
+        assert_eq!(c.topics["t"].partitions, 3);
+        assert!(!c.adopt_partition_dirs(dir.path()).unwrap(), "nothing new");
     }
 
     #[test]

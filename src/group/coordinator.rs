@@ -25,6 +25,9 @@ const TIMER_TICK_MS: u64 = 100;
 pub struct CoordinatorConfig {
     pub limits: GroupLimits,
     pub offsets_topic_partitions: i32,
+    /// `offsets.topic.replication.factor` (capped at the live brokers when
+    /// the topic is created).
+    pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: u64,
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: i64,
@@ -45,6 +48,7 @@ impl Default for CoordinatorConfig {
         CoordinatorConfig {
             limits: GroupLimits::default(),
             offsets_topic_partitions: 50,
+            offsets_topic_replication_factor: 3,
             offsets_topic_segment_bytes: 100 << 20,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_retention_check_interval_ms: 600_000,

@@ -21,7 +21,7 @@ pub async fn offsets_topic_partitions(state: &State) -> Result<i32, ResponseErro
     let spec = TopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         partitions: cfg.offsets_topic_partitions,
-        replication_factor: 1,
+        replication_factor: cfg.offsets_topic_replication_factor,
         assignments: Vec::new(),
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),
@@ -67,11 +67,12 @@ where
     }
     let partitions = offsets_topic_partitions(state).await?;
     let p = partition_for(group, partitions);
+    // Not led here: the client looks the coordinator up again.
     let shard = state
         .table
         .borrow()
         .shard_of(OFFSETS_TOPIC, p)
-        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        .ok_or(ResponseError::NotCoordinator)?;
     crate::shard::submit_to(shard, move || async move {
         let st = local();
         // The routing table moved while the request travelled.

@@ -13,7 +13,7 @@ const ENDPOINT_BROKERS: i8 = 1;
 pub fn handle(state: &State, req: DescribeClusterRequest, version: i16) -> ResponseKind {
     let me = BrokerId(state.cfg.broker_id);
     let mut resp = DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(state.cluster_id.clone()))
+        .with_cluster_id(StrBytes::from_string(state.cluster_id()))
         .with_controller_id(me);
     if version >= 1 {
         resp = resp.with_endpoint_type(ENDPOINT_BROKERS);
@@ -26,12 +26,21 @@ pub fn handle(state: &State, req: DescribeClusterRequest, version: i16) -> Respo
             );
         }
     }
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(me)
-        .with_host(StrBytes::from_string(state.cfg.advertised_host.clone()))
-        .with_port(state.cfg.advertised_port as i32);
+    // Every live broker, by its registration.
+    let brokers: Vec<DescribeClusterBroker> = state
+        .catalog()
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port as i32)
+        })
+        .collect();
     if req.include_cluster_authorized_operations {
         resp.cluster_authorized_operations = super::acl_ops::CLUSTER;
     }
-    ResponseKind::DescribeCluster(resp.with_brokers(vec![broker]))
+    ResponseKind::DescribeCluster(resp.with_brokers(brokers))
 }

@@ -148,7 +148,7 @@ async fn read_one(
     min_one_batch: bool,
 ) -> Result<Option<FetchData>, ResponseError> {
     let Some(shard_id) = state.table.borrow().shard_of(topic, partition) else {
-        return Err(ResponseError::UnknownTopicOrPartition);
+        return Err(state.not_served_error(topic, partition));
     };
     if shard_id == state.id {
         let log = state

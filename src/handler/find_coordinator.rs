@@ -5,6 +5,8 @@ use kafka_protocol::ResponseError;
 
 use super::coordinator::offsets_topic_partitions;
 use crate::broker::State;
+use crate::group::format::partition_for;
+use crate::group::OFFSETS_TOPIC;
 
 /// Key types: 0 group, 1 transaction, 2 share group.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -25,15 +27,28 @@ pub async fn handle(state: &State, req: FindCoordinatorRequest, version: i16) ->
             .await
             .map_err(|e| (e, "the group coordinator is not available"))
     };
+    let catalog = state.catalog();
     let coordinators: Vec<Coordinator> = keys
         .into_iter()
         .map(|key| {
-            let c = Coordinator::default().with_key(key);
-            match found {
-                Ok(_) => c
-                    .with_node_id(state.cfg.broker_id.into())
-                    .with_host(StrBytes::from_string(state.cfg.advertised_host.clone()))
-                    .with_port(state.cfg.advertised_port as i32),
+            let c = Coordinator::default().with_key(key.clone());
+            // The coordinator is the broker leading the group's partition.
+            let leader = found.and_then(|partitions| {
+                let p = partition_for(&key, partitions);
+                catalog
+                    .partition(OFFSETS_TOPIC, p)
+                    .and_then(|m| catalog.brokers.get(&m.leader))
+                    .filter(|b| !b.fenced)
+                    .ok_or((
+                        ResponseError::CoordinatorNotAvailable,
+                        "the group's __consumer_offsets partition has no leader",
+                    ))
+            });
+            match leader {
+                Ok(b) => c
+                    .with_node_id(b.id.into())
+                    .with_host(StrBytes::from_string(b.host.clone()))
+                    .with_port(b.port as i32),
                 Err((e, msg)) => c
                     .with_node_id((-1).into())
                     .with_port(-1)

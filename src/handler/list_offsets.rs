@@ -45,7 +45,7 @@ pub async fn handle(state: &State, req: ListOffsetsRequest, version: i16) -> Res
                 }
             })
             .await
-            .unwrap_or(Err(ResponseError::UnknownTopicOrPartition));
+            .unwrap_or_else(|| Err(state.not_served_error(&name, p.partition_index)));
             let mut resp =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             resp = match r {

@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::controller::{self, Change, TopicSpec};
 use crate::broker::State;
+use crate::cluster::catalog::NO_LEADER;
 use crate::cluster::TopicMeta;
 
 pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> ResponseKind {
@@ -59,11 +60,12 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
         }
     }
     let catalog = state.catalog();
+    let live = catalog.live_brokers();
     let topics: Vec<MetadataResponseTopic> = match wanted {
         None => catalog
             .topics
             .values()
-            .map(|t| topic_entry(t, me, version))
+            .map(|t| topic_entry(t, &live, version))
             .collect(),
         Some(w) => w
             .into_iter()
@@ -73,7 +75,7 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
                     None => catalog.by_id(id),
                 };
                 match found {
-                    Some(t) => topic_entry(t, me, version),
+                    Some(t) => topic_entry(t, &live, version),
                     None => {
                         let err = match &name {
                             Some(n) if !crate::cluster::catalog::valid_topic_name(n) => {
@@ -91,10 +93,18 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
             })
             .collect(),
     };
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(me)
-        .with_host(StrBytes::from_string(cfg.advertised_host.clone()))
-        .with_port(cfg.advertised_port as i32);
+    // Every live broker, by its registration.
+    let brokers: Vec<MetadataResponseBroker> = catalog
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port as i32)
+        })
+        .collect();
     let mut topics = topics;
     if version >= 8 && req_topic_ops {
         for t in topics.iter_mut().filter(|t| t.error_code == 0) {
@@ -102,29 +112,51 @@ pub async fn handle(state: &State, req: MetadataRequest, version: i16) -> Respon
         }
     }
     let mut resp = MetadataResponse::default()
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_topics(topics);
     if (8..=10).contains(&version) && req_cluster_ops {
         resp.cluster_authorized_operations = super::acl_ops::CLUSTER;
     }
     if version >= 1 {
+        // As KRaft brokers do: clients cannot reach the quorum, so the
+        // "controller" is a live broker, which forwards admin requests.
         resp = resp.with_controller_id(me);
     }
     if version >= 2 {
-        resp = resp.with_cluster_id(Some(StrBytes::from_string(state.cluster_id.clone())));
+        resp = resp.with_cluster_id(Some(StrBytes::from_string(state.cluster_id())));
     }
     ResponseKind::Metadata(resp)
 }
 
-fn topic_entry(t: &TopicMeta, me: BrokerId, version: i16) -> MetadataResponseTopic {
+fn topic_entry(t: &TopicMeta, live: &[i32], version: i16) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
     let partitions = (0..t.partitions)
         .map(|p| {
-            MetadataResponsePartition::default()
+            let meta = t.parts.get(p as usize).cloned().unwrap_or_default();
+            let leader = if meta.replicas.is_empty() {
+                NO_LEADER
+            } else {
+                meta.leader
+            };
+            let offline: Vec<i32> = meta
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !live.contains(r))
+                .collect();
+            let mut entry = MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(me)
-                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                .with_replica_nodes(vec![me])
-                .with_isr_nodes(vec![me])
+                .with_leader_id(BrokerId(leader))
+                .with_leader_epoch(if version >= 7 { meta.leader_epoch } else { -1 })
+                .with_replica_nodes(ids(&meta.replicas))
+                .with_isr_nodes(ids(&meta.isr));
+            if version >= 5 {
+                entry = entry.with_offline_replicas(ids(&offline));
+            }
+            if leader == NO_LEADER {
+                entry = entry.with_error_code(ResponseError::LeaderNotAvailable.code());
+            }
+            entry
         })
         .collect();
     MetadataResponseTopic::default()

@@ -123,9 +123,7 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                 .await;
                 (
                     index,
-                    out.unwrap_or_else(|| {
-                        Outcome::err(ResponseError::UnknownTopicOrPartition, None)
-                    }),
+                    out.unwrap_or_else(|| Outcome::err(state.not_served_error(&name, index), None)),
                 )
             }
         });

@@ -5,13 +5,19 @@
 //! `Ready`s. Nothing outside this module names raft-rs, as nothing outside
 //! `shard/` names glommio.
 //!
-//! Step 1 (this): durable raft storage in `<log.dirs>/__cluster_metadata-0/`
-//! (CRC-checked entries, torn tails cut, hard state, snapshots, compaction),
-//! driven by raft-rs in the tests. Not yet wired into the broker.
+//! - `storage`: durable raft storage in `<log.dirs>/__cluster_metadata-0/`
+//!   (CRC-checked entries, torn tails cut, hard state, snapshots, compaction);
+//! - `node`: the raft-rs node, driven from the controller shard; it knows
+//!   entries as bytes only (their meaning is `cluster::records`);
+//! - `transport`: raft messages and requests to the leader between voters,
+//!   over the controller listener.
 
 pub mod format;
+pub mod node;
 pub mod storage;
+pub mod transport;
 
+pub use node::{open_log, Committed, CommittedLog, Node, QuorumConfig, QuorumError};
 pub use storage::DiskStorage;
 
 /// Kafka's name for the metadata log's directory.

@@ -7,6 +7,11 @@
 //!
 //! I/O here is plain blocking file I/O: metadata writes are rare, small and
 //! happen on one shard.
+//!
+//! A full disk must not stop the metadata log (a broker that cannot record
+//! its own election could not even restart to serve what it has): the
+//! directory keeps `raft-reserve`, a file of zeros given back in slices when
+//! a write finds no space, and refilled at start when there is space again.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -19,6 +24,12 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 
 use super::format;
 use crate::storage::log::write_atomically;
+
+/// Space held back for the metadata log on a full disk.
+pub const RESERVE_FILE: &str = "raft-reserve";
+pub const RESERVE_BYTES: u64 = 1 << 20;
+/// Given back per write that found the disk full.
+const RESERVE_SLICE_BYTES: u64 = 64 << 10;
 
 struct Core {
     dir: PathBuf,
@@ -41,6 +52,7 @@ impl DiskStorage {
     /// Open (or create) the storage in `dir`.
     pub fn open(dir: &Path) -> io::Result<DiskStorage> {
         std::fs::create_dir_all(dir)?;
+        refill_reserve(dir);
         let (hard_state, conf_state) = match std::fs::read(dir.join(format::STATE_FILE)) {
             Ok(b) => format::decode_state(&b).map_err(|e| {
                 io::Error::new(
@@ -159,15 +171,24 @@ impl DiskStorage {
         }
         let mut bytes = Vec::new();
         let mut at = c.file_len;
+        let mut positions = Vec::with_capacity(new.len());
         for e in new {
             let frame = format::encode_entry(e);
-            c.positions.push(at);
+            positions.push(at);
             at += frame.len() as u64;
             bytes.extend(frame);
-            c.entries.push(e.clone());
         }
-        c.file.write_all(&bytes)?;
-        c.file.sync_data()?;
+        // Memory follows the file only once the entries are durable; a
+        // failed or partial write is cut before the next try.
+        let (dir, len) = (c.dir.clone(), c.file_len);
+        let file = &mut c.file;
+        with_space(&dir, || {
+            file.set_len(len)?;
+            file.write_all(&bytes)?;
+            file.sync_data()
+        })?;
+        c.positions.extend(positions);
+        c.entries.extend(new.iter().cloned());
         c.file_len = at;
         Ok(())
     }
@@ -203,7 +224,8 @@ impl DiskStorage {
             return Ok(());
         }
         let name = format::snapshot_file_name(meta.index, meta.term);
-        write_atomically(&c.dir.join(&name), &format::encode_snapshot(&snapshot))?;
+        let encoded = format::encode_snapshot(&snapshot);
+        with_space(&c.dir, || write_atomically(&c.dir.join(&name), &encoded))?;
         if c.hard_state.commit < meta.index {
             c.hard_state.commit = meta.index;
         }
@@ -230,10 +252,10 @@ impl DiskStorage {
 
 impl Core {
     fn persist_state(&self) -> io::Result<()> {
-        write_atomically(
-            &self.dir.join(format::STATE_FILE),
-            &format::encode_state(&self.hard_state, &self.conf_state),
-        )
+        let bytes = format::encode_state(&self.hard_state, &self.conf_state);
+        with_space(&self.dir, || {
+            write_atomically(&self.dir.join(format::STATE_FILE), &bytes)
+        })
     }
 
     /// Keep only entries after `index`: rewrite the file (atomically).
@@ -247,7 +269,7 @@ impl Core {
             bytes.extend(format::encode_entry(e));
         }
         let path = self.dir.join(format::ENTRIES_FILE);
-        write_atomically(&path, &bytes)?;
+        with_space(&self.dir, || write_atomically(&path, &bytes))?;
         self.file = OpenOptions::new().read(true).append(true).open(&path)?;
         self.file_len = bytes.len() as u64;
         Ok(())
@@ -261,6 +283,56 @@ impl Core {
         self.entries
             .last()
             .map_or(self.snapshot.get_metadata().index, |e| e.index)
+    }
+}
+
+/// Run `op`; while it fails for want of space, give back a slice of the
+/// reserve and try again.
+fn with_space<T>(dir: &Path, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && release_reserve(dir) => {
+                tracing::warn!(dir = %dir.display(),
+                    "disk full: the metadata log used part of its reserved space");
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Shrink the reserve by a slice; false if nothing is left to give.
+fn release_reserve(dir: &Path) -> bool {
+    let path = dir.join(RESERVE_FILE);
+    let Ok(f) = OpenOptions::new().write(true).open(&path) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        return false;
+    }
+    f.set_len(len.saturating_sub(RESERVE_SLICE_BYTES)).is_ok() && f.sync_all().is_ok()
+}
+
+/// Bring the reserve back to its size, if the disk has the space (written,
+/// not sparse: the space must really be held).
+fn refill_reserve(dir: &Path) {
+    let path = dir.join(RESERVE_FILE);
+    let have = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if have >= RESERVE_BYTES {
+        return;
+    }
+    let filled = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| {
+            f.write_all(&vec![0u8; (RESERVE_BYTES - have) as usize])?;
+            f.sync_all()
+        });
+    if let Err(e) = filled {
+        // Keep what was written; a later start tries again.
+        tracing::warn!(file = %path.display(), error = %e,
+            "cannot fill the metadata log's reserved space");
     }
 }
 

@@ -12,8 +12,9 @@ use super::ShardId;
 pub struct ShardTable {
     version: u64,
     nr_shards: usize,
-    /// topic -> home shard of each partition, indexed by partition.
-    map: HashMap<String, Vec<ShardId>>,
+    /// topic -> home shard of each partition this broker serves, indexed
+    /// by partition (None: served by another broker).
+    map: HashMap<String, Vec<Option<ShardId>>>,
 }
 
 /// FNV-1a: stable across builds and platforms (std's hasher is not).
@@ -43,16 +44,23 @@ impl ShardTable {
         }
     }
 
-    /// Rebuild from the full list of (topic, partition count) at `version`.
-    pub fn rebuild<'a>(&mut self, version: u64, topics: impl Iterator<Item = (&'a str, i32)>) {
+    /// Rebuild at `version` from every topic with, for each of its
+    /// partitions, whether this broker serves it.
+    pub fn rebuild<'a>(
+        &mut self,
+        version: u64,
+        topics: impl Iterator<Item = (&'a str, Vec<bool>)>,
+    ) {
         assert!(
             version >= self.version,
             "shard table must not go back in time"
         );
         self.map.clear();
-        for (topic, count) in topics {
-            let shards = (0..count)
-                .map(|p| place(topic, p, self.nr_shards))
+        for (topic, served) in topics {
+            let shards = served
+                .iter()
+                .enumerate()
+                .map(|(p, here)| here.then(|| place(topic, p as i32, self.nr_shards)))
                 .collect();
             self.map.insert(topic.to_string(), shards);
         }
@@ -69,6 +77,7 @@ impl ShardTable {
             .ok()
             .and_then(|p| shards.get(p))
             .copied()
+            .flatten()
     }
 
     /// Every (topic, partition) whose home is `shard`.
@@ -77,7 +86,7 @@ impl ShardTable {
             shards
                 .iter()
                 .enumerate()
-                .filter(move |(_, s)| **s == shard)
+                .filter(move |(_, s)| **s == Some(shard))
                 .map(move |(p, _)| (t.as_str(), p as i32))
         })
     }
@@ -90,7 +99,7 @@ mod tests {
     #[test]
     fn placement_is_deterministic_and_spreads() {
         let mut t = ShardTable::new(4);
-        t.rebuild(1, [("orders", 8)].into_iter());
+        t.rebuild(1, [("orders", vec![true; 8])].into_iter());
         let mut per_shard = [0; 4];
         for p in 0..8 {
             let s = t.shard_of("orders", p).unwrap();
@@ -100,5 +109,10 @@ mod tests {
         assert_eq!(per_shard, [2, 2, 2, 2]);
         assert_eq!(t.shard_of("orders", 8), None);
         assert_eq!(t.version(), 1);
+        // Partitions another broker serves have no shard here.
+        t.rebuild(2, [("orders", vec![true, false, true])].into_iter());
+        assert_eq!(t.shard_of("orders", 1), None);
+        assert_eq!(t.partitions_on(place("orders", 1, 4)).count(), 0);
+        assert!(t.shard_of("orders", 2).is_some());
     }
 }

@@ -201,6 +201,50 @@ impl Broker {
     /// Spawn and wait until the port accepts connections. On failure the
     /// process is gone and the error says why (the log has details).
     fn spawn(&mut self) -> Result<(), String> {
+        self.spawn_process();
+        self.wait_ready()
+    }
+
+    /// Spawn without waiting for the port: members of a cluster only listen
+    /// once a quorum of them is up, so all are launched before any is waited
+    /// for (`wait_until_ready`).
+    pub fn launch(cores: u32, port: u16, extra_overrides: &[String]) -> Broker {
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-test-")
+            .tempdir()
+            .expect("tempdir");
+        let mut b = Broker {
+            child: None,
+            dir,
+            port,
+            cores,
+            overrides: extra_overrides.to_vec(),
+            runs: 0,
+        };
+        b.spawn_process();
+        b
+    }
+
+    /// Wait until a `launch`ed (or `relaunch`ed) broker accepts connections.
+    pub fn wait_until_ready(&mut self) {
+        if let Err(e) = self.wait_ready() {
+            panic!("{e}\n{}", self.logs());
+        }
+    }
+
+    /// Start again without waiting (see `launch`).
+    pub fn relaunch(&mut self) {
+        self.kill9();
+        self.spawn_process();
+    }
+
+    /// Stop (SIGSTOP) or continue (SIGCONT) the process.
+    pub fn pause(&self, paused: bool) {
+        let c = self.child.as_ref().expect("broker is not running");
+        signal(c, if paused { libc::SIGSTOP } else { libc::SIGCONT });
+    }
+
+    fn spawn_process(&mut self) {
         self.runs += 1;
         fs::create_dir_all(self.data_dir()).unwrap();
         let log = File::create(self.log_path(self.runs)).expect("create broker log");
@@ -228,7 +272,6 @@ impl Broker {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         self.child = Some(child);
-        self.wait_ready()
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {

@@ -15,6 +15,7 @@ fn catalog(topics: &[(&str, i32)]) -> Catalog {
                 id: uuid::Uuid::new_v4(),
                 partitions: *n,
                 configs: BTreeMap::new(),
+                parts: Vec::new(),
             },
         );
     }

@@ -1,0 +1,257 @@
+//! What brokers ask the active controller (the quorum leader) and what it
+//! answers, as carried by the controller transport: registration and
+//! heartbeats (Kafka's BrokerRegistration / BrokerHeartbeat), and metadata
+//! changes made on another broker (Kafka forwards admin requests the same
+//! way). Encoding in one place, round-trip tests below.
+
+use bytes::{Buf, BufMut};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControllerRequest {
+    /// Commit these records if the leader's metadata is still at
+    /// `base_version` (what the edit was made against).
+    Commit {
+        base_version: u64,
+        records: Vec<u8>,
+    },
+    Register {
+        id: i32,
+        host: String,
+        port: u16,
+        incarnation: uuid::Uuid,
+    },
+    Heartbeat {
+        id: i32,
+        incarnation: uuid::Uuid,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControllerReply {
+    /// Committed at `index`; `apply_error` if a shard of the leader could
+    /// not act on it.
+    Committed {
+        index: u64,
+        apply_error: Option<String>,
+    },
+    /// The leader's metadata moved on (to `version`): edit again.
+    Stale {
+        version: u64,
+    },
+    /// Kafka's error code and a message.
+    Failed {
+        code: i16,
+        message: String,
+    },
+    /// The heartbeat's broker (incarnation) is not registered: register.
+    UnknownBroker,
+    Ok,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("malformed controller message")]
+pub struct Malformed;
+
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    b.put_u32(s.len() as u32);
+    b.put_slice(s.as_bytes());
+}
+
+fn get_str(b: &mut &[u8]) -> Result<String, Malformed> {
+    let n = get(b, 4)?.get_u32() as usize;
+    let s = String::from_utf8(get(b, n)?.to_vec()).map_err(|_| Malformed)?;
+    Ok(s)
+}
+
+/// The next `n` bytes, consumed.
+fn get<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], Malformed> {
+    if b.len() < n {
+        return Err(Malformed);
+    }
+    let (head, rest) = b.split_at(n);
+    *b = rest;
+    Ok(head)
+}
+
+fn get_uuid(b: &mut &[u8]) -> Result<uuid::Uuid, Malformed> {
+    uuid::Uuid::from_slice(get(b, 16)?).map_err(|_| Malformed)
+}
+
+impl ControllerRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        match self {
+            ControllerRequest::Commit {
+                base_version,
+                records,
+            } => {
+                b.put_u8(1);
+                b.put_u64(*base_version);
+                b.put_slice(records);
+            }
+            ControllerRequest::Register {
+                id,
+                host,
+                port,
+                incarnation,
+            } => {
+                b.put_u8(2);
+                b.put_i32(*id);
+                put_str(&mut b, host);
+                b.put_u16(*port);
+                b.put_slice(incarnation.as_bytes());
+            }
+            ControllerRequest::Heartbeat { id, incarnation } => {
+                b.put_u8(3);
+                b.put_i32(*id);
+                b.put_slice(incarnation.as_bytes());
+            }
+        }
+        b
+    }
+
+    pub fn decode(mut b: &[u8]) -> Result<Self, Malformed> {
+        let b = &mut b;
+        let r = match get(b, 1)?[0] {
+            1 => ControllerRequest::Commit {
+                base_version: get(b, 8)?.get_u64(),
+                records: std::mem::take(b).to_vec(),
+            },
+            2 => ControllerRequest::Register {
+                id: get(b, 4)?.get_i32(),
+                host: get_str(b)?,
+                port: get(b, 2)?.get_u16(),
+                incarnation: get_uuid(b)?,
+            },
+            3 => ControllerRequest::Heartbeat {
+                id: get(b, 4)?.get_i32(),
+                incarnation: get_uuid(b)?,
+            },
+            _ => return Err(Malformed),
+        };
+        if !b.is_empty() {
+            return Err(Malformed);
+        }
+        Ok(r)
+    }
+}
+
+impl ControllerReply {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        match self {
+            ControllerReply::Committed { index, apply_error } => {
+                b.put_u8(1);
+                b.put_u64(*index);
+                match apply_error {
+                    Some(e) => {
+                        b.put_u8(1);
+                        put_str(&mut b, e);
+                    }
+                    None => b.put_u8(0),
+                }
+            }
+            ControllerReply::Stale { version } => {
+                b.put_u8(2);
+                b.put_u64(*version);
+            }
+            ControllerReply::Failed { code, message } => {
+                b.put_u8(3);
+                b.put_i16(*code);
+                put_str(&mut b, message);
+            }
+            ControllerReply::UnknownBroker => b.put_u8(4),
+            ControllerReply::Ok => b.put_u8(5),
+        }
+        b
+    }
+
+    pub fn decode(mut b: &[u8]) -> Result<Self, Malformed> {
+        let b = &mut b;
+        let r = match get(b, 1)?[0] {
+            1 => ControllerReply::Committed {
+                index: get(b, 8)?.get_u64(),
+                apply_error: match get(b, 1)?[0] {
+                    0 => None,
+                    _ => Some(get_str(b)?),
+                },
+            },
+            2 => ControllerReply::Stale {
+                version: get(b, 8)?.get_u64(),
+            },
+            3 => ControllerReply::Failed {
+                code: get(b, 2)?.get_i16(),
+                message: get_str(b)?,
+            },
+            4 => ControllerReply::UnknownBroker,
+            5 => ControllerReply::Ok,
+            _ => return Err(Malformed),
+        };
+        if !b.is_empty() {
+            return Err(Malformed);
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_replies_round_trip() {
+        let inc = uuid::Uuid::new_v4();
+        for r in [
+            ControllerRequest::Commit {
+                base_version: 42,
+                records: vec![1, 2, 3],
+            },
+            ControllerRequest::Commit {
+                base_version: 0,
+                records: vec![],
+            },
+            ControllerRequest::Register {
+                id: 3,
+                host: "127.0.0.1".into(),
+                port: 9092,
+                incarnation: inc,
+            },
+            ControllerRequest::Heartbeat {
+                id: -1,
+                incarnation: inc,
+            },
+        ] {
+            let bytes = r.encode();
+            assert_eq!(ControllerRequest::decode(&bytes), Ok(r.clone()));
+            if !matches!(r, ControllerRequest::Commit { .. }) {
+                for cut in 0..bytes.len() {
+                    assert_eq!(ControllerRequest::decode(&bytes[..cut]), Err(Malformed));
+                }
+            }
+        }
+        for r in [
+            ControllerReply::Committed {
+                index: 9,
+                apply_error: Some("disk".into()),
+            },
+            ControllerReply::Committed {
+                index: 9,
+                apply_error: None,
+            },
+            ControllerReply::Stale { version: 7 },
+            ControllerReply::Failed {
+                code: 41,
+                message: "not controller".into(),
+            },
+            ControllerReply::UnknownBroker,
+            ControllerReply::Ok,
+        ] {
+            let bytes = r.encode();
+            assert_eq!(ControllerReply::decode(&bytes), Ok(r.clone()));
+            for cut in 0..bytes.len() {
+                assert_eq!(ControllerReply::decode(&bytes[..cut]), Err(Malformed));
+            }
+        }
+        assert_eq!(ControllerReply::decode(&[99]), Err(Malformed));
+    }
+}

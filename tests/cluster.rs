@@ -1,0 +1,487 @@
+//! Several brokers under one metadata quorum (raft-rs over the controller
+//! listener), on one host: topics created on any broker are placed over all,
+//! every broker's Metadata agrees, clients (librdkafka, kcat, sluice's CLI)
+//! are routed to leaders, the quorum survives the death of its leader, a
+//! broker that stops heartbeating is fenced (its partitions go offline) and
+//! comes back, and misconfigured nodes are refused with a clear message.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{call, rdk, sluice_bin, Broker};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    BrokerId, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+/// Fast sessions so fencing is seen within seconds.
+const FAST_SESSIONS: &[&str] = &[
+    "broker.session.timeout.ms=3000",
+    "broker.heartbeat.interval.ms=500",
+];
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Cluster {
+    /// Node id i + 1 at index i.
+    brokers: Vec<Broker>,
+    /// The `controller.quorum.voters` value they share.
+    voters: String,
+    controller_ports: Vec<u16>,
+}
+
+impl Cluster {
+    fn start(n: usize, extra: &[&str]) -> Cluster {
+        let cports: Vec<u16> = (0..n).map(|_| common::free_port()).collect();
+        let voters = cports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut brokers: Vec<Broker> = (0..n)
+            .map(|i| {
+                let mut o = vec![
+                    format!("node.id={}", i + 1),
+                    format!("controller.quorum.voters={voters}"),
+                ];
+                o.extend(extra.iter().map(|s| s.to_string()));
+                Broker::launch(common::DEFAULT_CORES, common::free_port(), &o)
+            })
+            .collect();
+        for b in brokers.iter_mut() {
+            b.wait_until_ready();
+        }
+        Cluster {
+            brokers,
+            voters,
+            controller_ports: cports,
+        }
+    }
+
+    fn broker(&self, id: i32) -> &Broker {
+        &self.brokers[id as usize - 1]
+    }
+
+    fn bootstrap_all(&self) -> String {
+        self.brokers
+            .iter()
+            .map(Broker::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node that most recently said it leads the quorum.
+    fn quorum_leader(&self) -> i32 {
+        let mut latest: Option<(String, i32)> = None;
+        for b in &self.brokers {
+            for line in b.logs().lines() {
+                if let Some(rest) = line
+                    .split("this node leads the metadata quorum node=")
+                    .nth(1)
+                {
+                    let id: i32 = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    let ts = line.split_whitespace().next().unwrap().to_string();
+                    if latest.as_ref().is_none_or(|(t, _)| ts > *t) {
+                        latest = Some((ts, id));
+                    }
+                }
+            }
+        }
+        latest.expect("a quorum leader in the logs").1
+    }
+}
+
+fn metadata(b: &Broker) -> MetadataResponse {
+    let mut s = TcpStream::connect(b.addr()).unwrap();
+    call(&mut s, 12, &MetadataRequest::default().with_topics(None))
+}
+
+/// topic → partition → (leader, replicas, isr, error code).
+type Layout = BTreeMap<String, BTreeMap<i32, (i32, Vec<i32>, Vec<i32>, i16)>>;
+
+fn layout(m: &MetadataResponse) -> Layout {
+    m.topics
+        .iter()
+        .filter(|t| !t.name.as_ref().unwrap().starts_with("__"))
+        .map(|t| {
+            let parts = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+                    (
+                        p.partition_index,
+                        (
+                            p.leader_id.0,
+                            ids(&p.replica_nodes),
+                            ids(&p.isr_nodes),
+                            p.error_code,
+                        ),
+                    )
+                })
+                .collect();
+            (t.name.as_ref().unwrap().to_string(), parts)
+        })
+        .collect()
+}
+
+fn brokers_of(m: &MetadataResponse) -> Vec<(i32, u16)> {
+    let mut v: Vec<(i32, u16)> = m
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, b.port as u16))
+        .collect();
+    v.sort();
+    v
+}
+
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = common::run_with_timeout(
+        Command::new(sluice_bin()).args(args),
+        None,
+        Duration::from_secs(60),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn produce(bootstrap: &str, topic: &str, partitions: i32, n: usize) {
+    let p = rdk::producer(bootstrap, &[]);
+    let futures: Vec<_> = (0..n)
+        .map(|i| {
+            rdk::send(
+                &p,
+                topic,
+                i as i32 % partitions,
+                None,
+                format!("r{i}").as_bytes(),
+            )
+        })
+        .collect();
+    for f in futures {
+        rdk::wait_delivery(f);
+    }
+}
+
+fn consumed(bootstrap: &str, topic: &str, partitions: i32) -> usize {
+    rdk::consume_all(bootstrap, topic, partitions, rdk::TIMEOUT)
+        .values()
+        .map(Vec::len)
+        .sum()
+}
+
+#[test]
+fn three_brokers_place_topics_agree_on_metadata_and_route_clients() {
+    let c = Cluster::start(3, &[]);
+    // Created on broker 1 and on broker 3.
+    rdk::create_topic(&c.broker(1).bootstrap(), "spread", 6);
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        &c.broker(3).bootstrap(),
+        "--create",
+        "--topic",
+        "triple",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "3",
+    ]);
+    assert!(ok && out.contains("Created topic triple."), "{out}");
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        &c.broker(2).bootstrap(),
+        "--create",
+        "--topic",
+        "toomany",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "4",
+    ]);
+    assert!(
+        !ok && out.contains("only 3 broker(s) are registered"),
+        "{out}"
+    );
+
+    // Every broker says the same, lists all three, and spreads the leaders.
+    let want_brokers: Vec<(i32, u16)> = (1..=3).map(|i| (i, c.broker(i).port())).collect();
+    let first = layout(&metadata(c.broker(1)));
+    for id in 1..=3 {
+        let m = metadata(c.broker(id));
+        assert_eq!(brokers_of(&m), want_brokers);
+        assert_eq!(layout(&m), first, "broker {id} disagrees");
+    }
+    let mut leaders = BTreeMap::new();
+    for (leader, replicas, isr, err) in first["spread"].values() {
+        assert_eq!(
+            (replicas.as_slice(), isr.as_slice(), *err),
+            (&[*leader][..], &[*leader][..], 0)
+        );
+        *leaders.entry(*leader).or_insert(0) += 1;
+    }
+    assert_eq!(
+        leaders.values().copied().collect::<Vec<_>>(),
+        vec![2, 2, 2],
+        "{leaders:?}"
+    );
+    for (leader, replicas, _, _) in first["triple"].values() {
+        let mut r = replicas.clone();
+        r.sort();
+        assert_eq!(r, vec![1, 2, 3]);
+        assert_eq!(*leader, replicas[0], "the first replica leads");
+    }
+
+    // Kafka's describe format, line by line.
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        &c.broker(2).bootstrap(),
+        "--describe",
+        "--topic",
+        "triple",
+    ]);
+    assert!(ok, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("Topic: triple\tTopicId: ")
+            && lines[0].ends_with("\tPartitionCount: 3\tReplicationFactor: 3\tConfigs: "),
+        "{out}"
+    );
+    for p in 0..3 {
+        let (leader, replicas, isr, _) = &first["triple"][&p];
+        let join = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+        assert_eq!(
+            lines[1 + p as usize],
+            format!(
+                "\tTopic: triple\tPartition: {p}\tLeader: {leader}\tReplicas: {}\tIsr: {}",
+                join(replicas),
+                join(isr)
+            )
+        );
+    }
+
+    // librdkafka bootstrapped on one broker writes to every leader; read
+    // back through another.
+    produce(&c.broker(2).bootstrap(), "spread", 6, 300);
+    assert_eq!(consumed(&c.broker(3).bootstrap(), "spread", 6), 300);
+    produce(&c.bootstrap_all(), "triple", 3, 90);
+    assert_eq!(consumed(&c.broker(1).bootstrap(), "triple", 3), 90);
+
+    // A broker asked for a partition it does not lead says so.
+    let (p, (leader, ..)) = first["spread"].iter().find(|(_, (l, ..))| *l != 1).unwrap();
+    let mut s = TcpStream::connect(c.broker(1).addr()).unwrap();
+    let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("spread")))
+        .with_partitions(vec![ListOffsetsPartition::default()
+            .with_partition_index(*p)
+            .with_timestamp(-1)])]);
+    let r = call(&mut s, 5, &req);
+    assert_eq!(
+        r.topics[0].partitions[0].error_code, 6,
+        "NOT_LEADER_OR_FOLLOWER from broker 1 for a partition broker {leader} leads"
+    );
+
+    // A consumer group over the cluster (its coordinator is the leader of
+    // its __consumer_offsets partition, wherever that is).
+    let out = common::run_with_timeout(
+        Command::new(common::require_tool("kcat")).args([
+            "-b",
+            &c.broker(1).bootstrap(),
+            "-G",
+            "cluster-group",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "spread",
+        ]),
+        None,
+        Duration::from_secs(60),
+    );
+    let got = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(got, 300, "{}", common::show_output(&out));
+}
+
+#[test]
+fn the_quorum_survives_its_leader_and_a_dead_broker_is_fenced_then_rejoins() {
+    let mut c = Cluster::start(3, FAST_SESSIONS);
+    rdk::create_topic(&c.broker(1).bootstrap(), "spread", 6);
+    produce(&c.bootstrap_all(), "spread", 6, 120);
+    let dead = c.quorum_leader();
+    let alive: Vec<i32> = (1..=3).filter(|i| *i != dead).collect();
+    let led_by_dead: Vec<i32> = layout(&metadata(c.broker(alive[0])))["spread"]
+        .iter()
+        .filter(|(_, (l, ..))| *l == dead)
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(led_by_dead.len(), 2);
+
+    c.brokers[dead as usize - 1].kill9();
+    let killed = Instant::now();
+    // Admin requests work again once another leader is elected.
+    let survivor = c.broker(alive[0]).bootstrap();
+    until("a CreateTopics after the controller died", || {
+        cli(&[
+            "topics",
+            "--bootstrap-server",
+            &survivor,
+            "--create",
+            "--topic",
+            "after",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "1",
+        ])
+        .0
+    });
+    eprintln!(
+        "admin requests answered again {} ms after kill -9 of the quorum leader",
+        killed.elapsed().as_millis()
+    );
+    assert_ne!(c.quorum_leader(), dead);
+    // After its session the dead broker is fenced: gone from Metadata, its
+    // partitions offline (no other replica has their data).
+    until("the dead broker fenced", || {
+        let m = metadata(c.broker(alive[1]));
+        let l = layout(&m);
+        brokers_of(&m).len() == 2
+            && led_by_dead
+                .iter()
+                .all(|p| l["spread"][p].0 == -1 && l["spread"][p].3 == 5)
+    });
+    eprintln!(
+        "broker {dead} fenced {} ms after kill -9",
+        killed.elapsed().as_millis()
+    );
+    // The others' partitions still take writes.
+    let p = rdk::producer(&survivor, &[]);
+    let (live_p, _) = layout(&metadata(c.broker(alive[0])))["spread"]
+        .iter()
+        .find(|(_, (l, ..))| *l != -1)
+        .map(|(p, v)| (*p, v.clone()))
+        .unwrap();
+    rdk::wait_delivery(rdk::send(&p, "spread", live_p, None, b"while one is down"));
+
+    // It comes back, catches up the metadata log, leads its partitions again.
+    let b = &mut c.brokers[dead as usize - 1];
+    b.relaunch();
+    b.wait_until_ready();
+    until("the restarted broker leads its partitions again", || {
+        let l = layout(&metadata(c.broker(dead)));
+        l.contains_key("after") && led_by_dead.iter().all(|p| l["spread"][p].0 == dead)
+    });
+    assert_eq!(consumed(&c.broker(dead).bootstrap(), "spread", 6), 121);
+}
+
+#[test]
+fn a_paused_broker_is_fenced_and_unfenced_when_it_continues() {
+    let c = Cluster::start(3, FAST_SESSIONS);
+    rdk::create_topic(&c.broker(1).bootstrap(), "spread", 3);
+    let leader = c.quorum_leader();
+    let paused = (1..=3).find(|i| *i != leader).unwrap();
+    let watcher = c.broker(leader);
+    let led: Vec<i32> = layout(&metadata(watcher))["spread"]
+        .iter()
+        .filter(|(_, (l, ..))| *l == paused)
+        .map(|(p, _)| *p)
+        .collect();
+    assert!(!led.is_empty());
+    c.broker(paused).pause(true);
+    until("the paused broker fenced, its partitions offline", || {
+        let l = layout(&metadata(watcher));
+        led.iter().all(|p| l["spread"][p].0 == -1)
+    });
+    c.broker(paused).pause(false);
+    until("the continued broker leads again", || {
+        let l = layout(&metadata(watcher));
+        led.iter().all(|p| l["spread"][p].0 == paused)
+    });
+}
+
+#[test]
+fn nodes_with_other_voters_or_a_taken_node_id_are_refused_clearly() {
+    // Voter lists that differ: node 1 lists {1, 2}, node 2 lists {1, 2, 3}.
+    let (c1, c2, c3) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let a = Broker::launch(
+        common::DEFAULT_CORES,
+        common::free_port(),
+        &[
+            "node.id=1".into(),
+            format!("controller.quorum.voters=1@127.0.0.1:{c1},2@127.0.0.1:{c2}"),
+        ],
+    );
+    let b = Broker::launch(
+        common::DEFAULT_CORES,
+        common::free_port(),
+        &[
+            "node.id=2".into(),
+            format!("controller.quorum.voters=1@127.0.0.1:{c1},2@127.0.0.1:{c2},3@127.0.0.1:{c3}"),
+        ],
+    );
+    until("the voter mismatch reported", || {
+        a.logs().contains("every node must list the same voters")
+            && b.logs().contains("every node must list the same voters")
+    });
+    drop((a, b));
+
+    // A second process claiming node 1 (with its own controller port) is
+    // refused by the others; one taking node 1's controller port cannot start.
+    let c = Cluster::start(3, &[]);
+    // (Its own voter list puts node 1 at its own port; the ids agree.)
+    let own = c.voters.replacen(
+        &format!("1@127.0.0.1:{}", c.controller_ports[0]),
+        &format!("1@127.0.0.1:{}", common::free_port()),
+        1,
+    );
+    let impostor = Broker::launch(
+        common::DEFAULT_CORES,
+        common::free_port(),
+        &[
+            "node.id=1".into(),
+            format!("controller.quorum.voters={own}"),
+        ],
+    );
+    until("the impostor refused", || {
+        c.broker(2).logs().contains("claims node.id 1")
+    });
+    drop(impostor);
+    let mut squatter = Broker::launch(
+        common::DEFAULT_CORES,
+        common::free_port(),
+        &[
+            "node.id=1".into(),
+            format!("controller.quorum.voters={}", c.voters),
+        ],
+    );
+    until("the squatter exits", || !squatter.is_running());
+    let taken = format!("127.0.0.1:{}", c.controller_ports[0]);
+    assert!(
+        squatter.logs().contains("controller listener") && squatter.logs().contains(&taken),
+        "{}",
+        squatter.logs()
+    );
+    // The cluster is unharmed.
+    rdk::create_topic(&c.broker(1).bootstrap(), "still-fine", 1);
+}
