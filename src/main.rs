@@ -26,6 +26,8 @@ enum Cmd {
     ConsoleConsumer(sluice::cli::ConsumerArgs),
     /// List, describe and delete consumer groups, reset their offsets (like kafka-consumer-groups.sh).
     ConsumerGroups(sluice::cli::ConsumerGroupsArgs),
+    /// Describe the metadata quorum (like kafka-metadata-quorum.sh).
+    MetadataQuorum(sluice::cli::MetadataQuorumArgs),
     /// Benchmark any Kafka-compatible cluster: run workloads, compare, report.
     Bench(sluice::bench::BenchArgs),
 }
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Cmd::ConsoleProducer(a) => sluice::cli::console_producer(a),
         Cmd::ConsoleConsumer(a) => sluice::cli::console_consumer(a),
         Cmd::ConsumerGroups(a) => sluice::cli::consumer_groups(a),
+        Cmd::MetadataQuorum(a) => sluice::cli::metadata_quorum(a),
         Cmd::Bench(a) => sluice::bench::main(a),
     };
     match result {

@@ -298,6 +298,69 @@ fn three_brokers_place_topics_agree_on_metadata_and_route_clients() {
         "NOT_LEADER_OR_FOLLOWER from broker 1 for a partition broker {leader} leads"
     );
 
+    // The quorum as kafka-metadata-quorum.sh shows it, asked of any broker.
+    let leader = c.quorum_leader();
+    for id in 1..=3 {
+        let (ok, out) = cli(&[
+            "metadata-quorum",
+            "--bootstrap-server",
+            &c.broker(id).bootstrap(),
+            "describe",
+            "--status",
+        ]);
+        assert!(ok, "{out}");
+        assert!(
+            out.contains(&format!("LeaderId:               {leader}\n")),
+            "{out}"
+        );
+        assert!(out.contains("MaxFollowerLag:         "), "{out}");
+        for v in 1..=3 {
+            assert!(
+                out.contains(&format!(
+                    "{{\"id\": {v}, \"endpoints\": [\"CONTROLLER://127.0.0.1:{}\"]}}",
+                    c.controller_ports[v - 1]
+                )),
+                "{out}"
+            );
+        }
+    }
+    let (ok, out) = cli(&[
+        "metadata-quorum",
+        "--bootstrap-server",
+        &c.broker(2).bootstrap(),
+        "describe",
+        "--replication",
+    ]);
+    assert!(ok, "{out}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split('\t').map(str::trim).collect())
+        .collect();
+    assert_eq!(
+        rows[0][..7],
+        [
+            "NodeId",
+            "DirectoryId",
+            "LogEndOffset",
+            "Lag",
+            "LastFetchTimestamp",
+            "LastCaughtUpTimestamp",
+            "Status"
+        ]
+    );
+    assert_eq!(
+        (rows[1][0], rows[1][6]),
+        (leader.to_string().as_str(), "Leader"),
+        "{out}"
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.get(6) == Some(&"Follower"))
+            .count(),
+        2,
+        "{out}"
+    );
+
     // A consumer group over the cluster (its coordinator is the leader of
     // its __consumer_offsets partition, wherever that is).
     let out = common::run_with_timeout(
@@ -357,6 +420,17 @@ fn the_quorum_survives_its_leader_and_a_dead_broker_is_fenced_then_rejoins() {
         killed.elapsed().as_millis()
     );
     assert_ne!(c.quorum_leader(), dead);
+    let (ok, out) = cli(&[
+        "metadata-quorum",
+        "--bootstrap-server",
+        &survivor,
+        "describe",
+        "--status",
+    ]);
+    assert!(
+        ok && out.contains(&format!("LeaderId:               {}\n", c.quorum_leader())),
+        "{out}"
+    );
     // After its session the dead broker is fenced: gone from Metadata, its
     // partitions offline (no other replica has their data).
     until("the dead broker fenced", || {

@@ -18,7 +18,7 @@ use kafka_protocol::ResponseError;
 
 use super::state::local;
 use crate::cluster::catalog::{BrokerReg, LEGACY_CATALOG_FILE};
-use crate::cluster::controller_rpc::{ControllerReply, ControllerRequest};
+use crate::cluster::controller_rpc::{ControllerReply, ControllerRequest, VoterReport};
 use crate::cluster::leadership;
 use crate::cluster::records::{self, MetadataRecord};
 use crate::cluster::Catalog;
@@ -354,6 +354,7 @@ impl MetadataPlane {
                     Err(e) => failed(e),
                 }
             }
+            ControllerRequest::DescribeQuorum => self.local_quorum_report(),
             ControllerRequest::Heartbeat { id, incarnation } => {
                 let known = local().catalog().brokers.get(&id).cloned();
                 let Some(b) = known.filter(|b| b.incarnation == incarnation) else {
@@ -370,6 +371,45 @@ impl MetadataPlane {
                 }
                 ControllerReply::Ok
             }
+        }
+    }
+
+    /// The quorum as this node (the leader) sees it.
+    fn local_quorum_report(&self) -> ControllerReply {
+        match self.node.status() {
+            Some(st) => ControllerReply::Quorum {
+                leader: st.leader as i32,
+                epoch: st.term as i32,
+                high_watermark: st.high_watermark as i64,
+                voters: st
+                    .voters
+                    .iter()
+                    .map(|v| VoterReport {
+                        id: v.id as i32,
+                        log_end: v.log_end as i64,
+                        last_fetch_ms: v.last_fetch_ms.unwrap_or(-1),
+                        last_caught_up_ms: v.last_caught_up_ms.unwrap_or(-1),
+                    })
+                    .collect(),
+            },
+            None => ControllerReply::Failed {
+                code: ResponseError::NotLeaderOrFollower.code(),
+                message: "this node does not lead the quorum".into(),
+            },
+        }
+    }
+
+    /// DescribeQuorum: answered by the leader, asked for it if need be.
+    pub async fn describe_quorum(&self) -> ControllerReply {
+        if self.node.is_leader() {
+            return self.local_quorum_report();
+        }
+        match self.ask_leader(ControllerRequest::DescribeQuorum).await {
+            Ok(r) => r,
+            Err(e) => ControllerReply::Failed {
+                code: ResponseError::NotLeaderOrFollower.code(),
+                message: e.to_string(),
+            },
         }
     }
 

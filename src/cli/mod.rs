@@ -1,5 +1,5 @@
 //! Kafka-tool-shaped commands: `topics`, `console-producer`, `console-consumer`,
-//! `consumer-groups`.
+//! `consumer-groups`, `metadata-quorum`.
 //!
 //! Each command only talks to the cluster through [`crate::client::Client`],
 //! so it works against any Kafka-compatible broker.
@@ -14,6 +14,7 @@ mod group_cli_tests;
 mod group_consumer;
 mod group_reset;
 mod group_tables;
+mod metadata_quorum;
 mod murmur;
 mod producer;
 mod props;
@@ -25,6 +26,7 @@ pub use common::ConnArgs;
 pub use consumer::ConsumerArgs;
 pub use consumer_groups::ConsumerGroupsArgs;
 pub use group_tables::OFFSETS_COLUMNS;
+pub use metadata_quorum::MetadataQuorumArgs;
 pub use murmur::{murmur2, partition_for_key};
 pub use producer::ProducerArgs;
 pub use topics::TopicsArgs;
@@ -42,6 +44,11 @@ pub fn console_producer(args: ProducerArgs) -> anyhow::Result<()> {
 /// `sluice console-consumer`: print records to stdout.
 pub fn console_consumer(args: ConsumerArgs) -> anyhow::Result<()> {
     consumer::run(args)
+}
+
+/// `sluice metadata-quorum describe --status | --replication`.
+pub fn metadata_quorum(args: MetadataQuorumArgs) -> anyhow::Result<()> {
+    metadata_quorum::run(args)
 }
 
 /// `sluice consumer-groups`: list, describe, delete groups, reset offsets.

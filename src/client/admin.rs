@@ -250,3 +250,78 @@ pub(super) fn build_delete_topics(
         req.with_topic_names(names.iter().map(|n| topic_name(n)).collect())
     }
 }
+
+/// The metadata quorum as DescribeQuorum reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumInfo {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    /// (id, log end offset, last fetch ms, last caught up ms; -1 unknown).
+    pub voters: Vec<(i32, i64, i64, i64)>,
+    pub observers: Vec<(i32, i64, i64, i64)>,
+    /// Voter id → its controller endpoints (`NAME://host:port`), v2+.
+    pub endpoints: std::collections::BTreeMap<i32, Vec<String>>,
+}
+
+impl Client {
+    /// DescribeQuorum (API 55) on `__cluster_metadata-0`, from any broker.
+    pub fn describe_quorum(&mut self) -> Result<QuorumInfo> {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        use kafka_protocol::messages::DescribeQuorumRequest;
+        let (_, resp) = self.call(Target::Any, ApiKey::DescribeQuorum, i16::MAX, 0, |_| {
+            DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                .with_topic_name(topic_name("__cluster_metadata"))
+                .with_partitions(vec![PartitionData::default().with_partition_index(0)])])
+        })?;
+        check_code(resp.error_code, resp.error_message.as_deref(), || {
+            "cannot describe the metadata quorum".into()
+        })?;
+        let p = resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Other("DescribeQuorum answered no partition".into()))?;
+        check_code(p.error_code, p.error_message.as_deref(), || {
+            "cannot describe the metadata quorum".into()
+        })?;
+        let rows = |v: &[kafka_protocol::messages::describe_quorum_response::ReplicaState]| {
+            v.iter()
+                .map(|r| {
+                    (
+                        r.replica_id.0,
+                        r.log_end_offset,
+                        r.last_fetch_timestamp,
+                        r.last_caught_up_timestamp,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        Ok(QuorumInfo {
+            leader_id: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            high_watermark: p.high_watermark,
+            voters: rows(&p.current_voters),
+            observers: rows(&p.observers),
+            endpoints: resp
+                .nodes
+                .iter()
+                .map(|n| {
+                    let eps = n
+                        .listeners
+                        .iter()
+                        .map(|l| {
+                            let host = if l.host.contains(':') {
+                                format!("[{}]", l.host)
+                            } else {
+                                l.host.to_string()
+                            };
+                            format!("{}://{host}:{}", l.name, l.port)
+                        })
+                        .collect();
+                    (n.node_id.0, eps)
+                })
+                .collect(),
+        })
+    }
+}

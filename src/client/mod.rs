@@ -4,6 +4,7 @@
 //! Every call negotiates the highest API version both sides support.
 
 mod admin;
+pub use admin::QuorumInfo;
 pub mod assignor;
 mod conn;
 mod data;

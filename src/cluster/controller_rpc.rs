@@ -24,6 +24,17 @@ pub enum ControllerRequest {
         id: i32,
         incarnation: uuid::Uuid,
     },
+    DescribeQuorum,
+}
+
+/// One voter in a DescribeQuorum answer; timestamps in ms since the epoch,
+/// -1 when unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoterReport {
+    pub id: i32,
+    pub log_end: i64,
+    pub last_fetch_ms: i64,
+    pub last_caught_up_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +57,12 @@ pub enum ControllerReply {
     /// The heartbeat's broker (incarnation) is not registered: register.
     UnknownBroker,
     Ok,
+    Quorum {
+        leader: i32,
+        epoch: i32,
+        high_watermark: i64,
+        voters: Vec<VoterReport>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -106,6 +123,7 @@ impl ControllerRequest {
                 b.put_i32(*id);
                 b.put_slice(incarnation.as_bytes());
             }
+            ControllerRequest::DescribeQuorum => b.put_u8(4),
         }
         b
     }
@@ -127,6 +145,7 @@ impl ControllerRequest {
                 id: get(b, 4)?.get_i32(),
                 incarnation: get_uuid(b)?,
             },
+            4 => ControllerRequest::DescribeQuorum,
             _ => return Err(Malformed),
         };
         if !b.is_empty() {
@@ -162,6 +181,24 @@ impl ControllerReply {
             }
             ControllerReply::UnknownBroker => b.put_u8(4),
             ControllerReply::Ok => b.put_u8(5),
+            ControllerReply::Quorum {
+                leader,
+                epoch,
+                high_watermark,
+                voters,
+            } => {
+                b.put_u8(6);
+                b.put_i32(*leader);
+                b.put_i32(*epoch);
+                b.put_i64(*high_watermark);
+                b.put_u32(voters.len() as u32);
+                for v in voters {
+                    b.put_i32(v.id);
+                    b.put_i64(v.log_end);
+                    b.put_i64(v.last_fetch_ms);
+                    b.put_i64(v.last_caught_up_ms);
+                }
+            }
         }
         b
     }
@@ -185,6 +222,29 @@ impl ControllerReply {
             },
             4 => ControllerReply::UnknownBroker,
             5 => ControllerReply::Ok,
+            6 => {
+                let leader = get(b, 4)?.get_i32();
+                let epoch = get(b, 4)?.get_i32();
+                let high_watermark = get(b, 8)?.get_i64();
+                let n = get(b, 4)?.get_u32() as usize;
+                if b.len() < n.saturating_mul(28) {
+                    return Err(Malformed);
+                }
+                let voters = (0..n)
+                    .map(|_| VoterReport {
+                        id: b.get_i32(),
+                        log_end: b.get_i64(),
+                        last_fetch_ms: b.get_i64(),
+                        last_caught_up_ms: b.get_i64(),
+                    })
+                    .collect();
+                ControllerReply::Quorum {
+                    leader,
+                    epoch,
+                    high_watermark,
+                    voters,
+                }
+            }
             _ => return Err(Malformed),
         };
         if !b.is_empty() {
@@ -220,6 +280,7 @@ mod tests {
                 id: -1,
                 incarnation: inc,
             },
+            ControllerRequest::DescribeQuorum,
         ] {
             let bytes = r.encode();
             assert_eq!(ControllerRequest::decode(&bytes), Ok(r.clone()));
@@ -245,6 +306,25 @@ mod tests {
             },
             ControllerReply::UnknownBroker,
             ControllerReply::Ok,
+            ControllerReply::Quorum {
+                leader: 2,
+                epoch: 5,
+                high_watermark: 40,
+                voters: vec![
+                    VoterReport {
+                        id: 1,
+                        log_end: 40,
+                        last_fetch_ms: 1_700_000_000_000,
+                        last_caught_up_ms: -1,
+                    },
+                    VoterReport {
+                        id: 2,
+                        log_end: 41,
+                        last_fetch_ms: 1,
+                        last_caught_up_ms: 2,
+                    },
+                ],
+            },
         ] {
             let bytes = r.encode();
             assert_eq!(ControllerReply::decode(&bytes), Ok(r.clone()));

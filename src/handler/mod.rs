@@ -13,6 +13,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_quorum;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -105,6 +106,9 @@ pub async fn handle(
         }
         Some(RequestKind::DescribeCluster(r)) => {
             Some(describe_cluster::handle(&state, r, version).into())
+        }
+        Some(RequestKind::DescribeQuorum(r)) => {
+            Some(describe_quorum::handle(&state, r, version).await.into())
         }
         Some(RequestKind::FindCoordinator(r)) => {
             Some(find_coordinator::handle(&state, r, version).await.into())

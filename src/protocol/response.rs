@@ -204,6 +204,7 @@ encode_into_impl!(
     AlterConfigs,
     IncrementalAlterConfigs,
     DescribeCluster,
+    DescribeQuorum,
     FindCoordinator,
     JoinGroup,
     SyncGroup,

@@ -19,6 +19,7 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::DescribeQuorum,
     ApiKey::FindCoordinator,
     ApiKey::JoinGroup,
     ApiKey::SyncGroup,
@@ -100,6 +101,7 @@ mod tests {
             AlterConfigs => AlterConfigsRequest, AlterConfigsResponse;
             IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
             DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
+            DescribeQuorum => DescribeQuorumRequest, DescribeQuorumResponse;
             FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse;
             JoinGroup => JoinGroupRequest, JoinGroupResponse;
             SyncGroup => SyncGroupRequest, SyncGroupResponse;

@@ -17,7 +17,9 @@ pub mod node;
 pub mod storage;
 pub mod transport;
 
-pub use node::{open_log, Committed, CommittedLog, Node, QuorumConfig, QuorumError};
+pub use node::{
+    open_log, Committed, CommittedLog, Node, QuorumConfig, QuorumError, QuorumStatus, VoterState,
+};
 pub use storage::DiskStorage;
 
 /// Kafka's name for the metadata log's directory.

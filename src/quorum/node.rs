@@ -54,6 +54,26 @@ pub struct QuorumConfig {
     pub request_timeout_ms: u64,
 }
 
+/// One voter as the leader sees it (Kafka's DescribeQuorum ReplicaState).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoterState {
+    pub id: u64,
+    /// The last log index it is known to hold.
+    pub log_end: u64,
+    /// When it was last heard from / last held the leader's whole log, in
+    /// ms since the epoch (None: never while this node led).
+    pub last_fetch_ms: Option<i64>,
+    pub last_caught_up_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub leader: u64,
+    pub term: u64,
+    pub high_watermark: u64,
+    pub voters: Vec<VoterState>,
+}
+
 #[derive(Debug)]
 pub enum Committed {
     /// A committed entry; empty data (a leader's no-op) only moves the
@@ -164,6 +184,9 @@ pub struct Node {
     calls: RefCell<HashMap<u64, Option<Vec<u8>>>>,
     replies: Notify,
     inflight_requests: Cell<usize>,
+    /// Per peer: when a raft message last came from it, and when it last
+    /// held everything this (leading) node had.
+    heard: RefCell<HashMap<u64, (Instant, Option<Instant>)>>,
 }
 
 impl Node {
@@ -225,7 +248,51 @@ impl Node {
             calls: Default::default(),
             replies: Notify::new(),
             inflight_requests: Cell::new(0),
+            heard: Default::default(),
         }))
+    }
+
+    /// The quorum as this node sees it, if it leads (followers' views of
+    /// the others are stale).
+    pub fn status(&self) -> Option<QuorumStatus> {
+        let raw = self.raw.borrow();
+        if raw.raft.state != StateRole::Leader {
+            return None;
+        }
+        let now = Instant::now();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let wall = |t: Instant| now_ms - now.duration_since(t).as_millis() as i64;
+        let heard = self.heard.borrow();
+        let mut voters: Vec<VoterState> = self
+            .voters()
+            .into_iter()
+            .map(|id| {
+                if id == self.cfg.node_id {
+                    return VoterState {
+                        id,
+                        log_end: raw.raft.raft_log.last_index(),
+                        last_fetch_ms: Some(now_ms),
+                        last_caught_up_ms: Some(now_ms),
+                    };
+                }
+                let h = heard.get(&id);
+                VoterState {
+                    id,
+                    log_end: raw.raft.prs().get(id).map_or(0, |p| p.matched),
+                    last_fetch_ms: h.map(|(t, _)| wall(*t)),
+                    last_caught_up_ms: h.and_then(|(_, c)| c.map(wall)),
+                }
+            })
+            .collect();
+        voters.sort_by_key(|v| v.id);
+        Some(QuorumStatus {
+            leader: self.cfg.node_id,
+            term: raw.raft.term,
+            high_watermark: raw.raft.raft_log.committed,
+            voters,
+        })
     }
 
     /// Serve controller requests with `h` while this node leads.
@@ -489,8 +556,23 @@ impl Node {
                     );
                     return;
                 }
-                if let Err(e) = self.raw.borrow_mut().step(m) {
+                let mut raw = self.raw.borrow_mut();
+                if let Err(e) = raw.step(m) {
                     tracing::debug!(peer, error = %e, "raft message not taken");
+                }
+                let now = Instant::now();
+                let caught_up = raw.raft.state == StateRole::Leader
+                    && raw
+                        .raft
+                        .prs()
+                        .get(peer)
+                        .is_some_and(|p| p.matched >= raw.raft.raft_log.last_index());
+                drop(raw);
+                let mut heard = self.heard.borrow_mut();
+                let e = heard.entry(peer).or_insert((now, None));
+                e.0 = now;
+                if caught_up {
+                    e.1 = Some(now);
                 }
                 self.wake.notify_all();
             }
@@ -909,6 +991,15 @@ mod tests {
             // A follower's request is served by the leader.
             let fi = (li + 1) % 3;
             let follower = fi as u64 + 1;
+            let st = m[li].node.status().expect("the leader has a status");
+            assert_eq!((st.leader, st.voters.len()), (leader, 3));
+            let top = st.voters.iter().map(|v| v.log_end).max().unwrap();
+            assert_eq!(st.voters[li].log_end, top, "{st:?}");
+            assert!(st.high_watermark > 0 && st.high_watermark <= top, "{st:?}");
+            assert!(
+                m[fi].node.status().is_none(),
+                "followers do not answer for the quorum"
+            );
             let r = m[fi].node.call_leader(b"hi".to_vec()).await.unwrap();
             assert_eq!(
                 String::from_utf8(r).unwrap(),
