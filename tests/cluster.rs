@@ -559,3 +559,63 @@ fn nodes_with_other_voters_or_a_taken_node_id_are_refused_clearly() {
     // The cluster is unharmed.
     rdk::create_topic(&c.broker(1).bootstrap(), "still-fine", 1);
 }
+
+/// Admin requests to every broker at once: those on brokers that do not
+/// lead the quorum are forwarded; edits made against metadata that moved on
+/// are made again, so nothing is lost and one topic name is created once.
+#[test]
+fn concurrent_admin_requests_on_every_broker_are_all_applied_once() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let c = Cluster::start(3, &[]);
+    let outcomes: Vec<Vec<Result<String, String>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..=3)
+            .map(|id| {
+                let bootstrap = c.broker(id).bootstrap();
+                s.spawn(move || {
+                    let admin: AdminClient<DefaultClientContext> =
+                        rdk::config(&bootstrap, &[]).create().unwrap();
+                    let opts = AdminOptions::new().request_timeout(Some(rdk::TIMEOUT));
+                    let mut names: Vec<String> = (0..8).map(|k| format!("b{id}-t{k}")).collect();
+                    names.push("contended".into());
+                    let topics: Vec<NewTopic> = names
+                        .iter()
+                        .map(|n| NewTopic::new(n, 2, TopicReplication::Fixed(1)))
+                        .collect();
+                    let mut all = Vec::new();
+                    // One request per topic, so requests from the three interleave.
+                    for t in &topics {
+                        let r = futures::executor::block_on(admin.create_topics([t], &opts))
+                            .expect("CreateTopics");
+                        all.extend(
+                            r.into_iter()
+                                .map(|x| x.map_err(|(n, e)| format!("{n}: {e:?}"))),
+                        );
+                    }
+                    all
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let flat: Vec<&Result<String, String>> = outcomes.iter().flatten().collect();
+    let contended_ok = flat
+        .iter()
+        .filter(|r| matches!(r, Ok(n) if n == "contended"))
+        .count();
+    assert_eq!(contended_ok, 1, "{flat:?}");
+    for r in &flat {
+        match r {
+            Ok(_) => {}
+            Err(e) => assert!(
+                e.starts_with("contended: ") && e.contains("TopicAlreadyExists"),
+                "{e}"
+            ),
+        }
+    }
+    let l = layout(&metadata(c.broker(2)));
+    assert_eq!(l.len(), 3 * 8 + 1, "{:?}", l.keys().collect::<Vec<_>>());
+    for id in [1, 3] {
+        assert_eq!(layout(&metadata(c.broker(id))), l);
+    }
+}

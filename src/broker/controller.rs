@@ -11,6 +11,7 @@ use super::metadata::CommitError;
 use super::state::{local, ShardState};
 use crate::cluster::catalog::valid_topic_name;
 use crate::cluster::catalog::{PartitionMeta, NO_LEADER};
+use crate::cluster::controller_rpc::ControllerReply;
 use crate::cluster::records;
 use crate::cluster::{placement, topic_config, Catalog, TopicMeta};
 use crate::quorum::QuorumError;
@@ -45,7 +46,7 @@ pub enum ConfigEdit {
     Subtract(String),
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum Change {
     Create {
         specs: Vec<TopicSpec>,
@@ -85,6 +86,269 @@ pub enum Change {
     },
 }
 
+/// How a change travels to the quorum leader (`ControllerRequest::Change`).
+mod wire {
+    use bytes::{Buf, BufMut};
+
+    pub fn put_str(b: &mut Vec<u8>, s: &str) {
+        b.put_u32(s.len() as u32);
+        b.put_slice(s.as_bytes());
+    }
+
+    pub fn put_bool(b: &mut Vec<u8>, v: bool) {
+        b.put_u8(v as u8);
+    }
+
+    /// Reads what `put_*` wrote; None once anything is missing.
+    pub struct Reader<'a>(pub &'a [u8]);
+
+    impl Reader<'_> {
+        fn take(&mut self, n: usize) -> Option<&[u8]> {
+            if self.0.len() < n {
+                return None;
+            }
+            let (h, t) = self.0.split_at(n);
+            self.0 = t;
+            Some(h)
+        }
+        pub fn u8(&mut self) -> Option<u8> {
+            self.take(1).map(|b| b[0])
+        }
+        pub fn bool(&mut self) -> Option<bool> {
+            self.u8().map(|v| v != 0)
+        }
+        pub fn i16(&mut self) -> Option<i16> {
+            self.take(2).map(|mut b| b.get_i16())
+        }
+        pub fn i32(&mut self) -> Option<i32> {
+            self.take(4).map(|mut b| b.get_i32())
+        }
+        pub fn len(&mut self) -> Option<usize> {
+            let n = self.take(4).map(|mut b| b.get_u32() as usize)?;
+            // No count larger than the bytes left can be true.
+            (n <= self.0.len()).then_some(n)
+        }
+        pub fn str(&mut self) -> Option<String> {
+            let n = self.len()?;
+            String::from_utf8(self.take(n)?.to_vec()).ok()
+        }
+        pub fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+}
+
+/// A scope's name, its edits, replace, validate_only.
+type NamedEdits = (String, Vec<(String, ConfigEdit)>, bool, bool);
+
+impl ConfigEdit {
+    fn encode(&self, b: &mut Vec<u8>) {
+        use bytes::BufMut;
+        let (tag, v) = match self {
+            ConfigEdit::Set(v) => (0, v.as_str()),
+            ConfigEdit::Delete => (1, ""),
+            ConfigEdit::Append(v) => (2, v.as_str()),
+            ConfigEdit::Subtract(v) => (3, v.as_str()),
+        };
+        b.put_u8(tag);
+        wire::put_str(b, v);
+    }
+
+    fn decode(r: &mut wire::Reader) -> Option<Self> {
+        let (tag, v) = (r.u8()?, r.str()?);
+        Some(match tag {
+            0 => ConfigEdit::Set(v),
+            1 => ConfigEdit::Delete,
+            2 => ConfigEdit::Append(v),
+            3 => ConfigEdit::Subtract(v),
+            _ => return None,
+        })
+    }
+}
+
+impl Change {
+    pub fn encode(&self) -> Vec<u8> {
+        use bytes::BufMut;
+        use wire::{put_bool, put_str};
+        let mut b = Vec::new();
+        let edits = |b: &mut Vec<u8>,
+                     name: &str,
+                     edits: &[(String, ConfigEdit)],
+                     replace: bool,
+                     validate_only: bool| {
+            put_str(b, name);
+            b.put_u32(edits.len() as u32);
+            for (k, e) in edits {
+                put_str(b, k);
+                e.encode(b);
+            }
+            put_bool(b, replace);
+            put_bool(b, validate_only);
+        };
+        match self {
+            Change::Create {
+                specs,
+                validate_only,
+            } => {
+                b.put_u8(1);
+                b.put_u32(specs.len() as u32);
+                for s in specs {
+                    put_str(&mut b, &s.name);
+                    b.put_i32(s.partitions);
+                    b.put_i16(s.replication_factor);
+                    b.put_u32(s.assignments.len() as u32);
+                    for (p, brokers) in &s.assignments {
+                        b.put_i32(*p);
+                        b.put_u32(brokers.len() as u32);
+                        for id in brokers {
+                            b.put_i32(*id);
+                        }
+                    }
+                    b.put_u32(s.configs.len() as u32);
+                    for (k, v) in &s.configs {
+                        put_str(&mut b, k);
+                        put_str(&mut b, v);
+                    }
+                }
+                put_bool(&mut b, *validate_only);
+            }
+            Change::Delete { names } => {
+                b.put_u8(2);
+                b.put_u32(names.len() as u32);
+                for n in names {
+                    put_str(&mut b, n);
+                }
+            }
+            Change::AddPartitions {
+                topic,
+                total,
+                validate_only,
+            } => {
+                b.put_u8(3);
+                put_str(&mut b, topic);
+                b.put_i32(*total);
+                put_bool(&mut b, *validate_only);
+            }
+            Change::BrokerConfigs {
+                scope,
+                edits: e,
+                replace,
+                validate_only,
+            } => {
+                b.put_u8(4);
+                edits(&mut b, scope, e, *replace, *validate_only);
+            }
+            Change::GroupConfigs {
+                group,
+                edits: e,
+                replace,
+                validate_only,
+            } => {
+                b.put_u8(5);
+                edits(&mut b, group, e, *replace, *validate_only);
+            }
+            Change::Configs {
+                topic,
+                edits: e,
+                replace,
+                validate_only,
+            } => {
+                b.put_u8(6);
+                edits(&mut b, topic, e, *replace, *validate_only);
+            }
+        }
+        b
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Change> {
+        let mut r = wire::Reader(bytes);
+        let r = &mut r;
+        let edits = |r: &mut wire::Reader| -> Option<NamedEdits> {
+            let name = r.str()?;
+            let n = r.len()?;
+            let mut e = Vec::with_capacity(n);
+            for _ in 0..n {
+                e.push((r.str()?, ConfigEdit::decode(r)?));
+            }
+            Some((name, e, r.bool()?, r.bool()?))
+        };
+        let change = match r.u8()? {
+            1 => {
+                let n = r.len()?;
+                let mut specs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let name = r.str()?;
+                    let partitions = r.i32()?;
+                    let replication_factor = r.i16()?;
+                    let na = r.len()?;
+                    let mut assignments = Vec::with_capacity(na);
+                    for _ in 0..na {
+                        let p = r.i32()?;
+                        let nb = r.len()?;
+                        let brokers = (0..nb).map(|_| r.i32()).collect::<Option<Vec<_>>>()?;
+                        assignments.push((p, brokers));
+                    }
+                    let nc = r.len()?;
+                    let configs = (0..nc)
+                        .map(|_| Some((r.str()?, r.str()?)))
+                        .collect::<Option<Vec<_>>>()?;
+                    specs.push(TopicSpec {
+                        name,
+                        partitions,
+                        replication_factor,
+                        assignments,
+                        configs,
+                    });
+                }
+                Change::Create {
+                    specs,
+                    validate_only: r.bool()?,
+                }
+            }
+            2 => {
+                let n = r.len()?;
+                Change::Delete {
+                    names: (0..n).map(|_| r.str()).collect::<Option<_>>()?,
+                }
+            }
+            3 => Change::AddPartitions {
+                topic: r.str()?,
+                total: r.i32()?,
+                validate_only: r.bool()?,
+            },
+            4 => {
+                let (scope, edits, replace, validate_only) = edits(r)?;
+                Change::BrokerConfigs {
+                    scope,
+                    edits,
+                    replace,
+                    validate_only,
+                }
+            }
+            5 => {
+                let (group, edits, replace, validate_only) = edits(r)?;
+                Change::GroupConfigs {
+                    group,
+                    edits,
+                    replace,
+                    validate_only,
+                }
+            }
+            6 => {
+                let (topic, edits, replace, validate_only) = edits(r)?;
+                Change::Configs {
+                    topic,
+                    edits,
+                    replace,
+                    validate_only,
+                }
+            }
+            _ => return None,
+        };
+        r.is_empty().then_some(change)
+    }
+}
+
 /// Apply a change through the controller; one result per item, in order.
 pub async fn submit(change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)> {
     shard::submit_to(CONTROLLER_SHARD, move || apply_on_controller(change))
@@ -99,11 +363,10 @@ pub async fn submit(change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)
 
 /// Edits made against metadata that moved on are made again, this often.
 const MAX_EDIT_ATTEMPTS: usize = 5;
-/// How long a broker waits to catch up with the leader's metadata before
-/// editing again.
-const CATCH_UP_WAIT_MS: u64 = 2_000;
 
-async fn apply_on_controller(change: Change) -> Vec<(String, Result<TopicMeta, ApiError>)> {
+type Results = Vec<(String, Result<TopicMeta, ApiError>)>;
+
+async fn apply_on_controller(change: Change) -> Results {
     let state = local();
     let Some(plane) = super::metadata::plane() else {
         let results = edit(&state, &mut (*state.catalog()).clone(), change);
@@ -113,69 +376,138 @@ async fn apply_on_controller(change: Change) -> Vec<(String, Result<TopicMeta, A
             "no metadata quorum on this shard",
         );
     };
+    if plane.is_leader() {
+        return commit_change(&state, &plane, change).await.0;
+    }
+    // Another broker leads: validate here (nothing to send if nothing would
+    // change), then have the leader make the change against its metadata,
+    // as Kafka forwards admin requests to the active controller.
+    let local_results = {
+        let current = state.catalog();
+        let mut next = (*current).clone();
+        let results = edit(&state, &mut next, change.clone());
+        if records::diff(&current, &next).is_empty() || results.iter().all(|(_, r)| r.is_err()) {
+            return results;
+        }
+        results
+    };
+    match plane.forward_change(change.encode()).await {
+        Ok((_, errors)) => {
+            let image = state.catalog();
+            local_results
+                .into_iter()
+                .zip(errors.into_iter().chain(std::iter::repeat(None)))
+                .map(|((name, local), err)| match err {
+                    Some((code, msg)) => (name, Err((code_of(code), msg))),
+                    // The leader's result, as this broker now holds it.
+                    None => {
+                        let meta = match local {
+                            Ok(m) if m.id.is_nil() => m,
+                            local => image
+                                .topics
+                                .get(&name)
+                                .cloned()
+                                .or(local.ok())
+                                .unwrap_or_default(),
+                        };
+                        (name, Ok(meta))
+                    }
+                })
+                .collect()
+        }
+        Err(e) => fail_with(local_results, e),
+    }
+}
+
+fn code_of(code: i16) -> ResponseError {
+    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError)
+}
+
+/// On the quorum leader, for another broker: make the change it forwarded.
+pub(super) async fn serve_forwarded(from: u64, payload: Vec<u8>) -> ControllerReply {
+    let Some(change) = Change::decode(&payload) else {
+        tracing::warn!(from, "malformed forwarded admin change");
+        return ControllerReply::Failed {
+            code: ResponseError::InvalidRequest.code(),
+            message: "malformed forwarded admin change".into(),
+        };
+    };
+    let state = local();
+    let Some(plane) = super::metadata::plane() else {
+        return ControllerReply::Failed {
+            code: ResponseError::NotController.code(),
+            message: "no metadata quorum".into(),
+        };
+    };
+    let (results, index) = commit_change(&state, &plane, change).await;
+    ControllerReply::Applied {
+        index,
+        errors: results
+            .into_iter()
+            .map(|(_, r)| r.err().map(|(code, msg)| (code.code(), msg)))
+            .collect(),
+    }
+}
+
+/// On the quorum leader: edit the newest metadata and commit the records;
+/// the results, and the metadata version holding them.
+async fn commit_change(
+    state: &ShardState,
+    plane: &super::metadata::MetadataPlane,
+    change: Change,
+) -> (Results, u64) {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let guard = state.controller_lock.lock().await;
+        // Edit the newest image: what earlier leaders committed first.
+        let _ = plane.catch_up().await;
         let current = state.catalog();
         let mut next = (*current).clone();
-        let results = edit(&state, &mut next, change.clone());
-        let records = records::diff(&current, &next);
-        if records.is_empty() || results.iter().all(|(_, r)| r.is_err()) {
-            return results;
+        let results = edit(state, &mut next, change.clone());
+        let recs = records::diff(&current, &next);
+        if recs.is_empty() || results.iter().all(|(_, r)| r.is_err()) {
+            return (results, current.version);
         }
-        // The leader commits its own edits; another broker's go to it,
-        // with the version they were made against.
-        let outcome = if plane.is_leader() {
-            plane.commit(records).await
-        } else {
-            plane.forward(current.version, records).await
-        };
+        let outcome = plane.commit(recs).await;
         drop(guard);
         return match outcome {
-            Ok((_, None)) => results,
+            Ok((index, None)) => (results, index),
             // The change is recorded, but a shard could not act on it (e.g.
             // open the new partitions): the caller must not be told it worked.
-            Ok((_, Some(e))) => fail_all(
-                results,
-                ResponseError::KafkaStorageError,
-                &format!("the change was recorded but not applied on every shard: {e}"),
+            Ok((index, Some(e))) => (
+                fail_all(
+                    results,
+                    ResponseError::KafkaStorageError,
+                    &format!("the change was recorded but not applied on every shard: {e}"),
+                ),
+                index,
             ),
-            Err(CommitError::Stale(version)) if attempt < MAX_EDIT_ATTEMPTS => {
-                let caught_up = async {
-                    while state.catalog().version < version {
-                        shard::sleep(std::time::Duration::from_millis(10)).await;
-                    }
-                };
-                let _ = shard::timeout(
-                    std::time::Duration::from_millis(CATCH_UP_WAIT_MS),
-                    caught_up,
-                )
-                .await;
-                continue;
-            }
-            Err(e @ CommitError::Stale(_)) => {
-                fail_all(results, ResponseError::NotController, &e.to_string())
-            }
-            Err(e @ CommitError::TimedOut(_)) => {
-                fail_all(results, ResponseError::RequestTimedOut, &e.to_string())
-            }
-            Err(CommitError::Quorum(e @ (QuorumError::NotLeader { .. } | QuorumError::Busy))) => {
-                fail_all(results, ResponseError::NotController, &e.to_string())
-            }
-            Err(CommitError::Quorum(e @ QuorumError::TimedOut(_))) => {
-                fail_all(results, ResponseError::RequestTimedOut, &e.to_string())
-            }
-            Err(CommitError::Quorum(e)) => {
-                fail_all(results, ResponseError::KafkaStorageError, &e.to_string())
-            }
-            Err(CommitError::Remote(code, msg)) => {
-                let code =
-                    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError);
-                fail_all(results, code, &msg)
-            }
+            // The image moved under the edit (this node just became leader):
+            // edit again.
+            Err(CommitError::Stale(_)) if attempt < MAX_EDIT_ATTEMPTS => continue,
+            Err(e) => (fail_with(results, e), state.catalog().version),
         };
     }
+}
+
+/// Every item that had succeeded fails with the Kafka error for `e`.
+fn fail_with(results: Results, e: CommitError) -> Results {
+    let code = match &e {
+        CommitError::Stale(_) => {
+            tracing::warn!("metadata edit given up: {e}");
+            ResponseError::NotController
+        }
+        CommitError::TimedOut(_) | CommitError::Quorum(QuorumError::TimedOut(_)) => {
+            ResponseError::RequestTimedOut
+        }
+        CommitError::Quorum(QuorumError::NotLeader { .. } | QuorumError::Busy) => {
+            ResponseError::NotController
+        }
+        CommitError::Quorum(_) => ResponseError::KafkaStorageError,
+        CommitError::Remote(code, _) => code_of(*code),
+    };
+    fail_all(results, code, &e.to_string())
 }
 
 /// Every item that had succeeded gets this error instead.
@@ -611,4 +943,80 @@ fn check_assignments(s: &TopicSpec, c: &Catalog) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    fn same(a: &Change, b: &Change) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn changes_round_trip_and_cut_ones_are_refused() {
+        let edits = vec![
+            ("retention.ms".to_string(), ConfigEdit::Set("1000".into())),
+            (
+                "cleanup.policy".to_string(),
+                ConfigEdit::Append("compact".into()),
+            ),
+            ("x".to_string(), ConfigEdit::Subtract("a,b".into())),
+            ("y".to_string(), ConfigEdit::Delete),
+        ];
+        for c in [
+            Change::Create {
+                specs: vec![
+                    TopicSpec {
+                        name: "t".into(),
+                        partitions: -1,
+                        replication_factor: 3,
+                        assignments: vec![],
+                        configs: vec![("k".into(), "v".into())],
+                    },
+                    TopicSpec {
+                        name: "u".into(),
+                        partitions: -1,
+                        replication_factor: -1,
+                        assignments: vec![(0, vec![1, 2]), (1, vec![2, 3])],
+                        configs: vec![],
+                    },
+                ],
+                validate_only: true,
+            },
+            Change::Delete {
+                names: vec!["a".into(), "b".into()],
+            },
+            Change::AddPartitions {
+                topic: "t".into(),
+                total: 9,
+                validate_only: false,
+            },
+            Change::BrokerConfigs {
+                scope: "".into(),
+                edits: edits.clone(),
+                replace: true,
+                validate_only: false,
+            },
+            Change::GroupConfigs {
+                group: "g ∆".into(),
+                edits: edits.clone(),
+                replace: false,
+                validate_only: true,
+            },
+            Change::Configs {
+                topic: "t".into(),
+                edits,
+                replace: false,
+                validate_only: false,
+            },
+        ] {
+            let bytes = c.encode();
+            assert!(same(&Change::decode(&bytes).unwrap(), &c));
+            for cut in 0..bytes.len() {
+                assert!(Change::decode(&bytes[..cut]).is_none(), "cut at {cut}");
+            }
+        }
+        assert!(Change::decode(&[9]).is_none());
+    }
 }

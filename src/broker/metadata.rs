@@ -204,6 +204,15 @@ impl MetadataPlane {
         &self,
         recs: Vec<MetadataRecord>,
     ) -> Result<(u64, Option<String>), CommitError> {
+        // Records are made against this broker's image: they must fit it as
+        // it is now (a new leader first applies what earlier leaders
+        // committed), or the edit is made again.
+        self.catch_up().await?;
+        let image = local().catalog();
+        if let Err(e) = records::apply(&mut (*image).clone(), &recs) {
+            tracing::debug!(error = %e, "metadata edit made against an older image");
+            return Err(CommitError::Stale(image.version));
+        }
         let data = records::encode(&recs);
         let timeout_ms = self.commit_timeout.as_millis() as u64;
         let index = shard::timeout(self.commit_timeout, self.node.propose(data))
@@ -211,6 +220,12 @@ impl MetadataPlane {
             .ok_or(CommitError::TimedOut(timeout_ms))??;
         self.wait_applied(index).await?;
         Ok((index, self.outcomes.borrow_mut().remove(&index).flatten()))
+    }
+
+    /// Wait (bounded) until this broker has applied all the log it knows
+    /// to be committed.
+    pub async fn catch_up(&self) -> Result<(), CommitError> {
+        self.wait_applied(self.node.commit_index()).await
     }
 
     /// Wait (bounded) until this broker has applied the log up to `index`.
@@ -230,24 +245,21 @@ impl MetadataPlane {
             .ok_or(CommitError::TimedOut(timeout_ms))
     }
 
-    /// Have the leader commit `records`, made against `base_version` here,
-    /// and wait until this broker has applied them.
-    pub async fn forward(
+    /// Have the leader make an admin change (encoded by the controller)
+    /// and wait until this broker has applied it: the version that holds
+    /// it and each item's error, if any.
+    pub async fn forward_change(
         &self,
-        base_version: u64,
-        recs: Vec<MetadataRecord>,
-    ) -> Result<(u64, Option<String>), CommitError> {
-        let req = ControllerRequest::Commit {
-            base_version,
-            records: records::encode(&recs),
-        };
-        match self.ask_leader(req).await? {
-            ControllerReply::Committed { index, apply_error } => {
+        payload: Vec<u8>,
+    ) -> Result<(u64, Vec<Option<(i16, String)>>), CommitError> {
+        match self
+            .ask_leader(ControllerRequest::Change { payload })
+            .await?
+        {
+            ControllerReply::Applied { index, errors } => {
                 self.wait_applied(index).await?;
-                let local = self.outcomes.borrow_mut().remove(&index).flatten();
-                Ok((index, apply_error.or(local)))
+                Ok((index, errors))
             }
-            ControllerReply::Stale { version } => Err(CommitError::Stale(version)),
             ControllerReply::Failed { code, message } => Err(CommitError::Remote(code, message)),
             other => Err(CommitError::Remote(
                 ResponseError::UnknownServerError.code(),
@@ -270,6 +282,7 @@ impl MetadataPlane {
     ) -> Result<(u64, Option<String>), CommitError> {
         let state = local();
         let _guard = state.controller_lock.lock().await;
+        self.catch_up().await?;
         let current = state.catalog();
         let mut target = (*current).clone();
         f(&mut target);
@@ -304,31 +317,14 @@ impl MetadataPlane {
             };
         };
         match req {
-            ControllerRequest::Commit {
-                base_version,
-                records: data,
-            } => {
-                let recs = match records::decode(&data) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return ControllerReply::Failed {
-                            code: ResponseError::InvalidRequest.code(),
-                            message: e.to_string(),
-                        }
-                    }
-                };
-                let state = local();
-                let _guard = state.controller_lock.lock().await;
-                let version = state.catalog().version;
-                if version != base_version {
-                    return ControllerReply::Stale {
-                        version: version.max(base_version),
+            ControllerRequest::Change { payload } => {
+                if !self.node.is_leader() {
+                    return ControllerReply::Failed {
+                        code: ResponseError::NotController.code(),
+                        message: "this node no longer leads the quorum".into(),
                     };
                 }
-                match self.commit(recs).await {
-                    Ok((index, apply_error)) => ControllerReply::Committed { index, apply_error },
-                    Err(e) => failed(e),
-                }
+                super::controller::serve_forwarded(from, payload).await
             }
             ControllerRequest::Register {
                 id,

@@ -1,18 +1,17 @@
 //! What brokers ask the active controller (the quorum leader) and what it
 //! answers, as carried by the controller transport: registration and
-//! heartbeats (Kafka's BrokerRegistration / BrokerHeartbeat), and metadata
-//! changes made on another broker (Kafka forwards admin requests the same
-//! way). Encoding in one place, round-trip tests below.
+//! heartbeats (Kafka's BrokerRegistration / BrokerHeartbeat), and admin
+//! changes sent to another broker, forwarded for the leader to make (as
+//! Kafka's brokers forward admin requests to the active controller). Encoding in one place, round-trip tests below.
 
 use bytes::{Buf, BufMut};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControllerRequest {
-    /// Commit these records if the leader's metadata is still at
-    /// `base_version` (what the edit was made against).
-    Commit {
-        base_version: u64,
-        records: Vec<u8>,
+    /// An admin change (encoded by the broker's controller) for the leader
+    /// to validate against its metadata and commit.
+    Change {
+        payload: Vec<u8>,
     },
     Register {
         id: i32,
@@ -39,15 +38,11 @@ pub struct VoterReport {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControllerReply {
-    /// Committed at `index`; `apply_error` if a shard of the leader could
-    /// not act on it.
-    Committed {
+    /// A change made: the metadata version that holds it, and per item its
+    /// Kafka error code and message, if it failed.
+    Applied {
         index: u64,
-        apply_error: Option<String>,
-    },
-    /// The leader's metadata moved on (to `version`): edit again.
-    Stale {
-        version: u64,
+        errors: Vec<Option<(i16, String)>>,
     },
     /// Kafka's error code and a message.
     Failed {
@@ -98,13 +93,9 @@ impl ControllerRequest {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::new();
         match self {
-            ControllerRequest::Commit {
-                base_version,
-                records,
-            } => {
+            ControllerRequest::Change { payload } => {
                 b.put_u8(1);
-                b.put_u64(*base_version);
-                b.put_slice(records);
+                b.put_slice(payload);
             }
             ControllerRequest::Register {
                 id,
@@ -131,9 +122,8 @@ impl ControllerRequest {
     pub fn decode(mut b: &[u8]) -> Result<Self, Malformed> {
         let b = &mut b;
         let r = match get(b, 1)?[0] {
-            1 => ControllerRequest::Commit {
-                base_version: get(b, 8)?.get_u64(),
-                records: std::mem::take(b).to_vec(),
+            1 => ControllerRequest::Change {
+                payload: std::mem::take(b).to_vec(),
             },
             2 => ControllerRequest::Register {
                 id: get(b, 4)?.get_i32(),
@@ -159,20 +149,20 @@ impl ControllerReply {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::new();
         match self {
-            ControllerReply::Committed { index, apply_error } => {
+            ControllerReply::Applied { index, errors } => {
                 b.put_u8(1);
                 b.put_u64(*index);
-                match apply_error {
-                    Some(e) => {
-                        b.put_u8(1);
-                        put_str(&mut b, e);
+                b.put_u32(errors.len() as u32);
+                for e in errors {
+                    match e {
+                        Some((code, msg)) => {
+                            b.put_u8(1);
+                            b.put_i16(*code);
+                            put_str(&mut b, msg);
+                        }
+                        None => b.put_u8(0),
                     }
-                    None => b.put_u8(0),
                 }
-            }
-            ControllerReply::Stale { version } => {
-                b.put_u8(2);
-                b.put_u64(*version);
             }
             ControllerReply::Failed { code, message } => {
                 b.put_u8(3);
@@ -206,16 +196,18 @@ impl ControllerReply {
     pub fn decode(mut b: &[u8]) -> Result<Self, Malformed> {
         let b = &mut b;
         let r = match get(b, 1)?[0] {
-            1 => ControllerReply::Committed {
-                index: get(b, 8)?.get_u64(),
-                apply_error: match get(b, 1)?[0] {
-                    0 => None,
-                    _ => Some(get_str(b)?),
-                },
-            },
-            2 => ControllerReply::Stale {
-                version: get(b, 8)?.get_u64(),
-            },
+            1 => {
+                let index = get(b, 8)?.get_u64();
+                let n = get(b, 4)?.get_u32() as usize;
+                let mut errors = Vec::with_capacity(n.min(b.len()));
+                for _ in 0..n {
+                    errors.push(match get(b, 1)?[0] {
+                        0 => None,
+                        _ => Some((get(b, 2)?.get_i16(), get_str(b)?)),
+                    });
+                }
+                ControllerReply::Applied { index, errors }
+            }
             3 => ControllerReply::Failed {
                 code: get(b, 2)?.get_i16(),
                 message: get_str(b)?,
@@ -262,14 +254,10 @@ mod tests {
     fn requests_and_replies_round_trip() {
         let inc = uuid::Uuid::new_v4();
         for r in [
-            ControllerRequest::Commit {
-                base_version: 42,
-                records: vec![1, 2, 3],
+            ControllerRequest::Change {
+                payload: vec![1, 2, 3],
             },
-            ControllerRequest::Commit {
-                base_version: 0,
-                records: vec![],
-            },
+            ControllerRequest::Change { payload: vec![] },
             ControllerRequest::Register {
                 id: 3,
                 host: "127.0.0.1".into(),
@@ -284,22 +272,21 @@ mod tests {
         ] {
             let bytes = r.encode();
             assert_eq!(ControllerRequest::decode(&bytes), Ok(r.clone()));
-            if !matches!(r, ControllerRequest::Commit { .. }) {
+            if !matches!(r, ControllerRequest::Change { .. }) {
                 for cut in 0..bytes.len() {
                     assert_eq!(ControllerRequest::decode(&bytes[..cut]), Err(Malformed));
                 }
             }
         }
         for r in [
-            ControllerReply::Committed {
+            ControllerReply::Applied {
                 index: 9,
-                apply_error: Some("disk".into()),
+                errors: vec![None, Some((36, "Topic 't' already exists.".into())), None],
             },
-            ControllerReply::Committed {
+            ControllerReply::Applied {
                 index: 9,
-                apply_error: None,
+                errors: vec![],
             },
-            ControllerReply::Stale { version: 7 },
             ControllerReply::Failed {
                 code: 41,
                 message: "not controller".into(),
