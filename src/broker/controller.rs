@@ -424,7 +424,7 @@ fn code_of(code: i16) -> ResponseError {
 }
 
 /// On the quorum leader, for another broker: make the change it forwarded.
-pub(super) async fn serve_forwarded(from: u64, payload: Vec<u8>) -> ControllerReply {
+pub async fn serve_forwarded(from: u64, payload: Vec<u8>) -> ControllerReply {
     let Some(change) = Change::decode(&payload) else {
         tracing::warn!(from, "malformed forwarded admin change");
         return ControllerReply::Failed {

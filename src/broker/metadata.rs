@@ -68,8 +68,14 @@ fn apply_entry(image: &mut Catalog, index: u64, data: &[u8]) {
     image.version = index;
 }
 
+/// Makes an admin change another broker forwarded (the controller's).
+pub type ChangeServer = Rc<
+    dyn Fn(u64, Vec<u8>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ControllerReply>>>,
+>;
+
 pub struct MetadataPlane {
     node: Rc<Node>,
+    change_server: RefCell<Option<ChangeServer>>,
     broker_id: i32,
     /// This process's registration (a new incarnation every start).
     registration: BrokerReg,
@@ -126,6 +132,7 @@ pub fn start(
     )?;
     let plane = Rc::new(MetadataPlane {
         node: node.clone(),
+        change_server: RefCell::new(None),
         broker_id: cfg.broker_id,
         registration: BrokerReg {
             id: cfg.broker_id,
@@ -192,6 +199,11 @@ const REGISTER_RETRY_MS: u64 = 200;
 impl MetadataPlane {
     pub fn node(&self) -> &Rc<Node> {
         &self.node
+    }
+
+    /// Who makes the admin changes other brokers forward here.
+    pub fn set_change_server(&self, f: ChangeServer) {
+        *self.change_server.borrow_mut() = Some(f);
     }
 
     pub fn is_leader(&self) -> bool {
@@ -324,7 +336,14 @@ impl MetadataPlane {
                         message: "this node no longer leads the quorum".into(),
                     };
                 }
-                super::controller::serve_forwarded(from, payload).await
+                let serve = self.change_server.borrow().clone();
+                match serve {
+                    Some(f) => f(from, payload).await,
+                    None => ControllerReply::Failed {
+                        code: ResponseError::NotController.code(),
+                        message: "the controller is not started".into(),
+                    },
+                }
             }
             ControllerRequest::Register {
                 id,

@@ -276,13 +276,16 @@ async fn shard_main(
         return Ok(state.shutdown().await);
     }
     if let Some(log) = start.metadata_log {
-        metadata::start(
+        let plane = metadata::start(
             &cfg,
             &log,
             metadata::Bootstrap {
                 cluster_id: start.meta_cluster_id,
             },
         )?;
+        plane.set_change_server(Rc::new(|from, payload| {
+            Box::pin(controller::serve_forwarded(from, payload))
+        }));
     }
     // No client is served before the cluster has an id (a new cluster gets
     // it from its first leader).
