@@ -131,6 +131,24 @@ impl ShardState {
         self.logs.borrow().get(topic, partition)
     }
 
+    /// The log of a partition another shard routed here at catalogue
+    /// `version`: if this shard is still adopting that version (opening the
+    /// partition), wait for it, bounded, rather than failing a request
+    /// that arrived a moment early.
+    pub async fn log_at(&self, topic: &str, partition: i32, version: u64) -> Option<SharedLog> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(OPEN_WAIT_MS);
+        loop {
+            if let Some(log) = self.log(topic, partition) {
+                return Some(log);
+            }
+            let behind = self.catalog().version < version || self.applying.get();
+            if !behind || std::time::Instant::now() >= deadline {
+                return None;
+            }
+            shard::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Adopt a new catalogue: rebuild the shard table, open the logs this shard
     /// now owns, close and delete those of deleted topics, apply config changes.
     pub async fn apply_catalog(&self, catalog: Rc<Catalog>) -> anyhow::Result<()> {
@@ -294,6 +312,9 @@ impl ShardState {
             .collect()
     }
 }
+
+/// How long a request waits for a partition its shard is still opening.
+pub const OPEN_WAIT_MS: u64 = 5_000;
 
 /// How often partitions this shard owns but could not open are retried.
 pub const REOPEN_INTERVAL_MS: u64 = 10_000;

@@ -150,9 +150,11 @@ async fn read_one(
     let Some(shard_id) = state.table.borrow().shard_of(topic, partition) else {
         return Err(state.not_served_error(topic, partition));
     };
+    let version = state.table.borrow().version();
     if shard_id == state.id {
         let log = state
-            .log(topic, partition)
+            .log_at(topic, partition, version)
+            .await
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
         return storage::read::read_limited(&log, offset, max_bytes, min_one_batch)
             .await
@@ -162,7 +164,8 @@ async fn read_one(
     let topic = topic.to_string();
     let r = shard::submit_to(shard_id, move || async move {
         let log = local()
-            .log(&topic, partition)
+            .log_at(&topic, partition, version)
+            .await
             .ok_or(ResponseError::UnknownTopicOrPartition)?;
         let d = storage::read::read_limited(&log, offset, max_bytes, min_one_batch)
             .await

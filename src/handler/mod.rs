@@ -193,10 +193,13 @@ where
     Fut: Future<Output = T> + 'static,
     T: Send + 'static,
 {
-    let shard = state.table.borrow().shard_of(topic, partition)?;
+    let (shard, version) = {
+        let table = state.table.borrow();
+        (table.shard_of(topic, partition)?, table.version())
+    };
     let topic = topic.to_string();
     crate::shard::submit_to(shard, move || async move {
-        let log = local().log(&topic, partition)?;
+        let log = local().log_at(&topic, partition, version).await?;
         Some(f(log).await)
     })
     .await
