@@ -96,6 +96,21 @@ impl Cluster {
     }
 }
 
+fn init_producer_id(bootstrap: &str) -> i64 {
+    let mut s = TcpStream::connect(bootstrap).unwrap();
+    let r = call(
+        &mut s,
+        4,
+        &kafka_protocol::messages::InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(r.error_code, 0);
+    r.producer_id.0
+}
+
 fn metadata(b: &Broker) -> MetadataResponse {
     let mut s = TcpStream::connect(b.addr()).unwrap();
     call(&mut s, 12, &MetadataRequest::default().with_topics(None))
@@ -613,9 +628,56 @@ fn concurrent_admin_requests_on_every_broker_are_all_applied_once() {
             ),
         }
     }
+    // Producer ids from different brokers never collide (blocks come from
+    // the metadata log).
+    let ids: Vec<i64> = (1..=3)
+        .flat_map(|id| {
+            let bs = c.broker(id).bootstrap();
+            (0..3).map(move |_| init_producer_id(&bs))
+        })
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
     let l = layout(&metadata(c.broker(2)));
     assert_eq!(l.len(), 3 * 8 + 1, "{:?}", l.keys().collect::<Vec<_>>());
     for id in [1, 3] {
         assert_eq!(layout(&metadata(c.broker(id))), l);
+    }
+}
+
+/// Third-party clients (their own checks in tests/clients/) against the
+/// cluster, bootstrapped from one broker or from all three: topics created,
+/// produced (idempotent, acks=all), read back and deleted across brokers.
+#[test]
+fn real_clients_work_through_the_cluster() {
+    let c = Cluster::start(3, &[]);
+    let clients = common::repo_root().join("tests/clients");
+    let python = clients.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run tests/run",
+        python.display()
+    );
+    let node = common::require_tool("node");
+    for (interpreter, script, bootstrap) in [
+        (&python, "kafka_python_check.py", c.broker(2).bootstrap()),
+        (&python, "confluent_check.py", c.bootstrap_all()),
+        (&node, "kafkajs_check.js", c.bootstrap_all()),
+    ] {
+        let out = common::run_with_timeout(
+            Command::new(interpreter)
+                .arg(clients.join(script))
+                .arg(&bootstrap)
+                .current_dir(&clients),
+            None,
+            Duration::from_secs(180),
+        );
+        assert!(
+            out.status.success(),
+            "{script} with bootstrap {bootstrap} failed\n{}",
+            common::show_output(&out)
+        );
     }
 }

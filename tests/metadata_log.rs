@@ -26,6 +26,21 @@ fn cluster_id(b: &Broker) -> String {
     r.cluster_id.to_string()
 }
 
+pub fn producer_id(b: &Broker) -> i64 {
+    let mut s = TcpStream::connect(b.addr()).unwrap();
+    let r = call(
+        &mut s,
+        4,
+        &kafka_protocol::messages::InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(r.error_code, 0);
+    r.producer_id.0
+}
+
 fn topics(b: &Broker) -> Vec<(String, usize)> {
     let mut s = TcpStream::connect(b.addr()).unwrap();
     let r = call(&mut s, 12, &MetadataRequest::default().with_topics(None));
@@ -169,6 +184,12 @@ fn a_data_dir_of_the_previous_format_is_migrated_losing_nothing() {
         "#\n#sluice\nnode.id=1\nversion=1\ncluster.id=legacy-cluster-id\n",
     )
     .unwrap();
+    // Producer ids below 5000 were handed out by the old broker.
+    std::fs::write(
+        data.join("producer-id-block"),
+        "version: 0\nnext_block_start: 5000\n",
+    )
+    .unwrap();
     b.restart();
     assert!(b.logs().contains("migrating"), "{}", b.logs());
     assert!(
@@ -178,6 +199,10 @@ fn a_data_dir_of_the_previous_format_is_migrated_losing_nothing() {
     assert_eq!(cluster_id(&b), "legacy-cluster-id");
     assert_eq!(topics(&b), vec![("orders".into(), 2)]);
     assert_eq!(stored_records(&b, "orders", 2), 7);
+    assert!(
+        producer_id(&b) >= 5000,
+        "producer ids go on past the old file's"
+    );
     let describe = Command::new(sluice_bin())
         .args(["topics", "--bootstrap-server", &b.bootstrap()])
         .args(["--describe", "--topic", "orders"])

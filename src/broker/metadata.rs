@@ -20,6 +20,7 @@ use super::state::local;
 use crate::cluster::catalog::{BrokerReg, LEGACY_CATALOG_FILE};
 use crate::cluster::controller_rpc::{ControllerReply, ControllerRequest, VoterReport};
 use crate::cluster::leadership;
+use crate::cluster::producer_ids::{self, BLOCK_SIZE};
 use crate::cluster::records::{self, MetadataRecord};
 use crate::cluster::Catalog;
 use crate::quorum::{self, Committed, CommittedLog, Node, QuorumConfig, QuorumError};
@@ -370,6 +371,19 @@ impl MetadataPlane {
                 }
             }
             ControllerRequest::DescribeQuorum => self.local_quorum_report(),
+            ControllerRequest::AllocateProducerIds => {
+                let start = Cell::new(0);
+                let allocated = self
+                    .change_image(|img| {
+                        start.set(img.next_producer_id);
+                        img.next_producer_id += BLOCK_SIZE;
+                    })
+                    .await;
+                match allocated {
+                    Ok(_) => ControllerReply::ProducerIds { start: start.get() },
+                    Err(e) => failed(e),
+                }
+            }
             ControllerRequest::Heartbeat { id, incarnation } => {
                 let known = local().catalog().brokers.get(&id).cloned();
                 let Some(b) = known.filter(|b| b.incarnation == incarnation) else {
@@ -411,6 +425,35 @@ impl MetadataPlane {
                 code: ResponseError::NotLeaderOrFollower.code(),
                 message: "this node does not lead the quorum".into(),
             },
+        }
+    }
+
+    /// A producer id never handed out before by any broker: from this
+    /// broker's block, or a new block the leader allocates.
+    pub async fn next_producer_id(&self) -> Result<i64, CommitError> {
+        let state = local();
+        loop {
+            if let Some(id) = state.producer_ids.borrow_mut().take() {
+                return Ok(id);
+            }
+            match self
+                .ask_leader(ControllerRequest::AllocateProducerIds)
+                .await?
+            {
+                ControllerReply::ProducerIds { start } => {
+                    tracing::debug!(start, "took a block of producer ids");
+                    state.producer_ids.borrow_mut().install(start);
+                }
+                ControllerReply::Failed { code, message } => {
+                    return Err(CommitError::Remote(code, message))
+                }
+                other => {
+                    return Err(CommitError::Remote(
+                        ResponseError::UnknownServerError.code(),
+                        format!("unexpected controller reply {other:?}"),
+                    ))
+                }
+            }
         }
     }
 
@@ -668,6 +711,14 @@ async fn bootstrap_once(plane: &MetadataPlane, b: &Bootstrap, log_dir: &Path) ->
             }
         }
         target.place_unplaced_on(plane.broker_id);
+        // Ids go on past those earlier sluice handed out from its file.
+        match producer_ids::legacy_next_id(log_dir) {
+            Some(next) => target.next_producer_id = target.next_producer_id.max(next),
+            None => {
+                tracing::error!("the producer-id-block file is unreadable; not starting the cluster over ids it may have handed out");
+                return false;
+            }
+        }
     }
     let recs = records::diff(&current, &target);
     if !recs.is_empty() {

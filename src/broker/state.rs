@@ -40,7 +40,7 @@ pub struct ShardState {
     /// used when an unclean stop leaves partition tails to check.
     recovery_points: std::collections::HashMap<(String, i32), i64>,
     /// Hands out producer ids (used on the controller shard only).
-    pub producer_ids: RefCell<crate::cluster::producer_ids::ProducerIdManager>,
+    pub producer_ids: RefCell<crate::cluster::producer_ids::ProducerIdBlock>,
 }
 
 thread_local! {
@@ -76,9 +76,7 @@ impl ShardState {
             } else {
                 super::checkpoint::read_recovery_points(&cfg.log_dir)
             },
-            producer_ids: RefCell::new(crate::cluster::producer_ids::ProducerIdManager::new(
-                &cfg.log_dir,
-            )),
+            producer_ids: RefCell::new(Default::default()),
             cfg,
         });
         STATE.with(|s| *s.borrow_mut() = Some(state.clone()));

@@ -97,6 +97,8 @@ pub struct Catalog {
     pub cluster_id: Option<String>,
     /// Registered brokers by id.
     pub brokers: BTreeMap<i32, BrokerReg>,
+    /// The first producer id of the next block to allocate.
+    pub next_producer_id: i64,
     pub topics: BTreeMap<String, TopicMeta>,
     /// Dynamic broker configs (AlterConfigs on BROKER resources), by scope:
     /// CLUSTER_DEFAULT or a broker id.
@@ -115,6 +117,7 @@ impl Clone for Catalog {
             version: self.version,
             cluster_id: self.cluster_id.clone(),
             brokers: self.brokers.clone(),
+            next_producer_id: self.next_producer_id,
             topics: self.topics.clone(),
             broker_configs: self.broker_configs.clone(),
             group_configs: self.group_configs.clone(),
@@ -128,6 +131,7 @@ impl PartialEq for Catalog {
         self.version == other.version
             && self.cluster_id == other.cluster_id
             && self.brokers == other.brokers
+            && self.next_producer_id == other.next_producer_id
             && self.topics == other.topics
             && self.broker_configs == other.broker_configs
             && self.group_configs == other.group_configs

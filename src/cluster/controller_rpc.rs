@@ -24,6 +24,8 @@ pub enum ControllerRequest {
         incarnation: uuid::Uuid,
     },
     DescribeQuorum,
+    /// A block of producer ids for this broker.
+    AllocateProducerIds,
 }
 
 /// One voter in a DescribeQuorum answer; timestamps in ms since the epoch,
@@ -52,6 +54,10 @@ pub enum ControllerReply {
     /// The heartbeat's broker (incarnation) is not registered: register.
     UnknownBroker,
     Ok,
+    /// The first id of an allocated block.
+    ProducerIds {
+        start: i64,
+    },
     Quorum {
         leader: i32,
         epoch: i32,
@@ -115,6 +121,7 @@ impl ControllerRequest {
                 b.put_slice(incarnation.as_bytes());
             }
             ControllerRequest::DescribeQuorum => b.put_u8(4),
+            ControllerRequest::AllocateProducerIds => b.put_u8(5),
         }
         b
     }
@@ -136,6 +143,7 @@ impl ControllerRequest {
                 incarnation: get_uuid(b)?,
             },
             4 => ControllerRequest::DescribeQuorum,
+            5 => ControllerRequest::AllocateProducerIds,
             _ => return Err(Malformed),
         };
         if !b.is_empty() {
@@ -171,6 +179,10 @@ impl ControllerReply {
             }
             ControllerReply::UnknownBroker => b.put_u8(4),
             ControllerReply::Ok => b.put_u8(5),
+            ControllerReply::ProducerIds { start } => {
+                b.put_u8(7);
+                b.put_i64(*start);
+            }
             ControllerReply::Quorum {
                 leader,
                 epoch,
@@ -214,6 +226,9 @@ impl ControllerReply {
             },
             4 => ControllerReply::UnknownBroker,
             5 => ControllerReply::Ok,
+            7 => ControllerReply::ProducerIds {
+                start: get(b, 8)?.get_i64(),
+            },
             6 => {
                 let leader = get(b, 4)?.get_i32();
                 let epoch = get(b, 4)?.get_i32();
@@ -269,6 +284,7 @@ mod tests {
                 incarnation: inc,
             },
             ControllerRequest::DescribeQuorum,
+            ControllerRequest::AllocateProducerIds,
         ] {
             let bytes = r.encode();
             assert_eq!(ControllerRequest::decode(&bytes), Ok(r.clone()));
@@ -293,6 +309,7 @@ mod tests {
             },
             ControllerReply::UnknownBroker,
             ControllerReply::Ok,
+            ControllerReply::ProducerIds { start: 3000 },
             ControllerReply::Quorum {
                 leader: 2,
                 epoch: 5,

@@ -63,6 +63,10 @@ pub enum MetadataRecord {
         id: i32,
         fenced: bool,
     },
+    /// Producer ids below `next` are allocated (Kafka's ProducerIdsRecord).
+    ProducerIds {
+        next: i64,
+    },
     /// One partition's placement and leadership, whole.
     Partition {
         topic: String,
@@ -95,6 +99,7 @@ const CONFIG: u8 = 5;
 const REGISTER_BROKER: u8 = 6;
 const BROKER_FENCING: u8 = 7;
 const PARTITION: u8 = 8;
+const PRODUCER_IDS: u8 = 9;
 
 pub fn encode(records: &[MetadataRecord]) -> Vec<u8> {
     let mut b = Vec::new();
@@ -160,6 +165,10 @@ pub fn encode(records: &[MetadataRecord]) -> Vec<u8> {
                 b.put_u8(BROKER_FENCING);
                 b.put_i32(*id);
                 b.put_u8(*fenced as u8);
+            }
+            MetadataRecord::ProducerIds { next } => {
+                b.put_u8(PRODUCER_IDS);
+                b.put_i64(*next);
             }
             MetadataRecord::Partition {
                 topic,
@@ -241,6 +250,12 @@ pub fn decode(mut b: &[u8]) -> Result<Vec<MetadataRecord>, RecordError> {
                 id: get_u32(&mut b)? as i32,
                 fenced: get_u8(&mut b)? != 0,
             },
+            PRODUCER_IDS => {
+                if b.remaining() < 8 {
+                    return Err(RecordError::Truncated);
+                }
+                MetadataRecord::ProducerIds { next: b.get_i64() }
+            }
             PARTITION => {
                 let topic = get_str(&mut b)?;
                 let partition = get_u32(&mut b)? as i32;
@@ -325,6 +340,11 @@ pub fn diff(old: &Catalog, new: &Catalog) -> Vec<MetadataRecord> {
         if let Some(id) = &new.cluster_id {
             out.push(MetadataRecord::ClusterId(id.clone()));
         }
+    }
+    if new.next_producer_id != old.next_producer_id {
+        out.push(MetadataRecord::ProducerIds {
+            next: new.next_producer_id,
+        });
     }
     for (id, b) in &new.brokers {
         let before = old.brokers.get(id);
@@ -541,6 +561,15 @@ fn apply_one(c: &mut Catalog, r: &MetadataRecord) -> Result<(), String> {
                 },
             );
         }
+        MetadataRecord::ProducerIds { next } => {
+            if *next < c.next_producer_id {
+                return Err(format!(
+                    "producer ids would go back from {} to {next}",
+                    c.next_producer_id
+                ));
+            }
+            c.next_producer_id = *next;
+        }
         MetadataRecord::BrokerFencing { id, fenced } => match c.brokers.get_mut(id) {
             Some(b) => b.fenced = *fenced,
             None => return Err(format!("fencing of broker {id}, which is not registered")),
@@ -595,6 +624,7 @@ mod tests {
     fn sample() -> Catalog {
         let mut c = Catalog::default();
         c.cluster_id = Some("clu-ster_id".into());
+        c.next_producer_id = 4000;
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_string(), "1000".to_string());
         configs.insert("cleanup.policy".to_string(), "delete".to_string());
@@ -747,6 +777,7 @@ mod tests {
             .extend([PartitionMeta::new(vec![2]), PartitionMeta::new(vec![1])]);
         new.brokers.get_mut(&2).unwrap().incarnation = uuid::Uuid::new_v4();
         new.brokers.get_mut(&2).unwrap().port = 9999;
+        new.next_producer_id += 1000;
         new.broker_configs.remove("2");
         new.group_configs
             .get_mut("my group ∆")

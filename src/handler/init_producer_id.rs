@@ -10,8 +10,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use crate::broker::controller::CONTROLLER_SHARD;
-use crate::broker::state::local;
-use crate::broker::State;
+use crate::broker::{metadata, State};
 
 pub async fn handle(_state: &State, req: InitProducerIdRequest) -> ResponseKind {
     let fail = |e: ResponseError| {
@@ -40,7 +39,10 @@ pub async fn handle(_state: &State, req: InitProducerIdRequest) -> ResponseKind 
         return fail(ResponseError::InvalidRequest);
     }
     let id = crate::shard::submit_to(CONTROLLER_SHARD, || async {
-        local().producer_ids.borrow_mut().next_id()
+        match metadata::plane() {
+            Some(p) => p.next_producer_id().await.map_err(|e| e.to_string()),
+            None => Err("no metadata quorum".to_string()),
+        }
     })
     .await;
     match id {
@@ -51,7 +53,7 @@ pub async fn handle(_state: &State, req: InitProducerIdRequest) -> ResponseKind 
         ),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot allocate producer ids");
-            // Retriable for every client: the id block may be writable again.
+            // Retriable for every client: the quorum may have a leader again.
             fail(ResponseError::CoordinatorNotAvailable)
         }
         Err(_) => fail(ResponseError::CoordinatorNotAvailable),

@@ -34,7 +34,7 @@ async function main() {
   const bs = process.argv[2];
   if (!bs) fail('usage: node kafkajs_check.js HOST:PORT');
   const topic = `kafkajs-${crypto.randomBytes(4).toString('hex')}`;
-  const kafka = new Kafka({ clientId: 'kafkajs-check', brokers: [bs], logLevel: logLevel.WARN,
+  const kafka = new Kafka({ clientId: 'kafkajs-check', brokers: bs.split(','), logLevel: logLevel.WARN,
     connectionTimeout: 10000, requestTimeout: 30000, retry: { retries: 3 } });
 
   const admin = kafka.admin();
