@@ -96,6 +96,42 @@ impl Cluster {
     }
 }
 
+fn one_record_produce(topic: &str, partition: i32) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let r = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 0,
+        key: None,
+        value: Some(bytes::Bytes::from_static(b"kip-951")),
+        headers: Default::default(),
+    };
+    let mut b = bytes::BytesMut::new();
+    let opts = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut b, &[r], &opts).unwrap();
+    kafka_protocol::messages::ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(b.freeze()))])])
+}
+
 fn init_producer_id(bootstrap: &str) -> i64 {
     let mut s = TcpStream::connect(bootstrap).unwrap();
     let r = call(
@@ -376,6 +412,28 @@ fn three_brokers_place_topics_agree_on_metadata_and_route_clients() {
         "{out}"
     );
 
+    // A Produce to a broker that does not lead the partition names the
+    // leader (KIP-951, Produce v10+); sent to the leader, it is taken.
+    let (part_id, part_leader) = first["spread"]
+        .iter()
+        .find(|(_, (l, ..))| *l != 1)
+        .map(|(p, (l, ..))| (*p, *l))
+        .unwrap();
+    let mut s = TcpStream::connect(c.broker(1).addr()).unwrap();
+    let r = call(&mut s, 10, &one_record_produce("spread", part_id));
+    let part = &r.responses[0].partition_responses[0];
+    assert_eq!(part.error_code, 6, "{part:?}");
+    assert_eq!(part.current_leader.leader_id.0, part_leader);
+    let ep = r
+        .node_endpoints
+        .iter()
+        .find(|e| e.node_id.0 == part_leader)
+        .expect("the leader's endpoint");
+    assert_eq!(ep.port, c.broker(part_leader).port() as i32);
+    let mut at_leader = TcpStream::connect(c.broker(part_leader).addr()).unwrap();
+    let r = call(&mut at_leader, 10, &one_record_produce("spread", part_id));
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+
     // A consumer group over the cluster (its coordinator is the leader of
     // its __consumer_offsets partition, wherever that is).
     let out = common::run_with_timeout(
@@ -394,7 +452,12 @@ fn three_brokers_place_topics_agree_on_metadata_and_route_clients() {
         Duration::from_secs(60),
     );
     let got = String::from_utf8_lossy(&out.stdout).lines().count();
-    assert_eq!(got, 300, "{}", common::show_output(&out));
+    assert_eq!(
+        got,
+        301,
+        "the 300 and the KIP-951 one: {}",
+        common::show_output(&out)
+    );
 }
 
 #[test]

@@ -1,9 +1,9 @@
 use futures::future::join_all;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::ResponseKind;
+use kafka_protocol::messages::{BrokerId, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -133,23 +133,63 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
     if acks == 0 {
         return None;
     }
+    // KIP-951 (v10+): a partition led elsewhere names its leader, and the
+    // response that leader's endpoint, so the client need not ask Metadata.
+    let catalog = state.catalog();
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
     let responses = topics
         .into_iter()
         .map(|(name, id, parts)| {
+            let topic = if version >= 13 {
+                catalog.by_id(id).map(|t| t.name.clone())
+            } else {
+                Some(name.0.to_string())
+            };
             TopicProduceResponse::default()
                 .with_name(name)
                 .with_topic_id(id)
                 .with_partition_responses(
                     parts
                         .into_iter()
-                        .map(|(index, o)| partition_response(index, o, version))
+                        .map(|(index, o)| {
+                            let not_leader = o.error == Some(ResponseError::NotLeaderOrFollower);
+                            let mut r = partition_response(index, o, version);
+                            if not_leader && version >= 10 {
+                                let leader = topic
+                                    .as_deref()
+                                    .and_then(|t| catalog.partition(t, index))
+                                    .filter(|m| m.leader >= 0);
+                                if let Some(m) = leader {
+                                    r = r.with_current_leader(
+                                        LeaderIdAndEpoch::default()
+                                            .with_leader_id(BrokerId(m.leader))
+                                            .with_leader_epoch(m.leader_epoch),
+                                    );
+                                    if let Some(b) = catalog.brokers.get(&m.leader) {
+                                        if !endpoints.iter().any(|e| e.node_id.0 == b.id) {
+                                            endpoints.push(
+                                                NodeEndpoint::default()
+                                                    .with_node_id(BrokerId(b.id))
+                                                    .with_host(StrBytes::from_string(
+                                                        b.host.clone(),
+                                                    ))
+                                                    .with_port(b.port as i32),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                            r
+                        })
                         .collect(),
                 )
         })
         .collect();
-    Some(ResponseKind::Produce(
-        ProduceResponse::default().with_responses(responses),
-    ))
+    let mut resp = ProduceResponse::default().with_responses(responses);
+    if version >= 10 {
+        resp = resp.with_node_endpoints(endpoints);
+    }
+    Some(ResponseKind::Produce(resp))
 }
 
 fn partition_response(index: i32, o: Outcome, version: i16) -> PartitionProduceResponse {
