@@ -64,6 +64,53 @@ pub struct BrokerConfig {
     pub groups: crate::group::CoordinatorConfig,
     /// The metadata quorum (KRaft's keys).
     pub quorum: QuorumSettings,
+    /// Followers fetching from leaders.
+    pub replication: ReplicationSettings,
+}
+
+/// Replication between brokers, by Kafka's keys.
+#[derive(Clone, Debug)]
+pub struct ReplicationSettings {
+    /// `replica.fetch.max.bytes`: per partition in one replica fetch.
+    pub fetch_max_bytes: usize,
+    /// `replica.fetch.response.max.bytes`: per replica fetch response.
+    pub fetch_response_max_bytes: usize,
+    /// `replica.fetch.wait.max.ms`: how long a leader holds a replica
+    /// fetch that has nothing new.
+    pub fetch_wait_max_ms: u64,
+    /// `replica.fetch.min.bytes`.
+    pub fetch_min_bytes: usize,
+    /// `replica.fetch.backoff.ms`: pause after a failed fetch.
+    pub fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms`: a fetch not answered in this long
+    /// (plus the wait) drops its connection.
+    pub socket_timeout_ms: u64,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up with
+    /// its leader for this long leaves the ISR.
+    pub lag_time_max_ms: u64,
+    /// `num.replica.fetchers`: fetch streams per leader, per shard.
+    pub num_fetchers: usize,
+    /// `sluice.replica.fetch.fsync`: a follower fdatasyncs what it fetched
+    /// before fetching on (so what it reports to the leader, and so what
+    /// acks=all waits for, is on its disk). Off, as Kafka: a follower's
+    /// fetched records are in its page cache when the leader counts them.
+    pub fetch_fsync: bool,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        Self {
+            fetch_max_bytes: 1 << 20,
+            fetch_response_max_bytes: 10 << 20,
+            fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_backoff_ms: 1_000,
+            socket_timeout_ms: 30_000,
+            lag_time_max_ms: 30_000,
+            num_fetchers: 1,
+            fetch_fsync: false,
+        }
+    }
 }
 
 /// The metadata quorum, by Kafka's KRaft keys. Every sluice node is a
@@ -242,6 +289,7 @@ impl Default for BrokerConfig {
             io_memory_bytes_per_shard: 8 << 20,
             groups: crate::group::CoordinatorConfig::default(),
             quorum: QuorumSettings::default(),
+            replication: ReplicationSettings::default(),
         }
     }
 }
@@ -440,6 +488,26 @@ impl BrokerConfig {
                     cfg.quorum.heartbeat_interval_ms = at_least(k, v, 10)?
                 }
                 "broker.session.timeout.ms" => cfg.quorum.session_timeout_ms = at_least(k, v, 20)?,
+                "replica.fetch.max.bytes" => {
+                    cfg.replication.fetch_max_bytes = at_least(k, v, 1024)? as usize
+                }
+                "replica.fetch.response.max.bytes" => {
+                    cfg.replication.fetch_response_max_bytes = at_least(k, v, 1024)? as usize
+                }
+                "replica.fetch.wait.max.ms" => cfg.replication.fetch_wait_max_ms = positive(k, v)?,
+                "replica.fetch.min.bytes" => {
+                    cfg.replication.fetch_min_bytes = at_least(k, v, 1)? as usize
+                }
+                "replica.fetch.backoff.ms" => cfg.replication.fetch_backoff_ms = positive(k, v)?,
+                "replica.socket.timeout.ms" => {
+                    cfg.replication.socket_timeout_ms = at_least(k, v, 100)?
+                }
+                "replica.lag.time.max.ms" => cfg.replication.lag_time_max_ms = at_least(k, v, 100)?,
+                "num.replica.fetchers" => {
+                    cfg.replication.num_fetchers = at_least(k, v, 1)?.min(16) as usize
+                }
+                "sluice.replica.fetch.fsync" => cfg.replication.fetch_fsync = boolean(k, v)?,
+
                 "controller.quorum.request.timeout.ms" => {
                     cfg.quorum.request_timeout_ms = positive(k, v)?
                 }
@@ -628,6 +696,15 @@ fn is_known_broker_key(k: &str) -> bool {
         "controller.quorum.request.timeout.ms",
         "broker.heartbeat.interval.ms",
         "broker.session.timeout.ms",
+        "replica.fetch.max.bytes",
+        "replica.fetch.response.max.bytes",
+        "replica.fetch.wait.max.ms",
+        "replica.fetch.min.bytes",
+        "replica.fetch.backoff.ms",
+        "replica.socket.timeout.ms",
+        "replica.lag.time.max.ms",
+        "num.replica.fetchers",
+        "sluice.replica.fetch.fsync",
         "inter.broker.listener.name",
         "listener.security.protocol.map",
         "log.dirs",

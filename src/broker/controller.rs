@@ -84,6 +84,17 @@ pub enum Change {
         replace: bool,
         validate_only: bool,
     },
+    /// A partition leader's new ISR (Kafka's AlterPartition): made only if
+    /// the leader, its epoch and the partition epoch are still current, so
+    /// a deposed leader cannot rewrite it.
+    AlterIsr {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
 }
 
 /// How a change travels to the quorum leader (`ControllerRequest::Change`).
@@ -256,6 +267,24 @@ impl Change {
                 b.put_u8(6);
                 edits(&mut b, topic, e, *replace, *validate_only);
             }
+            Change::AlterIsr {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                b.put_u8(7);
+                put_str(&mut b, topic);
+                for v in [*partition, *leader, *leader_epoch, *partition_epoch] {
+                    b.put_i32(v);
+                }
+                b.put_u32(isr.len() as u32);
+                for r in isr {
+                    b.put_i32(*r);
+                }
+            }
         }
         b
     }
@@ -332,6 +361,20 @@ impl Change {
                     edits,
                     replace,
                     validate_only,
+                }
+            }
+            7 => {
+                let topic = r.str()?;
+                let (partition, leader, leader_epoch, partition_epoch) =
+                    (r.i32()?, r.i32()?, r.i32()?, r.i32()?);
+                let n = r.len()?;
+                Change::AlterIsr {
+                    topic,
+                    partition,
+                    leader,
+                    leader_epoch,
+                    partition_epoch,
+                    isr: (0..n).map(|_| r.i32()).collect::<Option<_>>()?,
                 }
             }
             6 => {
@@ -608,7 +651,99 @@ fn edit(
             };
             vec![(topic, r)]
         }
+        Change::AlterIsr {
+            topic,
+            partition,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        } => {
+            let live = target.live_brokers();
+            let r = alter_isr(
+                target,
+                &topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+                &live,
+            );
+            vec![(topic, r)]
+        }
     }
+}
+
+/// Kafka's AlterPartition checks, in its order: the partition exists, the
+/// request comes from its current leader in its current epoch, the
+/// partition epoch is current, and the new ISR is made of live replicas
+/// that include the leader.
+#[allow(clippy::too_many_arguments)]
+fn alter_isr(
+    c: &mut Catalog,
+    topic: &str,
+    partition: i32,
+    leader: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    isr: Vec<i32>,
+    live: &[i32],
+) -> Result<TopicMeta, ApiError> {
+    let Some(t) = c.topics.get_mut(topic) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic '{topic}' does not exist"),
+        ));
+    };
+    let Some(p) = t.parts.get_mut(partition as usize) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("{topic}-{partition} does not exist"),
+        ));
+    };
+    if p.leader != leader {
+        return Err((
+            ResponseError::NotLeaderOrFollower,
+            format!(
+                "broker {leader} does not lead {topic}-{partition} (leader {})",
+                p.leader
+            ),
+        ));
+    }
+    if p.leader_epoch != leader_epoch {
+        return Err((
+            ResponseError::FencedLeaderEpoch,
+            format!(
+                "leader epoch {leader_epoch} of {topic}-{partition} is not the current {}",
+                p.leader_epoch
+            ),
+        ));
+    }
+    if p.partition_epoch != partition_epoch {
+        return Err((
+            ResponseError::InvalidUpdateVersion,
+            format!(
+                "partition epoch {partition_epoch} of {topic}-{partition} is not the current {}",
+                p.partition_epoch
+            ),
+        ));
+    }
+    if !isr.contains(&leader) || isr.iter().any(|r| !p.replicas.contains(r)) {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!(
+                "ISR {isr:?} of {topic}-{partition} must be replicas {:?} including the leader",
+                p.replicas
+            ),
+        ));
+    }
+    if let Some(r) = isr.iter().find(|r| !p.isr.contains(r) && !live.contains(r)) {
+        return Err((ResponseError::IneligibleReplica, format!("replica {r} is fenced or not registered and cannot join the ISR of {topic}-{partition}")));
+    }
+    p.isr = isr;
+    p.partition_epoch += 1;
+    Ok(t.clone())
 }
 
 /// Apply config edits over `next`, Kafka's way. SET values and the results
@@ -890,19 +1025,17 @@ fn add_partitions(t: &mut TopicMeta, total: i32, live: &[i32]) -> Result<TopicMe
     Ok(t.clone())
 }
 
-/// A partition on manually chosen replicas, led by the first that is live.
+/// A partition on manually chosen replicas, led by the first that is live;
+/// its live replicas are in sync (the log is empty).
 fn new_partition_on(replicas: Vec<i32>, live: &[i32]) -> PartitionMeta {
-    let leader = replicas
+    let isr: Vec<i32> = replicas
         .iter()
         .copied()
-        .find(|r| live.contains(r))
-        .unwrap_or(NO_LEADER);
+        .filter(|r| live.contains(r))
+        .collect();
+    let leader = isr.first().copied().unwrap_or(NO_LEADER);
     PartitionMeta {
-        isr: if leader == NO_LEADER {
-            vec![]
-        } else {
-            vec![leader]
-        },
+        isr,
         leader,
         ..PartitionMeta::new(replicas)
     }

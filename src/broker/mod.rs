@@ -2,7 +2,9 @@
 
 pub mod checkpoint;
 pub mod controller;
+mod fetcher;
 pub mod metadata;
+pub mod replication;
 pub mod state;
 
 use std::path::Path;
@@ -331,6 +333,8 @@ async fn shard_main(
     let server = shard::spawn(crate::net::serve(listener, state.clone()));
     let retention = shard::spawn(state::retention_loop(state.clone()));
     let expiration = shard::spawn(state::producer_expiration_loop(state.clone()));
+    let fetcher = shard::spawn(fetcher::run(state.clone()));
+    let isr = shard::spawn(replication::isr_expiration_loop(state.clone()));
     let checkpoints = (id == controller::CONTROLLER_SHARD)
         .then(|| shard::spawn(checkpoint::checkpoint_loop(state.clone())));
     while !stop.load(Ordering::Relaxed) {
@@ -340,6 +344,8 @@ async fn shard_main(
     drop(server);
     drop(retention);
     drop(expiration);
+    drop(fetcher);
+    drop(isr);
     Ok(state.shutdown().await)
 }
 

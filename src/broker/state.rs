@@ -41,6 +41,9 @@ pub struct ShardState {
     recovery_points: std::collections::HashMap<(String, i32), i64>,
     /// Hands out producer ids (used on the controller shard only).
     pub producer_ids: RefCell<crate::cluster::producer_ids::ProducerIdBlock>,
+    /// Fired when the replicas this shard holds (or their roles) change:
+    /// the replica fetcher re-plans its streams.
+    pub replicas_changed: crate::shard::notify::Notify,
 }
 
 thread_local! {
@@ -77,6 +80,7 @@ impl ShardState {
                 super::checkpoint::read_recovery_points(&cfg.log_dir)
             },
             producer_ids: RefCell::new(Default::default()),
+            replicas_changed: crate::shard::notify::Notify::new(),
             cfg,
         });
         STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
@@ -125,7 +129,16 @@ impl ShardState {
         self.effective.borrow().clone()
     }
 
+    /// The log of a partition this broker leads (what clients may use).
     pub fn log(&self, topic: &str, partition: i32) -> Option<SharedLog> {
+        self.logs
+            .borrow()
+            .get(topic, partition)
+            .filter(|l| l.borrow().replication.is_leader())
+    }
+
+    /// The log of any replica on this shard, led or followed.
+    pub fn replica_log(&self, topic: &str, partition: i32) -> Option<SharedLog> {
         self.logs.borrow().get(topic, partition)
     }
 
@@ -211,13 +224,32 @@ impl ShardState {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
             }
         }
-        // Partitions this shard no longer serves (leadership moved): closed,
-        // their data kept.
+        // The replicas this shard holds: the partitions it leads (its part
+        // of the shard table) and those it follows, placed the same way.
+        let mut mine: Vec<(String, i32)> = self
+            .table
+            .borrow()
+            .partitions_on(self.id)
+            .map(|(t, p)| (t.to_string(), p))
+            .collect();
+        for t in catalog.topics.values() {
+            for (p, m) in t.parts.iter().enumerate() {
+                let p = p as i32;
+                if m.leader != me
+                    && m.replicas.contains(&me)
+                    && shard::table::place(&t.name, p, shard::count()) == self.id
+                {
+                    mine.push((t.name.clone(), p));
+                }
+            }
+        }
+        // Replicas no longer on this broker (reassigned away): closed, their
+        // data kept.
         let moved: Vec<(String, i32)> = self
             .logs
             .borrow()
             .iter()
-            .filter(|(t, p, _)| self.table.borrow().shard_of(t, *p) != Some(self.id))
+            .filter(|(t, p, _)| !mine.iter().any(|(mt, mp)| mt == t && mp == p))
             .map(|(t, p, _)| (t.to_string(), p))
             .collect();
         for (topic, p) in moved {
@@ -225,24 +257,19 @@ impl ShardState {
             tracing::info!(
                 topic,
                 partition = p,
-                "no longer led here: closing the partition"
+                "no longer a replica here: closing the partition"
             );
             close_log(&log, true).await;
         }
-        let mine: Vec<(String, i32)> = self
-            .table
-            .borrow()
-            .partitions_on(self.id)
-            .map(|(t, p)| (t.to_string(), p))
-            .collect();
         // One partition that cannot open (no descriptors, a bad disk) must not
         // keep the others closed: open all that can, report the failures.
         let mut failed = Vec::new();
         for (topic, p) in mine {
             let meta = catalog.topics[&topic].clone();
             let config = topic_config::resolve(&effective, &meta.configs);
-            if let Some(log) = self.log(&topic, p) {
+            if let Some(log) = self.replica_log(&topic, p) {
                 log.borrow_mut().config = config;
+                adopt_role(&log, &meta, p, me);
                 continue;
             }
             let opened = open_partition(OpenParams {
@@ -254,16 +281,19 @@ impl ShardState {
                 clean: self.clean_start,
                 recovery_point: self.recovery_points.get(&(topic.clone(), p)).copied(),
                 tail_budget: self.tail_budget.clone(),
+                me: self.cfg.broker_id,
             })
             .await;
             match opened {
-                Ok(log) => self
-                    .logs
-                    .borrow_mut()
-                    .insert(topic, p, Rc::new(RefCell::new(log))),
+                Ok(log) => {
+                    let log = Rc::new(RefCell::new(log));
+                    adopt_role(&log, &meta, p, me);
+                    self.logs.borrow_mut().insert(topic, p, log);
+                }
                 Err(e) => failed.push(format!("{topic}-{p}: {e}")),
             }
         }
+        self.replicas_changed.notify_all();
         if !failed.is_empty() {
             anyhow::bail!(
                 "{} partition(s) could not be opened, first: {}",
@@ -302,12 +332,46 @@ impl ShardState {
                 super::checkpoint::PartitionOffsets {
                     topic: t.to_string(),
                     partition: p,
-                    recovery_point: l.high_watermark,
+                    recovery_point: l.written_end,
                     log_start: l.log_start_offset,
                     high_watermark: l.high_watermark,
                 }
             })
             .collect()
+    }
+}
+
+/// Hand a replica its role, replicas, ISR and leader epoch from the image.
+fn adopt_role(log: &SharedLog, meta: &crate::cluster::TopicMeta, partition: i32, me: i32) {
+    use crate::storage::replica::Role;
+    let Some(m) = meta.parts.get(partition as usize) else {
+        return; // a legacy image without placement: this broker leads alone
+    };
+    let mut l = log.borrow_mut();
+    let role = if m.leader == me {
+        Role::Leader
+    } else {
+        Role::Follower { leader: m.leader }
+    };
+    let was_leader = l.replication.is_leader();
+    let new_epoch = l.leader_epoch != m.leader_epoch;
+    l.replication
+        .adopt(role, &m.replicas, &m.isr, m.partition_epoch);
+    if role == Role::Leader {
+        if !was_leader || new_epoch {
+            l.become_leader(m.leader_epoch);
+            let end = l.written_end;
+            l.replication.start_clocks(end, crate::storage::now_ms());
+            tracing::info!(topic = %l.topic, partition, leader_epoch = m.leader_epoch,
+                isr = ?m.isr, "leading the partition");
+        }
+        l.update_high_watermark();
+    } else {
+        if was_leader || new_epoch {
+            tracing::info!(topic = %l.topic, partition, leader = m.leader,
+                leader_epoch = m.leader_epoch, "following the partition");
+        }
+        l.become_follower(m.leader_epoch);
     }
 }
 
@@ -369,7 +433,7 @@ async fn close_log(log: &SharedLog, snapshot: bool) {
         return;
     }
     let mut l = log.borrow_mut();
-    let end = l.high_watermark;
+    let end = l.written_end;
     if snapshot && l.snapshot_offset != Some(end) {
         if let Err(e) = l.write_producer_snapshot(end) {
             tracing::warn!(topic = %l.topic, partition = l.partition, error = %e,

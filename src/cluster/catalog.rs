@@ -28,8 +28,8 @@ pub struct TopicMeta {
 pub struct PartitionMeta {
     /// Broker ids; the first is the preferred leader.
     pub replicas: Vec<i32>,
-    /// In-sync replicas. Until replication exists (followers fetching) only
-    /// the leader is in sync, so that is all the ISR holds.
+    /// In-sync replicas: the leader and the followers caught up with it
+    /// (kept true by the leader's AlterIsr changes, and by fencing).
     pub isr: Vec<i32>,
     /// -1: no leader (the partition is offline).
     pub leader: i32,
@@ -41,15 +41,12 @@ pub struct PartitionMeta {
 pub const NO_LEADER: i32 = -1;
 
 impl PartitionMeta {
-    /// A new partition on `replicas`, led by the first.
+    /// A new partition on `replicas` (all live), led by the first. Every
+    /// replica of an empty log is in sync, as in Kafka.
     pub fn new(replicas: Vec<i32>) -> Self {
         let leader = replicas.first().copied().unwrap_or(NO_LEADER);
         PartitionMeta {
-            isr: if leader == NO_LEADER {
-                vec![]
-            } else {
-                vec![leader]
-            },
+            isr: replicas.clone(),
             replicas,
             leader,
             leader_epoch: 0,

@@ -26,6 +26,14 @@ struct Wanted {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    /// The leader epoch the fetcher believes in (v9+; -1: unchecked).
+    current_leader_epoch: i32,
+}
+
+/// Who is fetching: a consumer, or a follower replica (broker id).
+#[derive(Clone, Copy)]
+struct Fetcher {
+    replica: Option<i32>,
 }
 
 /// One partition's answer.
@@ -55,6 +63,11 @@ pub async fn handle(state: &State, req: FetchRequest, version: i16) -> Reply {
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: if version >= 9 {
+                    p.current_leader_epoch
+                } else {
+                    -1
+                },
             })
             .collect();
         layout.push((t.topic.clone(), id, wanted));
@@ -66,17 +79,26 @@ pub async fn handle(state: &State, req: FetchRequest, version: i16) -> Reply {
         req.max_bytes as usize
     };
     let min_bytes = req.min_bytes.max(0) as usize;
+    // A follower names itself (replica_id before v15, replica_state after).
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let who = Fetcher {
+        replica: (replica_id >= 0).then_some(replica_id),
+    };
     let results = loop {
-        let (results, total, observed) = read_all(state, &layout, max_bytes).await;
+        let (results, total, observed) = read_all(state, &layout, max_bytes, who).await;
         let any_error = results.iter().any(|g| g.error.is_some());
         let now = Instant::now();
         if total >= min_bytes.max(1) || any_error || now >= deadline {
             break results;
         }
-        wait_for_data(state, observed, deadline - now).await;
+        wait_for_data(state, observed, deadline - now, who).await;
         if Instant::now() >= deadline {
             // One last read so data that arrived with the deadline is returned.
-            break read_all(state, &layout, max_bytes).await.0;
+            break read_all(state, &layout, max_bytes, who).await.0;
         }
     };
     build(layout, results, version)
@@ -88,6 +110,7 @@ async fn read_all(
     state: &State,
     layout: &[(TopicName, uuid::Uuid, Vec<Wanted>)],
     max_bytes: usize,
+    who: Fetcher,
 ) -> (Vec<Got>, usize, Vec<(String, i32, i64)>) {
     let mut out = Vec::new();
     let mut total = 0usize;
@@ -112,12 +135,19 @@ async fn read_all(
             let got = if budget == 0 && !min_one_batch {
                 Ok(None)
             } else {
-                read_one(state, topic, w.partition, w.offset, budget, min_one_batch).await
+                let at = ReadAt {
+                    offset: w.offset,
+                    max_bytes: budget,
+                    min_one_batch,
+                    leader_epoch: w.current_leader_epoch,
+                    who,
+                };
+                read_one(state, topic, w.partition, at).await
             };
             match got {
                 Ok(Some(d)) => {
                     total += d.bytes();
-                    observed.push((topic.clone(), w.partition, d.high_watermark));
+                    observed.push((topic.clone(), w.partition, d.read_end));
                     out.push(Got {
                         error: None,
                         data: Some(d),
@@ -137,15 +167,23 @@ async fn read_all(
     (out, total, observed)
 }
 
+/// Where and how one partition is read.
+#[derive(Clone, Copy)]
+struct ReadAt {
+    offset: i64,
+    max_bytes: usize,
+    min_one_batch: bool,
+    leader_epoch: i32,
+    who: Fetcher,
+}
+
 /// Read one partition on its shard. Local reads keep the DMA buffer; remote
 /// reads come back as owned bytes (one copy, counted in the closing note).
 async fn read_one(
     state: &State,
     topic: &str,
     partition: i32,
-    offset: i64,
-    max_bytes: usize,
-    min_one_batch: bool,
+    at: ReadAt,
 ) -> Result<Option<FetchData>, ResponseError> {
     let Some(shard_id) = state.table.borrow().shard_of(topic, partition) else {
         return Err(state.not_served_error(topic, partition));
@@ -155,21 +193,17 @@ async fn read_one(
         let log = state
             .log_at(topic, partition, version)
             .await
-            .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        return storage::read::read_limited(&log, offset, max_bytes, min_one_batch)
-            .await
-            .map(Some)
-            .map_err(|e| storage_error_code(&e));
+            .ok_or_else(|| state.not_served_error(topic, partition))?;
+        return read_led(&log, at).await.map(Some);
     }
     let topic = topic.to_string();
     let r = shard::submit_to(shard_id, move || async move {
-        let log = local()
+        let st = local();
+        let log = st
             .log_at(&topic, partition, version)
             .await
-            .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        let d = storage::read::read_limited(&log, offset, max_bytes, min_one_batch)
-            .await
-            .map_err(|e| storage_error_code(&e))?;
+            .ok_or_else(|| st.not_served_error(&topic, partition))?;
+        let d = read_led(&log, at).await?;
         let owned: Vec<Bytes> = d
             .chunks
             .into_iter()
@@ -178,7 +212,7 @@ async fn read_one(
                 Chunk::Disk(b) => Bytes::copy_from_slice(&b),
             })
             .collect();
-        Ok::<_, ResponseError>((owned, d.high_watermark, d.log_start_offset))
+        Ok::<_, ResponseError>((owned, d.high_watermark, d.log_start_offset, d.read_end))
     })
     .await
     .map_err(|_| ResponseError::NotLeaderOrFollower)??;
@@ -186,11 +220,65 @@ async fn read_one(
         chunks: r.0.into_iter().map(Chunk::Mem).collect(),
         high_watermark: r.1,
         log_start_offset: r.2,
+        read_end: r.3,
     }))
 }
 
+/// Read a partition this broker leads, on its shard. The fetcher's leader
+/// epoch is checked as Kafka does (an older one is fenced, a newer one is
+/// not known yet). A follower reads up to the log end and its fetch offset
+/// tells the leader how far it has come; a consumer reads up to the high
+/// watermark.
+async fn read_led(
+    log: &crate::storage::log::SharedLog,
+    at: ReadAt,
+) -> Result<FetchData, ResponseError> {
+    {
+        let l = log.borrow();
+        if at.leader_epoch >= 0 && at.leader_epoch != l.leader_epoch {
+            return Err(if at.leader_epoch < l.leader_epoch {
+                ResponseError::FencedLeaderEpoch
+            } else {
+                ResponseError::UnknownLeaderEpoch
+            });
+        }
+        if let Some(r) = at.who.replica {
+            if !l.replication.replicas.contains(&r) {
+                tracing::debug!(topic = %l.topic, partition = l.partition, replica = r,
+                    "fetch from a broker that is not a replica of the partition");
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+        }
+    }
+    let d = storage::read::read_limited(
+        log,
+        at.offset,
+        at.max_bytes,
+        at.min_one_batch,
+        at.who.replica.is_some(),
+    )
+    .await
+    .map_err(|e| storage_error_code(&e))?;
+    if let Some(r) = at.who.replica {
+        crate::broker::replication::on_follower_fetch(log, r, at.offset);
+        // The high watermark may have moved with this fetch.
+        let hw = log.borrow().high_watermark;
+        return Ok(FetchData {
+            high_watermark: hw,
+            ..d
+        });
+    }
+    Ok(d)
+}
+
 /// Wait until any observed partition's high watermark moves, or `timeout`.
-async fn wait_for_data(state: &State, observed: Vec<(String, i32, i64)>, timeout: Duration) {
+async fn wait_for_data(
+    state: &State,
+    observed: Vec<(String, i32, i64)>,
+    timeout: Duration,
+    who: Fetcher,
+) {
+    let replica = who.replica.is_some();
     let mut by_shard: std::collections::HashMap<shard::ShardId, Vec<(String, i32, i64)>> =
         Default::default();
     for (t, p, hw) in observed {
@@ -204,19 +292,26 @@ async fn wait_for_data(state: &State, observed: Vec<(String, i32, i64)>, timeout
     }
     let waits = by_shard.into_iter().map(|(s, parts)| {
         Box::pin(async move {
-            let _ = shard::submit_to(s, move || wait_local(parts, timeout)).await;
+            let _ = shard::submit_to(s, move || wait_local(parts, timeout, replica)).await;
         })
     });
     select_all(waits).await;
 }
 
-async fn wait_local(parts: Vec<(String, i32, i64)>, timeout: Duration) {
+/// `replica`: the fetch reads to the log end (a follower), so the wait is
+/// for the log end to move; otherwise for the high watermark.
+async fn wait_local(parts: Vec<(String, i32, i64)>, timeout: Duration, replica: bool) {
     let state = local();
     let mut notified = Vec::new();
-    for (t, p, hw) in &parts {
+    for (t, p, seen) in &parts {
         let Some(log) = state.log(t, *p) else { return };
         let l = log.borrow();
-        if l.high_watermark != *hw {
+        let end = if replica {
+            l.written_end
+        } else {
+            l.high_watermark
+        };
+        if end != *seen {
             return; // moved between our read and now
         }
         notified.push(Box::pin(l.hw_moved.notified()));

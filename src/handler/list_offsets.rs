@@ -19,6 +19,8 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(state: &State, req: ListOffsetsRequest, version: i16) -> ResponseKind {
+    // A follower asks for the leader's log end, not the high watermark.
+    let replica = req.replica_id.0 >= 0;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -26,8 +28,10 @@ pub async fn handle(state: &State, req: ListOffsetsRequest, version: i16) -> Res
         for p in t.partitions {
             let ts = p.timestamp;
             let r = on_partition(state, &name, p.partition_index, move |log| async move {
-                match ts {
+                let epoch = log.borrow().leader_epoch;
+                let found = match ts {
                     EARLIEST | EARLIEST_LOCAL => Ok((-1, log.borrow().log_start_offset)),
+                    LATEST if replica => Ok((-1, log.borrow().written_end)),
                     LATEST => Ok((-1, log.borrow().high_watermark)),
                     // Kafka without remote storage answers "no offset".
                     LATEST_TIERED => Ok((-1, -1)),
@@ -42,17 +46,18 @@ pub async fn handle(state: &State, req: ListOffsetsRequest, version: i16) -> Res
                         Err(e) => Err(storage_error_code(&e)),
                     },
                     _ => Err(ResponseError::InvalidRequest),
-                }
+                };
+                found.map(|(ts, off)| (ts, off, epoch))
             })
             .await
             .unwrap_or_else(|| Err(state.not_served_error(&name, p.partition_index)));
             let mut resp =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             resp = match r {
-                Ok((ts, off)) => resp
+                Ok((ts, off, epoch)) => resp
                     .with_timestamp(ts)
                     .with_offset(off)
-                    .with_leader_epoch(if version >= 4 { 0 } else { -1 }),
+                    .with_leader_epoch(if version >= 4 { epoch } else { -1 }),
                 Err(e) => resp
                     .with_error_code(e.code())
                     .with_timestamp(-1)

@@ -26,6 +26,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
@@ -131,6 +132,9 @@ pub async fn handle(
         Some(RequestKind::OffsetCommit(r)) => Some(offset_commit::handle(&state, r).await.into()),
         Some(RequestKind::OffsetFetch(r)) => {
             Some(offset_fetch::handle(&state, r, version).await.into())
+        }
+        Some(RequestKind::OffsetForLeaderEpoch(r)) => {
+            Some(offset_for_leader_epoch::handle(&state, r).await.into())
         }
         Some(RequestKind::OffsetDelete(r)) => Some(offset_delete::handle(&state, r).await.into()),
         Some(RequestKind::ListGroups(r)) => {

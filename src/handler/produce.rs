@@ -35,6 +35,7 @@ impl Outcome {
 
 pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<ResponseKind> {
     let acks = req.acks;
+    let timeout_ms = req.timeout_ms.max(0) as u64;
     if req.transactional_id.is_some() {
         // Transactions are not implemented: refuse rather than store batches
         // whose commit markers would never come.
@@ -87,8 +88,10 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                     }
                 }
                 let out = on_partition(state, &name, index, move |log| async move {
-                    // One broker, one replica: the ISR is this broker alone.
-                    let (isr, min_isr) = (1, log.borrow().config.min_insync_replicas);
+                    let (isr, min_isr) = {
+                        let l = log.borrow();
+                        (l.replication.isr.len() as i32, l.config.min_insync_replicas)
+                    };
                     if acks == -1 && isr < min_isr {
                         return Outcome::err(
                             ResponseError::NotEnoughReplicas,
@@ -102,6 +105,8 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                         Ok(x) => x,
                         Err(e) => return Outcome::err(storage_error_code(&e), Some(e.to_string())),
                     };
+                    // Everything up to here must be replicated for acks=all.
+                    let end = log.borrow().next_offset;
                     local().committer.appended(&log);
                     if acks != 0 {
                         match done.await {
@@ -110,6 +115,11 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                                 return Outcome::err(storage_error_code(&e), Some(e.to_string()))
                             }
                             Err(_) => return Outcome::err(ResponseError::KafkaStorageError, None),
+                        }
+                    }
+                    if acks == -1 {
+                        if let Err(e) = await_replication(&log, end, timeout_ms).await {
+                            return e;
                         }
                     }
                     Outcome {
@@ -190,6 +200,53 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
         resp = resp.with_node_endpoints(endpoints);
     }
     Some(ResponseKind::Produce(resp))
+}
+
+/// acks=all: wait until every in-sync replica holds the log up to `end`
+/// (the high watermark reaches it), at most `timeout_ms`, then check the ISR
+/// is still large enough (Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+async fn await_replication(
+    log: &crate::storage::log::SharedLog,
+    end: i64,
+    timeout_ms: u64,
+) -> Result<(), Outcome> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    loop {
+        let moved = {
+            let l = log.borrow();
+            if !l.replication.is_leader() || l.closed {
+                return Err(Outcome::err(
+                    ResponseError::NotLeaderOrFollower,
+                    Some("leadership moved before the records were replicated".into()),
+                ));
+            }
+            if l.high_watermark >= end {
+                let (isr, min_isr) = (l.replication.isr.len() as i32, l.config.min_insync_replicas);
+                if isr < min_isr {
+                    return Err(Outcome::err(
+                        ResponseError::NotEnoughReplicasAfterAppend,
+                        Some(format!(
+                            "written, but the in-sync replicas ({isr}) are now fewer than min.insync.replicas ({min_isr})"
+                        )),
+                    ));
+                }
+                return Ok(());
+            }
+            l.hw_moved.notified()
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || crate::shard::timeout(left, moved).await.is_none() {
+            if log.borrow().high_watermark >= end {
+                continue;
+            }
+            return Err(Outcome::err(
+                ResponseError::RequestTimedOut,
+                Some(format!(
+                    "the in-sync replicas did not all acknowledge within the request timeout ({timeout_ms} ms)"
+                )),
+            ));
+        }
+    }
 }
 
 fn partition_response(index: i32, o: Outcome, version: i16) -> PartitionProduceResponse {

@@ -196,6 +196,7 @@ encode_into_impl!(
     Fetch,
     ListOffsets,
     Metadata,
+    OffsetForLeaderEpoch,
     ApiVersions,
     CreateTopics,
     DeleteTopics,

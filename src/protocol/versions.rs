@@ -11,6 +11,7 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::Fetch,
     ApiKey::ListOffsets,
     ApiKey::Metadata,
+    ApiKey::OffsetForLeaderEpoch,
     ApiKey::ApiVersions,
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
@@ -81,6 +82,15 @@ mod tests {
                         "{}: advertised {:?}, request codec {:?}", stringify!($api), r, <$req as Message>::VERSIONS);
                     assert!(<$resp as Message>::VERSIONS.max >= r.max,
                         "{}: advertised {:?}, response codec {:?}", stringify!($api), r, <$resp as Message>::VERSIONS);
+                    // And the response is wired to an encoder.
+                    crate::protocol::response::encode(
+                        ApiKey::$api,
+                        r.max,
+                        1,
+                        &ResponseKind::$api(<$resp>::default()),
+                        Default::default(),
+                    )
+                    .unwrap_or_else(|e| panic!("{}: {e}", stringify!($api)));
                     checked.push(ApiKey::$api);
                 )*
                 for api in SUPPORTED {
@@ -93,6 +103,7 @@ mod tests {
             Fetch => FetchRequest, FetchResponse;
             ListOffsets => ListOffsetsRequest, ListOffsetsResponse;
             Metadata => MetadataRequest, MetadataResponse;
+            OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
             ApiVersions => ApiVersionsRequest, ApiVersionsResponse;
             CreateTopics => CreateTopicsRequest, CreateTopicsResponse;
             DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse;

@@ -70,7 +70,7 @@ impl Committer {
             for log in logs() {
                 let dirty = {
                     let l = log.borrow();
-                    l.synced_offset < l.high_watermark && l.writer.is_some()
+                    l.synced_offset < l.written_end && l.writer.is_some()
                 };
                 if dirty {
                     let _ = sync_log(&log).await;
@@ -84,7 +84,7 @@ async fn sync_log(log: &SharedLog) -> Result<(), StorageError> {
     let Some(w) = log.borrow_mut().writer.take() else {
         return Ok(());
     };
-    let hw = log.borrow().high_watermark;
+    let hw = log.borrow().written_end;
     let r = w.log.sync().await;
     let mut l = log.borrow_mut();
     l.writer = Some(w);
@@ -123,7 +123,7 @@ async fn flush_partition(log: SharedLog) {
                     .map_err(StorageError::from)
                     .map(|()| {
                         let mut l = log.borrow_mut();
-                        l.synced_offset = l.high_watermark;
+                        l.synced_offset = l.written_end;
                         l.unsynced_messages = 0;
                     })
             } else {
@@ -148,8 +148,8 @@ async fn flush_partition(log: SharedLog) {
             // offsets after the failed ones, so they fail too and the log end
             // goes back to what is on disk.
             tracing::error!(topic = %l.topic, partition = l.partition, error = %e,
-                "append failed; rolling back to offset {}", l.high_watermark);
-            let hw = l.high_watermark;
+                "append failed; rolling back to offset {}", l.written_end);
+            let hw = l.written_end;
             l.next_offset = hw;
             l.tail.truncate_from(hw);
             l.producers.truncate_from(hw);
@@ -205,7 +205,7 @@ async fn write_pending(
         }
         let run = &pending[i..j];
         let start = writer.log.len();
-        let before = { log.borrow().high_watermark };
+        let before = { log.borrow().written_end };
         let res = writer
             .log
             .append_with(run_bytes as usize, |dst| {
@@ -224,10 +224,7 @@ async fn write_pending(
         }
         let persist = {
             let mut l = log.borrow_mut();
-            assert_eq!(
-                before, l.high_watermark,
-                "one flush per partition at a time"
-            );
+            assert_eq!(before, l.written_end, "one flush per partition at a time");
             let interval = l.config.index_interval_bytes;
             let mut pos = start;
             let mut records = 0;
@@ -244,8 +241,11 @@ async fn write_pending(
             assert_eq!(seg.size_bytes, writer.log.len());
             let persist =
                 seg.index.offsets.len() - seg.index.offsets_persisted >= INDEX_PERSIST_BATCH;
-            l.high_watermark = run.last().unwrap().next_offset;
+            l.written_end = run.last().unwrap().next_offset;
             l.unsynced_messages += records;
+            // Replica fetches wait on the log end, consumers on the high
+            // watermark; both are woken.
+            l.update_high_watermark();
             l.hw_moved.notify_all();
             persist
         };

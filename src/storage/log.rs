@@ -97,8 +97,17 @@ pub struct PartitionLog {
     pub log_start_offset: i64,
     /// Offset the next append gets (includes pending appends).
     pub next_offset: i64,
-    /// Everything below is written: the high watermark on a single replica.
+    /// Everything below is written (to the page cache, not necessarily
+    /// synced): this replica's log end as replication counts it.
+    pub written_end: i64,
+    /// Everything below is committed (held by every in-sync replica) and
+    /// visible to consumers. On a single replica it follows `written_end`.
     pub high_watermark: i64,
+    /// Role, ISR and followers' progress.
+    pub replication: super::replica::Replication,
+    /// The leader epoch cache (`leader-epoch-checkpoint`): each epoch with
+    /// the first offset written in it, oldest first.
+    pub epochs: Vec<(i32, i64)>,
     /// Everything below is on stable storage (fdatasync).
     pub synced_offset: i64,
     pub leader_epoch: i32,
@@ -301,7 +310,7 @@ impl PartitionLog {
             first_offset = meta.first_offset, first_seq = meta.first_seq,
             "duplicate batch: answered with its first copy's offsets");
         let (tx, rx) = oneshot::channel();
-        let durable = meta.last_offset < self.high_watermark
+        let durable = meta.last_offset < self.written_end
             && (!needs_sync || meta.last_offset < self.synced_offset);
         if durable {
             let _ = tx.send(Ok(()));
@@ -369,13 +378,131 @@ impl PartitionLog {
         }
     }
 
-    /// Write `leader-epoch-checkpoint` (single replica: one epoch from the start).
+    /// Write `leader-epoch-checkpoint` from the epoch cache.
     pub fn write_epoch_checkpoint(&self) -> std::io::Result<()> {
-        let entries = [(self.leader_epoch, 0i64)];
         write_atomically(
             &self.dir.join(format::LEADER_EPOCH_FILE),
-            format::encode_leader_epochs(&entries).as_bytes(),
+            format::encode_leader_epochs(&self.epochs).as_bytes(),
         )
+    }
+
+    /// Record that `epoch` starts at `offset` (a new leader's first offset,
+    /// or the first replicated batch of a newer epoch), durably.
+    fn note_epoch(&mut self, epoch: i32, offset: i64) {
+        if self.epochs.last().is_some_and(|(e, _)| *e >= epoch) {
+            return;
+        }
+        self.epochs.push((epoch, offset));
+        if let Err(e) = self.write_epoch_checkpoint() {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "could not write leader-epoch-checkpoint");
+        }
+    }
+
+    /// Where `epoch` ends in this log (Kafka's `LeaderEpochFileCache.endOffsetFor`):
+    /// (the largest epoch <= `epoch` known here, the start of the next one
+    /// or the log end). (-1, -1) if the log knows no epoch that old.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let Some(i) = self.epochs.iter().rposition(|(e, _)| *e <= epoch) else {
+            return (-1, -1);
+        };
+        let end = self
+            .epochs
+            .get(i + 1)
+            .map_or(self.next_offset, |(_, start)| *start);
+        (self.epochs[i].0, end)
+    }
+
+    /// The latest epoch this log holds records of (or was led in).
+    pub fn latest_epoch(&self) -> i32 {
+        self.epochs.last().map_or(-1, |(e, _)| *e)
+    }
+
+    /// Recompute the high watermark from the ISR's progress; it only moves
+    /// forward. Wakes fetches waiting on it.
+    pub fn update_high_watermark(&mut self) {
+        use super::replica::Role;
+        let hw = match self.replication.role {
+            Role::Leader => self.replication.leader_high_watermark_for(self.written_end),
+            Role::Follower { .. } => self.replication.leader_high_watermark.min(self.written_end),
+        };
+        if hw > self.high_watermark {
+            self.high_watermark = hw;
+            self.hw_moved.notify_all();
+        }
+    }
+
+    /// Lead at `epoch` (from the metadata image): batches appended from now
+    /// on carry it, and the epoch cache records where it starts.
+    pub fn become_leader(&mut self, epoch: i32) {
+        self.leader_epoch = epoch;
+        let end = self.next_offset;
+        self.note_epoch(epoch, end);
+        self.replication.needs_truncation = false;
+    }
+
+    /// Follow at `epoch`: nothing is appended by producers any more, and
+    /// the fetcher first reconciles this log with the leader's.
+    pub fn become_follower(&mut self, epoch: i32) {
+        if self.leader_epoch != epoch || self.replication.is_leader() {
+            self.replication.needs_truncation = true;
+        }
+        self.leader_epoch = epoch;
+    }
+
+    /// Append batches fetched from the leader exactly as they are (same
+    /// offsets, same CRCs). They must continue this log; their CRCs are
+    /// checked, since they crossed the network.
+    pub fn append_replicated(
+        &mut self,
+        records: Bytes,
+        needs_sync: bool,
+    ) -> Result<oneshot::Receiver<Result<(), StorageError>>, StorageError> {
+        if self.closed {
+            return Err(StorageError::Closed);
+        }
+        let batches = format::split_batches(&records)?;
+        let Some((first, _)) = batches.first() else {
+            return Err(StorageError::Corrupt(format::BatchError::Truncated {
+                have: 0,
+                need: 61,
+            }));
+        };
+        let base_offset = first.base_offset;
+        let mut next = self.next_offset;
+        let mut headers = Vec::with_capacity(batches.len());
+        let mut count = 0u64;
+        for (h, range) in &batches {
+            if h.base_offset != next {
+                return Err(StorageError::InvalidRecord(format!(
+                    "replicated batch at offset {} does not continue the log at {next}",
+                    h.base_offset
+                )));
+            }
+            format::validate_batch(&records[range.clone()]).map_err(StorageError::Corrupt)?;
+            next = h.next_offset();
+            count += h.records_count.max(0) as u64;
+            headers.push(*h);
+        }
+        for h in &headers {
+            if h.leader_epoch > self.latest_epoch() {
+                self.note_epoch(h.leader_epoch, h.base_offset);
+            }
+            self.producers.replay(h);
+        }
+        self.tail.insert(base_offset, next, records.clone());
+        let (tx, rx) = oneshot::channel();
+        self.pending.push_back(Pending {
+            base_offset,
+            next_offset: next,
+            records: count,
+            bytes: records,
+            headers,
+            needs_sync,
+            done: Some(tx),
+        });
+        self.next_offset = next;
+        Ok(rx)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod producer_state;
 pub mod read;
 pub mod recompress;
 pub mod recovery;
+pub mod replica;
 pub mod retention;
 pub mod segment;
 pub mod tail_cache;

@@ -40,6 +40,9 @@ pub struct FetchData {
     pub chunks: Vec<Chunk>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// The offset the read was bounded by: the high watermark for a
+    /// consumer, the log end for a follower.
+    pub read_end: i64,
 }
 
 impl FetchData {
@@ -136,7 +139,7 @@ pub async fn read(
     offset: i64,
     max_bytes: usize,
 ) -> Result<FetchData, StorageError> {
-    read_limited(log, offset, max_bytes, true).await
+    read_limited(log, offset, max_bytes, true, false).await
 }
 
 /// `read` that, without `min_one_batch`, returns nothing rather than a first
@@ -148,15 +151,24 @@ pub async fn read_limited(
     offset: i64,
     max_bytes: usize,
     min_one_batch: bool,
+    to_log_end: bool,
 ) -> Result<FetchData, StorageError> {
-    let (hw, start) = {
+    // `end` bounds the read: the high watermark, or for a follower the
+    // written log end. `hw` is what the answer reports.
+    let (end, hw, start) = {
         let l = log.borrow();
-        (l.high_watermark, l.log_start_offset)
+        let end = if to_log_end {
+            l.written_end
+        } else {
+            l.high_watermark
+        };
+        (end, l.high_watermark, l.log_start_offset)
     };
     let empty = |hw, start| FetchData {
         chunks: Vec::new(),
         high_watermark: hw,
         log_start_offset: start,
+        read_end: end,
     };
     {
         let l = log.borrow();
@@ -168,10 +180,17 @@ pub async fn read_limited(
             });
         }
     }
-    if offset >= hw {
+    if offset >= end {
         return Ok(empty(hw, start));
     }
-    if let Some(cached) = log.borrow().tail.read(offset, hw, max_bytes) {
+    // (Nothing from the cache when its first entry reaches past `end`: the
+    // disk has the batches below it.)
+    let cached = log
+        .borrow()
+        .tail
+        .read(offset, end, max_bytes)
+        .filter(|c| !c.is_empty());
+    if let Some(cached) = cached {
         if !min_one_batch && cached.first().is_some_and(|b| b.len() > max_bytes) {
             return Ok(empty(hw, start));
         }
@@ -179,10 +198,11 @@ pub async fn read_limited(
             chunks: cached.into_iter().map(Chunk::Mem).collect(),
             high_watermark: hw,
             log_start_offset: start,
+            read_end: end,
         });
     }
     ensure_index_loaded(log, offset);
-    let (file, pos, end) = {
+    let (file, pos, seg_size) = {
         let l = log.borrow();
         let Some(seg) = l.segment_for(offset) else {
             return Ok(empty(hw, start));
@@ -193,13 +213,17 @@ pub async fn read_limited(
             seg.size_bytes,
         )
     };
-    let mut scan = Scanner::new(&file, pos, end, false);
+    let mut scan = Scanner::new(&file, pos, seg_size, false);
     let mut first: Option<(u64, usize)> = None;
     while let Some(item) = scan.next().await? {
         match item {
             Scanned::Batch { pos, header, .. } => {
                 if header.next_offset() <= offset {
                     continue;
+                }
+                // Written but not yet committed: not for consumers.
+                if header.base_offset >= end {
+                    break;
                 }
                 match &mut first {
                     None if !min_one_batch && header.size_bytes > max_bytes => break,
@@ -225,6 +249,7 @@ pub async fn read_limited(
         chunks,
         high_watermark: hw,
         log_start_offset: start,
+        read_end: end,
     })
 }
 

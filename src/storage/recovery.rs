@@ -9,7 +9,7 @@ use super::appender::Appender;
 use super::commit::create_segment;
 use super::format;
 use super::index::SegmentIndex;
-use super::log::{snapshot_files, write_atomically, LogConfig, PartitionLog};
+use super::log::{snapshot_files, write_atomically, LogConfig, PartitionLog, SharedLog};
 use super::read::{Scanned, Scanner};
 use super::segment::{Segment, SegmentWriter};
 use super::tail_cache::{TailBudget, TailCache};
@@ -29,6 +29,41 @@ pub struct OpenParams {
     /// fsync'ed, so an unclean start checks only the batches from it on.
     pub recovery_point: Option<i64>,
     pub tail_budget: Rc<TailBudget>,
+    /// This broker's id (the replica the log belongs to).
+    pub me: i32,
+}
+
+/// Read `leader-epoch-checkpoint`; entries starting past the log end (a
+/// tail recovery cut) are dropped. A missing or unreadable file: the log
+/// was written by a single leader in epoch 0 (as sluice before replication
+/// wrote it).
+fn load_epochs(log: &mut PartitionLog) -> Result<(), StorageError> {
+    let path = log.dir.join(format::LEADER_EPOCH_FILE);
+    let read = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| format::decode_leader_epochs(&s));
+    let end = log.next_offset;
+    let mut epochs = match read {
+        Some(e) => e,
+        None => {
+            if path.exists() {
+                tracing::warn!(file = %path.display(), "unreadable leader-epoch-checkpoint; starting it again at epoch 0");
+            }
+            vec![(0, log.log_start_offset)]
+        }
+    };
+    let before = epochs.len();
+    epochs.retain(|(_, start)| *start <= end);
+    let rewrite = before != epochs.len() || !path.exists();
+    if epochs.is_empty() {
+        epochs.push((0, log.log_start_offset));
+    }
+    log.leader_epoch = epochs.last().map_or(0, |(e, _)| *e);
+    log.epochs = epochs;
+    if rewrite {
+        log.write_epoch_checkpoint()?;
+    }
+    Ok(())
 }
 
 pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError> {
@@ -70,7 +105,13 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
         }
         let last_base = *bases.last().unwrap();
         let seg = segments.get_mut(&last_base).unwrap();
-        writer = recover_active(seg, &p, &dir).await?;
+        writer = recover_active(
+            seg,
+            p.config.index_interval_bytes,
+            p.clean,
+            p.recovery_point,
+        )
+        .await?;
     }
     let next = segments.values().next_back().unwrap().next_offset;
     let log_start = *segments.keys().next().unwrap();
@@ -84,9 +125,12 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
         writer: Some(writer),
         log_start_offset: log_start,
         next_offset: next,
+        written_end: next,
         high_watermark: next,
         synced_offset: next,
         leader_epoch: 0,
+        replication: super::replica::Replication::single(p.me),
+        epochs: Vec::new(),
         pending: Default::default(),
         unsynced_messages: 0,
         tail: TailCache::new(p.tail_budget),
@@ -95,9 +139,7 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
         producers: Default::default(),
         snapshot_offset: None,
     };
-    if !log.dir.join(format::LEADER_EPOCH_FILE).exists() {
-        log.write_epoch_checkpoint()?;
-    }
+    load_epochs(&mut log)?;
     load_producer_state(&mut log).await?;
     Ok(log)
 }
@@ -187,19 +229,19 @@ fn index_files_usable(seg: &Segment) -> bool {
 /// Bring the last segment to a consistent state and open its writer.
 async fn recover_active(
     seg: &mut Segment,
-    p: &OpenParams,
-    dir: &Path,
+    interval: u64,
+    clean: bool,
+    recovery_point: Option<i64>,
 ) -> Result<SegmentWriter, StorageError> {
-    let interval = p.config.index_interval_bytes;
     let file_len = seg.size_bytes;
     // Clean restart: the indexes are complete, so only the bytes after the last
     // index entry (about one index interval) are read. Unclean restart with a
     // recovery point: the index up to the recovery point is kept and the scan
     // starts at its last entry below it. Otherwise scan it all.
-    let trusted = p.clean && seg.load_indexes();
+    let trusted = clean && seg.load_indexes();
     let mut resume = None;
     if !trusted {
-        if let Some(r) = p.recovery_point.filter(|r| *r > seg.base_offset) {
+        if let Some(r) = recovery_point.filter(|r| *r > seg.base_offset) {
             if seg.load_indexes() {
                 let base = seg.base_offset;
                 let i = seg
@@ -289,8 +331,215 @@ async fn recover_active(
             seg.index.times_persisted = 0;
         }
     }
-    let _ = dir;
     Ok(w)
+}
+
+/// How long a truncation waits for the committer to hand the writer back.
+const TRUNCATE_WAIT_MS: u64 = 10_000;
+
+/// Wait until nothing is queued or being written, then take the writer.
+async fn quiesce(log: &SharedLog) -> Result<SegmentWriter, StorageError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(TRUNCATE_WAIT_MS);
+    loop {
+        {
+            let mut l = log.borrow_mut();
+            if l.closed {
+                return Err(StorageError::Closed);
+            }
+            if l.pending.is_empty() {
+                if let Some(w) = l.writer.take() {
+                    return Ok(w);
+                }
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(StorageError::Io(std::io::Error::other(
+                "the log stayed busy; truncation not done",
+            )));
+        }
+        crate::shard::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+fn delete_segment_files(seg: &Segment) {
+    for ext in ["log", "index", "timeindex"] {
+        let path = seg.path(ext);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %path.display(), error = %e, "could not delete a truncated segment file");
+            }
+        }
+    }
+}
+
+/// Cut the log back to `offset` (a follower removing records its leader
+/// does not have, KIP-101): later segments are deleted, the segment holding
+/// `offset` is cut at the batch starting there and becomes the active one
+/// again, and the offsets, caches, producer state and epoch cache follow.
+/// A batch straddling `offset` goes too (leaders' epoch boundaries are batch
+/// boundaries, so this does not happen in practice).
+pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageError> {
+    let writer = quiesce(log).await?;
+    let (end, start) = {
+        let l = log.borrow();
+        (l.next_offset, l.log_start_offset)
+    };
+    if offset >= end {
+        log.borrow_mut().writer = Some(writer);
+        return Ok(end);
+    }
+    if offset <= start {
+        log.borrow_mut().writer = Some(writer);
+        return truncate_fully_and_start_at(log, start)
+            .await
+            .map(|()| start);
+    }
+    close_writer_quietly(writer).await;
+    let (interval, base) = {
+        let mut l = log.borrow_mut();
+        let base = *l
+            .segments
+            .range(..=offset)
+            .next_back()
+            .expect("offset is above the log start")
+            .0;
+        let later: Vec<i64> = l.segments.range(base + 1..).map(|(b, _)| *b).collect();
+        for b in later {
+            let seg = l.segments.remove(&b).unwrap();
+            delete_segment_files(&seg);
+        }
+        (l.config.index_interval_bytes, base)
+    };
+    // The position of the first batch at or past `offset`.
+    let (file, from, size) = {
+        let mut l = log.borrow_mut();
+        let seg = l.segments.get_mut(&base).unwrap();
+        if !seg.index_loaded {
+            seg.load_indexes();
+            seg.index_loaded = true;
+        }
+        (
+            seg.reader.clone(),
+            seg.index.position_for(offset),
+            seg.size_bytes,
+        )
+    };
+    let mut cut_at = size;
+    let mut scan = Scanner::new(&file, from, size, false);
+    while let Some(item) = scan.next().await? {
+        match item {
+            Scanned::Batch { pos, header, .. } => {
+                if header.next_offset() > offset {
+                    cut_at = pos;
+                    break;
+                }
+            }
+            Scanned::Invalid { pos, .. } => {
+                cut_at = pos;
+                break;
+            }
+        }
+    }
+    let writer = {
+        let mut l = log.borrow_mut();
+        let seg = l.segments.get_mut(&base).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(seg.path("log"))?
+            .set_len(cut_at)?;
+        seg.size_bytes = cut_at;
+        // Indexes are rebuilt from the cut segment.
+        for ext in ["index", "timeindex"] {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(seg.path(ext))?
+                .set_len(0)?;
+        }
+        // Detach the segment while it is rebuilt (it is awaited on).
+        l.segments.remove(&base).unwrap()
+    };
+    let mut seg = writer;
+    let w = recover_active(&mut seg, interval, false, None).await;
+    let new_end = seg.next_offset;
+    let mut l = log.borrow_mut();
+    l.segments.insert(base, seg);
+    let w = w?;
+    l.writer = Some(w);
+    l.next_offset = new_end;
+    l.written_end = new_end;
+    l.synced_offset = l.synced_offset.min(new_end);
+    l.high_watermark = l.high_watermark.min(new_end);
+    l.tail.truncate_from(new_end);
+    l.producers.truncate_from(new_end);
+    let before = l.epochs.len();
+    l.epochs.retain(|(_, s)| *s < new_end);
+    if l.epochs.len() != before {
+        if let Err(e) = l.write_epoch_checkpoint() {
+            tracing::warn!(error = %e, "could not write leader-epoch-checkpoint");
+        }
+    }
+    for (at, path) in snapshot_files(&l.dir) {
+        if at > new_end {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    if l.snapshot_offset.is_some_and(|s| s > new_end) {
+        l.snapshot_offset = None;
+    }
+    tracing::info!(topic = %l.topic, partition = l.partition, from = end, to = new_end,
+        "truncated the log to match its leader");
+    Ok(new_end)
+}
+
+/// Drop the whole log and start it empty at `offset` (a follower whose log
+/// ends before its leader's log start, or is ahead of all of it).
+pub async fn truncate_fully_and_start_at(log: &SharedLog, offset: i64) -> Result<(), StorageError> {
+    let writer = quiesce(log).await?;
+    close_writer_quietly(writer).await;
+    let dir = {
+        let mut l = log.borrow_mut();
+        for seg in std::mem::take(&mut l.segments).into_values() {
+            delete_segment_files(&seg);
+        }
+        for (_, path) in snapshot_files(&l.dir) {
+            let _ = std::fs::remove_file(path);
+        }
+        l.dir.clone()
+    };
+    let created = create_segment(&dir, offset, now_ms()).await;
+    let mut l = log.borrow_mut();
+    let (seg, w) = match created {
+        Ok(x) => x,
+        Err(e) => {
+            // Nothing to write to: the log refuses appends until reopened.
+            l.closed = true;
+            return Err(e);
+        }
+    };
+    l.segments.insert(offset, seg);
+    l.writer = Some(w);
+    l.log_start_offset = offset;
+    l.next_offset = offset;
+    l.written_end = offset;
+    l.synced_offset = offset;
+    l.high_watermark = offset;
+    l.tail.truncate_from(i64::MIN);
+    l.producers = Default::default();
+    l.snapshot_offset = None;
+    let epoch = l.latest_epoch().max(0);
+    l.epochs = vec![(epoch, offset)];
+    if let Err(e) = l.write_epoch_checkpoint() {
+        tracing::warn!(error = %e, "could not write leader-epoch-checkpoint");
+    }
+    tracing::info!(topic = %l.topic, partition = l.partition, offset,
+        "emptied the log; it starts again at the leader's offset");
+    Ok(())
+}
+
+async fn close_writer_quietly(w: SegmentWriter) {
+    if let Err(e) = super::commit::close_writer(w).await {
+        tracing::warn!(error = %e, "closing a segment writer before truncation failed");
+    }
 }
 
 /// Scan the active segment's tail: from the last index entry (`trusted`),

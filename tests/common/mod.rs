@@ -4,6 +4,7 @@
 //! and uses only part of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod rdk;
 
 use std::fs::{self, File, OpenOptions};

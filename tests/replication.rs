@@ -1,0 +1,345 @@
+//! Replication between brokers on one host: followers fetch their leaders'
+//! batches byte for byte, the ISR follows who keeps up, acks=all waits for
+//! the ISR, a new leader taken from the ISR has every acknowledged record,
+//! and a returning broker cuts what its new leader does not have
+//! (OffsetForLeaderEpoch) before it follows again.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::cluster::*;
+use common::{rdk, Broker};
+
+fn segment(b: &Broker, topic: &str, partition: i32) -> PathBuf {
+    b.data_dir()
+        .join(format!("{topic}-{partition}"))
+        .join("00000000000000000000.log")
+}
+
+/// The bytes of the first segment of a partition on a broker (empty if it
+/// has none yet).
+fn segment_bytes(b: &Broker, topic: &str, partition: i32) -> Vec<u8> {
+    fs::read(segment(b, topic, partition)).unwrap_or_default()
+}
+
+/// The partition's (leader, replicas, isr) as broker `asked` says.
+fn partition_of(c: &Cluster, asked: i32, topic: &str, partition: i32) -> (i32, Vec<i32>, Vec<i32>) {
+    let l = layout(&metadata(c.broker(asked)));
+    let (leader, replicas, isr, _) = l
+        .get(topic)
+        .and_then(|t| t.get(&partition))
+        .cloned()
+        .unwrap_or((-1, vec![], vec![], -1));
+    (leader, replicas, isr)
+}
+
+fn sorted(mut v: Vec<i32>) -> Vec<i32> {
+    v.sort();
+    v
+}
+
+fn describe(bootstrap: &str, topic: &str) -> String {
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--describe",
+        "--topic",
+        topic,
+    ]);
+    assert!(ok, "{out}");
+    out
+}
+
+fn console_consume(bootstrap: &str, topic: &str, n: usize) -> Vec<String> {
+    let out = common::run_ok(
+        Command::new(common::sluice_bin()).args([
+            "console-consumer",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+            "--from-beginning",
+            "--max-messages",
+            &n.to_string(),
+            "--timeout-ms",
+            "30000",
+        ]),
+        None,
+        Duration::from_secs(90),
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn console_produce(bootstrap: &str, topic: &str, lines: &[String]) {
+    let input = lines.join("\n") + "\n";
+    common::run_ok(
+        Command::new(common::sluice_bin()).args([
+            "console-producer",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+        ]),
+        Some(input.as_bytes()),
+        Duration::from_secs(90),
+    );
+}
+
+/// The quickstart's fault-tolerance story (Kafka's documentation, step 6):
+/// three brokers, a topic with three replicas, messages in, kill -9 the
+/// leader, leadership moves to an in-sync follower that has every message,
+/// and the killed broker rejoins the ISR when it comes back.
+#[test]
+fn a_replicated_topic_survives_kill_9_of_its_leader() {
+    let mut c = Cluster::start(3, FAST_SESSIONS);
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        &c.broker(1).bootstrap(),
+        "--create",
+        "--replication-factor",
+        "3",
+        "--partitions",
+        "1",
+        "--topic",
+        "my-replicated-topic",
+    ]);
+    assert!(ok, "{out}");
+    let (leader, replicas, isr) = partition_of(&c, 2, "my-replicated-topic", 0);
+    assert_eq!(sorted(replicas.clone()), vec![1, 2, 3]);
+    assert_eq!(
+        sorted(isr.clone()),
+        vec![1, 2, 3],
+        "a new partition's replicas are all in sync"
+    );
+    let out = describe(&c.broker(2).bootstrap(), "my-replicated-topic");
+    assert!(
+        out.contains(&format!("\tLeader: {leader}\tReplicas: ")) && out.contains("\tIsr: "),
+        "{out}"
+    );
+
+    let first: Vec<String> = (1..=200).map(|i| format!("my test message {i}")).collect();
+    console_produce(&c.broker(3).bootstrap(), "my-replicated-topic", &first);
+    // acks=all (the console producer's default): every replica has them,
+    // stored exactly as the leader stored them.
+    let on_leader = segment_bytes(c.broker(leader), "my-replicated-topic", 0);
+    assert!(!on_leader.is_empty());
+    for id in 1..=3 {
+        assert_eq!(
+            segment_bytes(c.broker(id), "my-replicated-topic", 0),
+            on_leader,
+            "broker {id}'s copy differs from the leader's"
+        );
+    }
+
+    c.brokers[leader as usize - 1].kill9();
+    let alive: Vec<i32> = (1..=3).filter(|i| *i != leader).collect();
+    until("a new leader from the ISR, without the dead one", || {
+        let (l, _, isr) = partition_of(&c, alive[0], "my-replicated-topic", 0);
+        alive.contains(&l) && !isr.contains(&leader)
+    });
+    let out = describe(&c.broker(alive[0]).bootstrap(), "my-replicated-topic");
+    eprintln!("{out}");
+    let (new_leader, _, isr) = partition_of(&c, alive[0], "my-replicated-topic", 0);
+    assert_eq!(sorted(isr), alive);
+    assert!(out.contains(&format!("\tLeader: {new_leader}\t")), "{out}");
+
+    // The messages are still there, read from the new leader.
+    let got = console_consume(&c.broker(alive[1]).bootstrap(), "my-replicated-topic", 200);
+    assert_eq!(got, first);
+    // And new ones flow (acks=all now waits for the two left).
+    let second: Vec<String> = (1..=50).map(|i| format!("after the crash {i}")).collect();
+    console_produce(
+        &c.broker(alive[0]).bootstrap(),
+        "my-replicated-topic",
+        &second,
+    );
+
+    // The killed broker comes back, catches up and rejoins the ISR.
+    let b = &mut c.brokers[leader as usize - 1];
+    b.relaunch();
+    b.wait_until_ready();
+    until("the restarted broker back in the ISR", || {
+        let (_, _, isr) = partition_of(&c, alive[0], "my-replicated-topic", 0);
+        sorted(isr) == vec![1, 2, 3]
+    });
+    let on_leader = segment_bytes(c.broker(new_leader), "my-replicated-topic", 0);
+    until("the restarted broker's copy equal to the leader's", || {
+        segment_bytes(c.broker(leader), "my-replicated-topic", 0) == on_leader
+    });
+    let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(
+        console_consume(&c.broker(leader).bootstrap(), "my-replicated-topic", 250),
+        all
+    );
+}
+
+/// A leader takes records with acks=1 while its followers are stopped, then
+/// dies: those records were never committed. The new leader (from the ISR)
+/// does not have them; when the old leader returns it asks where their logs
+/// part (OffsetForLeaderEpoch), cuts its own tail there and follows, so
+/// every replica ends up byte for byte the same.
+#[test]
+fn a_returning_leader_truncates_what_was_never_committed() {
+    let mut c = Cluster::start(3, FAST_SESSIONS);
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        &c.broker(1).bootstrap(),
+        "--create",
+        "--replication-factor",
+        "3",
+        "--partitions",
+        "1",
+        "--topic",
+        "diverge",
+    ]);
+    assert!(ok, "{out}");
+    let (leader, _, _) = partition_of(&c, 1, "diverge", 0);
+    let followers: Vec<i32> = (1..=3).filter(|i| *i != leader).collect();
+    let committed: Vec<String> = (0..20).map(|i| format!("committed {i}")).collect();
+    console_produce(&c.broker(leader).bootstrap(), "diverge", &committed);
+
+    // Followers stopped (briefly: well within their session), records taken
+    // by the leader alone, then the leader dies.
+    for f in &followers {
+        c.broker(*f).pause(true);
+    }
+    let p = rdk::producer(&c.broker(leader).bootstrap(), &[("acks", "1")]);
+    for i in 0..10 {
+        rdk::wait_delivery(rdk::send(
+            &p,
+            "diverge",
+            0,
+            None,
+            format!("lost {i}").as_bytes(),
+        ));
+    }
+    drop(p);
+    let dead_copy = segment_bytes(c.broker(leader), "diverge", 0);
+    c.brokers[leader as usize - 1].kill9();
+    for f in &followers {
+        c.broker(*f).pause(false);
+    }
+    until("a follower leads", || {
+        followers.contains(&partition_of(&c, followers[0], "diverge", 0).0)
+    });
+    let after: Vec<String> = (0..5).map(|i| format!("new leader {i}")).collect();
+    console_produce(&c.broker(followers[0]).bootstrap(), "diverge", &after);
+
+    let b = &mut c.brokers[leader as usize - 1];
+    b.relaunch();
+    b.wait_until_ready();
+    until("the old leader back in the ISR", || {
+        sorted(partition_of(&c, followers[0], "diverge", 0).2) == vec![1, 2, 3]
+    });
+    let new_leader = partition_of(&c, followers[0], "diverge", 0).0;
+    let on_leader = segment_bytes(c.broker(new_leader), "diverge", 0);
+    until("the old leader's copy equal to the new leader's", || {
+        segment_bytes(c.broker(leader), "diverge", 0) == on_leader
+    });
+    // What survives: everything committed, then the new leader's records.
+    // Between them, at most the start of the records the old leader took
+    // alone (a fetch already answered before the followers stopped may have
+    // carried some: uncommitted records may survive, as in Kafka), never
+    // all of them: the rest was cut from the old leader.
+    let got: Vec<String> = rdk::consume_all(
+        &c.broker(new_leader).bootstrap(),
+        "diverge",
+        1,
+        rdk::TIMEOUT,
+    )
+    .remove(&0)
+    .unwrap_or_default()
+    .into_iter()
+    .map(|r| String::from_utf8(r.value.unwrap_or_default()).unwrap())
+    .collect();
+    assert!(
+        got.starts_with(&committed) && got.ends_with(&after),
+        "{got:?}"
+    );
+    let kept = &got[committed.len()..got.len() - after.len()];
+    assert!(kept.len() < 10, "{got:?}");
+    for (i, v) in kept.iter().enumerate() {
+        assert_eq!(*v, format!("lost {i}"));
+    }
+    assert_ne!(
+        dead_copy, on_leader,
+        "the old leader held records no one else had"
+    );
+    assert!(
+        c.broker(leader)
+            .logs()
+            .contains("this replica has records its leader lacks; truncating"),
+        "{}",
+        c.broker(leader).logs()
+    );
+}
+
+/// min.insync.replicas=2 on a two-replica topic: with the follower gone the
+/// ISR is the leader alone, and acks=all is refused (NOT_ENOUGH_REPLICAS)
+/// while acks=1 is still taken; once the follower is back and in sync,
+/// acks=all works again.
+#[test]
+fn acks_all_needs_min_insync_replicas() {
+    let mut c = Cluster::start(3, FAST_SESSIONS);
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        &c.broker(1).bootstrap(),
+        "--create",
+        "--replication-factor",
+        "2",
+        "--partitions",
+        "1",
+        "--topic",
+        "guarded",
+        "--config",
+        "min.insync.replicas=2",
+    ]);
+    assert!(ok, "{out}");
+    let (leader, replicas, isr) = partition_of(&c, 1, "guarded", 0);
+    assert_eq!(sorted(isr), sorted(replicas.clone()));
+    let follower = *replicas.iter().find(|r| **r != leader).unwrap();
+    let p = rdk::producer(&c.broker(leader).bootstrap(), &[]);
+    rdk::wait_delivery(rdk::send(&p, "guarded", 0, None, b"both in sync"));
+
+    c.brokers[follower as usize - 1].kill9();
+    until("the follower out of the ISR", || {
+        partition_of(&c, leader, "guarded", 0).2 == vec![leader]
+    });
+    let strict = rdk::producer(
+        &c.broker(leader).bootstrap(),
+        &[("message.timeout.ms", "3000"), ("retries", "0")],
+    );
+    let refused = futures::executor::block_on(rdk::send(&strict, "guarded", 0, None, b"refused"))
+        .expect("a delivery report");
+    let err = refused.expect_err("acks=all with one in-sync replica of two required");
+    assert!(
+        format!("{:?}", err.0).contains("NotEnoughReplicas"),
+        "{:?}",
+        err.0
+    );
+    let loose = rdk::producer(&c.broker(leader).bootstrap(), &[("acks", "1")]);
+    rdk::wait_delivery(rdk::send(&loose, "guarded", 0, None, b"acks=1 is fine"));
+
+    let b = &mut c.brokers[follower as usize - 1];
+    b.relaunch();
+    b.wait_until_ready();
+    until("the follower back in the ISR", || {
+        sorted(partition_of(&c, leader, "guarded", 0).2) == sorted(replicas.clone())
+    });
+    rdk::wait_delivery(rdk::send(&p, "guarded", 0, None, b"in sync again"));
+    let got: BTreeMap<i32, Vec<_>> =
+        rdk::consume_all(&c.broker(leader).bootstrap(), "guarded", 1, rdk::TIMEOUT);
+    assert_eq!(got.values().map(Vec::len).sum::<usize>(), 3);
+}
