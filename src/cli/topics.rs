@@ -7,7 +7,7 @@ use clap::ArgGroup;
 use kafka_protocol::ResponseError;
 
 use super::common::{is_internal, ConnArgs, TopicFilter};
-use super::describe::describe_topic;
+use super::describe::{describe_topic_report, Report};
 use super::props::parse_pairs;
 use crate::client::{Client, Metadata};
 
@@ -57,6 +57,18 @@ pub struct TopicsArgs {
     /// With --alter/--delete/--describe, do nothing if the topic does not exist.
     #[arg(long = "if-exists")]
     pub if_exists: bool,
+    /// With --describe: only partitions whose ISR is smaller than their replicas.
+    #[arg(long = "under-replicated-partitions", requires = "describe")]
+    pub under_replicated_partitions: bool,
+    /// With --describe: only partitions with no leader, or a leader that is not live.
+    #[arg(long = "unavailable-partitions", requires = "describe")]
+    pub unavailable_partitions: bool,
+    /// With --describe: only partitions whose ISR is below min.insync.replicas.
+    #[arg(long = "under-min-isr-partitions", requires = "describe")]
+    pub under_min_isr_partitions: bool,
+    /// With --describe: only partitions whose ISR is exactly min.insync.replicas.
+    #[arg(long = "at-min-isr-partitions", requires = "describe")]
+    pub at_min_isr_partitions: bool,
 }
 
 /// Runs `sluice topics`, printing to stdout.
@@ -166,12 +178,19 @@ fn list(client: &mut Client, args: &TopicsArgs, out: &mut impl Write) -> Result<
 
 fn describe(client: &mut Client, args: &TopicsArgs, out: &mut impl Write) -> Result<()> {
     let (metadata, names) = existing_topics(client, args)?;
+    let report = Report {
+        under_replicated: args.under_replicated_partitions,
+        unavailable: args.unavailable_partitions,
+        under_min_isr: args.under_min_isr_partitions,
+        at_min_isr: args.at_min_isr_partitions,
+    };
+    let live: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id).collect();
     for name in &names {
         let Some(topic) = metadata.topic(name) else {
             continue;
         };
         let configs = client.describe_configs(name)?;
-        out.write_all(describe_topic(topic, &configs).as_bytes())?;
+        out.write_all(describe_topic_report(topic, &configs, report, &live).as_bytes())?;
     }
     Ok(())
 }
