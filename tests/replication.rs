@@ -43,6 +43,34 @@ fn sorted(mut v: Vec<i32>) -> Vec<i32> {
     v
 }
 
+/// `sluice topics --create` through broker 1, as Kafka's tool is run.
+fn create_topic(
+    c: &Cluster,
+    topic: &str,
+    replication_factor: i32,
+    partitions: i32,
+    configs: &[&str],
+) {
+    let (rf, n) = (replication_factor.to_string(), partitions.to_string());
+    let mut args = vec!["topics", "--bootstrap-server"];
+    let bootstrap = c.broker(1).bootstrap();
+    args.push(&bootstrap);
+    args.extend([
+        "--create",
+        "--replication-factor",
+        &rf,
+        "--partitions",
+        &n,
+        "--topic",
+        topic,
+    ]);
+    for kv in configs {
+        args.extend(["--config", kv]);
+    }
+    let (ok, out) = cli(&args);
+    assert!(ok, "{out}");
+}
+
 fn describe(bootstrap: &str, topic: &str) -> String {
     let (ok, out) = cli(&[
         "topics",
@@ -101,19 +129,7 @@ fn console_produce(bootstrap: &str, topic: &str, lines: &[String]) {
 #[test]
 fn a_replicated_topic_survives_kill_9_of_its_leader() {
     let mut c = Cluster::start(3, FAST_SESSIONS);
-    let (ok, out) = cli(&[
-        "topics",
-        "--bootstrap-server",
-        &c.broker(1).bootstrap(),
-        "--create",
-        "--replication-factor",
-        "3",
-        "--partitions",
-        "1",
-        "--topic",
-        "my-replicated-topic",
-    ]);
-    assert!(ok, "{out}");
+    create_topic(&c, "my-replicated-topic", 3, 1, &[]);
     let (leader, replicas, isr) = partition_of(&c, 2, "my-replicated-topic", 0);
     assert_eq!(sorted(replicas.clone()), vec![1, 2, 3]);
     assert_eq!(
@@ -191,19 +207,7 @@ fn a_replicated_topic_survives_kill_9_of_its_leader() {
 #[test]
 fn a_returning_leader_truncates_what_was_never_committed() {
     let mut c = Cluster::start(3, FAST_SESSIONS);
-    let (ok, out) = cli(&[
-        "topics",
-        "--bootstrap-server",
-        &c.broker(1).bootstrap(),
-        "--create",
-        "--replication-factor",
-        "3",
-        "--partitions",
-        "1",
-        "--topic",
-        "diverge",
-    ]);
-    assert!(ok, "{out}");
+    create_topic(&c, "diverge", 3, 1, &[]);
     let (leader, _, _) = partition_of(&c, 1, "diverge", 0);
     let followers: Vec<i32> = (1..=3).filter(|i| *i != leader).collect();
     let committed: Vec<String> = (0..20).map(|i| format!("committed {i}")).collect();
@@ -292,21 +296,7 @@ fn a_returning_leader_truncates_what_was_never_committed() {
 #[test]
 fn acks_all_needs_min_insync_replicas() {
     let mut c = Cluster::start(3, FAST_SESSIONS);
-    let (ok, out) = cli(&[
-        "topics",
-        "--bootstrap-server",
-        &c.broker(1).bootstrap(),
-        "--create",
-        "--replication-factor",
-        "2",
-        "--partitions",
-        "1",
-        "--topic",
-        "guarded",
-        "--config",
-        "min.insync.replicas=2",
-    ]);
-    assert!(ok, "{out}");
+    create_topic(&c, "guarded", 2, 1, &["min.insync.replicas=2"]);
     let (leader, replicas, isr) = partition_of(&c, 1, "guarded", 0);
     assert_eq!(sorted(isr), sorted(replicas.clone()));
     let follower = *replicas.iter().find(|r| **r != leader).unwrap();
@@ -379,21 +369,7 @@ fn no_acknowledged_record_is_lost_while_brokers_are_killed() {
 
     const PARTITIONS: i32 = 3;
     let mut c = Cluster::start(3, FAST_SESSIONS);
-    let (ok, out) = cli(&[
-        "topics",
-        "--bootstrap-server",
-        &c.broker(1).bootstrap(),
-        "--create",
-        "--replication-factor",
-        "3",
-        "--partitions",
-        &PARTITIONS.to_string(),
-        "--topic",
-        "ledger",
-        "--config",
-        "min.insync.replicas=2",
-    ]);
-    assert!(ok, "{out}");
+    create_topic(&c, "ledger", 3, PARTITIONS, &["min.insync.replicas=2"]);
 
     let stop = Arc::new(AtomicBool::new(false));
     let bootstrap = c.bootstrap_all();

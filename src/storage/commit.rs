@@ -84,12 +84,12 @@ async fn sync_log(log: &SharedLog) -> Result<(), StorageError> {
     let Some(w) = log.borrow_mut().writer.take() else {
         return Ok(());
     };
-    let hw = log.borrow().written_end;
+    let written = log.borrow().written_end;
     let r = w.log.sync().await;
     let mut l = log.borrow_mut();
     l.writer = Some(w);
     r?;
-    l.synced_offset = l.synced_offset.max(hw);
+    l.synced_offset = l.synced_offset.max(written);
     l.unsynced_messages = 0;
     Ok(())
 }
@@ -149,10 +149,10 @@ async fn flush_partition(log: SharedLog) {
             // goes back to what is on disk.
             tracing::error!(topic = %l.topic, partition = l.partition, error = %e,
                 "append failed; rolling back to offset {}", l.written_end);
-            let hw = l.written_end;
-            l.next_offset = hw;
-            l.tail.truncate_from(hw);
-            l.producers.truncate_from(hw);
+            let written = l.written_end;
+            l.next_offset = written;
+            l.tail.truncate_from(written);
+            l.producers.truncate_from(written);
             let mut all: Vec<Pending> = pending;
             all.extend(std::mem::take(&mut l.pending));
             drop(l);
