@@ -95,6 +95,15 @@ pub struct ReplicationSettings {
     /// acks=all waits for, is on its disk). Off, as Kafka: a follower's
     /// fetched records are in its page cache when the leader counts them.
     pub fetch_fsync: bool,
+    /// `unclean.leader.election.enable` (the default of the topic key):
+    /// with no in-sync replica alive, any live replica may lead, losing
+    /// what only the ISR held. Off, as Kafka: the partition stays offline.
+    pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: the controller moves leadership back
+    /// to each partition's preferred replica once it is in sync.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often it looks.
+    pub leader_imbalance_check_interval_seconds: u64,
 }
 
 impl Default for ReplicationSettings {
@@ -109,6 +118,9 @@ impl Default for ReplicationSettings {
             lag_time_max_ms: 30_000,
             num_fetchers: 1,
             fetch_fsync: false,
+            unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
         }
     }
 }
@@ -507,6 +519,19 @@ impl BrokerConfig {
                     cfg.replication.num_fetchers = at_least(k, v, 1)?.min(16) as usize
                 }
                 "sluice.replica.fetch.fsync" => cfg.replication.fetch_fsync = boolean(k, v)?,
+                "unclean.leader.election.enable" => {
+                    cfg.replication.unclean_leader_election_enable = boolean(k, v)?
+                }
+                "auto.leader.rebalance.enable" => {
+                    cfg.replication.auto_leader_rebalance_enable = boolean(k, v)?
+                }
+                "leader.imbalance.check.interval.seconds" => {
+                    cfg.replication.leader_imbalance_check_interval_seconds = positive(k, v)?
+                }
+                "leader.imbalance.per.broker.percentage" => tracing::warn!(
+                    key = k,
+                    "sluice, as Kafka's KRaft controller, moves every partition whose preferred leader is in sync; the percentage is not used"
+                ),
 
                 "controller.quorum.request.timeout.ms" => {
                     cfg.quorum.request_timeout_ms = positive(k, v)?
@@ -620,6 +645,7 @@ pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
     "message.max.bytes",
     "min.insync.replicas",
     "producer.id.expiration.ms",
+    "unclean.leader.election.enable",
 ];
 
 /// Why a dynamic broker config edit is refused.
@@ -672,6 +698,10 @@ impl BrokerConfig {
                 "producer.id.expiration.ms" => {
                     cfg.log.producer_id_expiration_ms = l.producer_id_expiration_ms
                 }
+                "unclean.leader.election.enable" => {
+                    cfg.replication.unclean_leader_election_enable =
+                        one.replication.unclean_leader_election_enable
+                }
                 other => unreachable!("{other} is in DYNAMIC_BROKER_KEYS but not applied"),
             }
         }
@@ -705,6 +735,10 @@ fn is_known_broker_key(k: &str) -> bool {
         "replica.lag.time.max.ms",
         "num.replica.fetchers",
         "sluice.replica.fetch.fsync",
+        "unclean.leader.election.enable",
+        "auto.leader.rebalance.enable",
+        "leader.imbalance.check.interval.seconds",
+        "leader.imbalance.per.broker.percentage",
         "inter.broker.listener.name",
         "listener.security.protocol.map",
         "log.dirs",
@@ -822,6 +856,7 @@ fn group_key(g: &mut crate::group::CoordinatorConfig, k: &str, v: &str) -> Resul
             g.offsets_retention_check_interval_ms = positive(k, v)?
         }
         "offset.metadata.max.bytes" => g.offset_metadata_max_bytes = num(k, v)?,
+        "offsets.commit.timeout.ms" => g.offsets_commit_timeout_ms = positive(k, v)?,
         "group.min.session.timeout.ms" => g.limits.min_session_timeout_ms = positive(k, v)?,
         "group.max.session.timeout.ms" => g.limits.max_session_timeout_ms = positive(k, v)?,
         "group.initial.rebalance.delay.ms" => g.limits.initial_rebalance_delay_ms = num(k, v)?,
@@ -1065,6 +1100,7 @@ mod tests {
             let v = match *k {
                 "compression.type" => "lz4",
                 "log.message.timestamp.type" => "LogAppendTime",
+                "unclean.leader.election.enable" => "true",
                 _ => "100",
             };
             base.with_dynamic(&kv(k, v))

@@ -28,6 +28,8 @@ enum Cmd {
     ConsumerGroups(sluice::cli::ConsumerGroupsArgs),
     /// Describe the metadata quorum (like kafka-metadata-quorum.sh).
     MetadataQuorum(sluice::cli::MetadataQuorumArgs),
+    /// Elect preferred or unclean partition leaders (like kafka-leader-election.sh).
+    LeaderElection(sluice::cli::LeaderElectionArgs),
     /// Benchmark any Kafka-compatible cluster: run workloads, compare, report.
     Bench(sluice::bench::BenchArgs),
 }
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Cmd::ConsoleConsumer(a) => sluice::cli::console_consumer(a),
         Cmd::ConsumerGroups(a) => sluice::cli::consumer_groups(a),
         Cmd::MetadataQuorum(a) => sluice::cli::metadata_quorum(a),
+        Cmd::LeaderElection(a) => sluice::cli::leader_election(a),
         Cmd::Bench(a) => sluice::bench::main(a),
     };
     match result {

@@ -287,6 +287,41 @@ fn a_second_broker_on_the_same_log_dir_refuses_to_start() {
     );
 }
 
+/// Two brokers started at the same moment on one port (each with its own
+/// data dir) both find the port free at start-up; SO_REUSEPORT would then let
+/// both listen and split clients between them. At most one keeps the port,
+/// and one that stops says why.
+#[test]
+fn two_brokers_started_at_once_on_one_port_do_not_share_it() {
+    let port = common::free_port();
+    let mut brokers = [
+        Broker::launch(common::DEFAULT_CORES, port, &[]),
+        Broker::launch(common::DEFAULT_CORES, port, &[]),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for b in brokers.iter_mut() {
+        while b.is_running() && !b.logs().contains("sluice broker listening on") {
+            assert!(Instant::now() < deadline, "neither listening nor stopped");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // One that listened and then saw the other stops right after.
+    thread::sleep(Duration::from_millis(500));
+    let running: Vec<bool> = brokers.iter_mut().map(|b| b.is_running()).collect();
+    assert!(
+        running.iter().filter(|r| **r).count() <= 1,
+        "both brokers serve port {port}"
+    );
+    for (b, _) in brokers.iter().zip(&running).filter(|(_, r)| !**r) {
+        let logs = b.logs();
+        assert!(
+            logs.contains("another process listens there too")
+                || logs.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+            "a broker stopped without saying why:\n{logs}"
+        );
+    }
+}
+
 /// The offset value of `topic`-0 in one of Kafka's checkpoint files.
 fn checkpointed(data: &std::path::Path, file: &str, topic: &str) -> Option<i64> {
     let text = std::fs::read_to_string(data.join(file)).ok()?;

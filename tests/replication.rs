@@ -500,3 +500,502 @@ fn no_acknowledged_record_is_lost_while_brokers_are_killed() {
         });
     }
 }
+
+/// `sluice topics --create --replica-assignment` (Kafka's format: the
+/// brokers of each partition, the first leading).
+fn create_assigned(c: &Cluster, topic: &str, assignment: &str) {
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        &c.broker(1).bootstrap(),
+        "--create",
+        "--topic",
+        topic,
+        "--replica-assignment",
+        assignment,
+    ]);
+    assert!(ok, "{out}");
+}
+
+/// `sluice leader-election` through `bootstrap`: (exit ok, output).
+fn leader_election(bootstrap: &str, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["leader-election", "--bootstrap-server", bootstrap];
+    all.extend(args);
+    cli(&all)
+}
+
+/// confluent-kafka's `AdminClient.elect_leaders` (tests/clients/confluent_elect.py):
+/// one "topic-partition STATUS" line per partition answered.
+fn confluent_elect(bootstrap: &str, kind: &str, partitions: &[&str]) -> String {
+    let clients = common::repo_root().join("tests/clients");
+    let python = clients.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run tests/run",
+        python.display()
+    );
+    let out = common::run_ok(
+        Command::new(python)
+            .arg(clients.join("confluent_elect.py"))
+            .arg(bootstrap)
+            .arg(kind)
+            .args(partitions)
+            .current_dir(&clients),
+        None,
+        Duration::from_secs(90),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every replica's copy of a partition's first segment is the same.
+fn replicas_agree(c: &Cluster, topic: &str, partition: i32, replicas: &[i32]) {
+    until(
+        &format!("every copy of {topic}-{partition} the same"),
+        || {
+            let first = segment_bytes(c.broker(replicas[0]), topic, partition);
+            replicas
+                .iter()
+                .all(|r| segment_bytes(c.broker(*r), topic, partition) == first)
+        },
+    );
+}
+
+/// Preferred leader election (ElectLeaders, API 43) moves leadership back
+/// to the first replica once it is in sync again, asked through
+/// `sluice leader-election` and through confluent-kafka; nothing written
+/// before or after is lost.
+#[test]
+fn preferred_leader_election_moves_leadership_back_to_the_first_replica() {
+    let mut extra = FAST_SESSIONS.to_vec();
+    extra.push("auto.leader.rebalance.enable=false");
+    let mut c = Cluster::start(3, &extra);
+    create_assigned(&c, "pref", "1:2:3,1:3:2");
+    produce(&c.broker(2).bootstrap(), "pref", 2, 100);
+
+    c.brokers[0].kill9();
+    until("both partitions led elsewhere", || {
+        (0..2).all(|p| ![1, -1].contains(&partition_of(&c, 2, "pref", p).0))
+    });
+    c.brokers[0].relaunch();
+    c.brokers[0].wait_until_ready();
+    until("broker 1 back in both ISRs", || {
+        (0..2).all(|p| sorted(partition_of(&c, 2, "pref", p).2) == vec![1, 2, 3])
+    });
+    for p in 0..2 {
+        assert_ne!(
+            partition_of(&c, 2, "pref", p).0,
+            1,
+            "leadership came back without being asked (auto rebalance is off)"
+        );
+    }
+
+    let b2 = c.broker(2).bootstrap();
+    let prefer_pref0 = || {
+        leader_election(
+            &b2,
+            &[
+                "--election-type",
+                "preferred",
+                "--topic",
+                "pref",
+                "--partition",
+                "0",
+            ],
+        )
+    };
+    let (ok, out) = prefer_pref0();
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        "Successfully completed leader election (PREFERRED) for partitions pref-0\n"
+    );
+    until("broker 1 leads pref-0", || {
+        partition_of(&c, 3, "pref", 0).0 == 1
+    });
+    let (ok, out) = prefer_pref0();
+    assert!(ok, "{out}");
+    assert_eq!(out, "Valid replica already elected for partitions pref-0\n");
+
+    // A client nobody here wrote: librdkafka's admin API.
+    assert_eq!(
+        confluent_elect(&b2, "preferred", &["pref:1"]),
+        "pref-1 OK\n"
+    );
+    until("broker 1 leads pref-1", || {
+        partition_of(&c, 3, "pref", 1).0 == 1
+    });
+    assert_eq!(
+        confluent_elect(&b2, "preferred", &["pref:0", "pref:7"]),
+        "pref-0 ELECTION_NOT_NEEDED\npref-7 UNKNOWN_TOPIC_OR_PART\n"
+    );
+    // Nothing left to move: --all-topic-partitions answers nothing, and
+    // an unclean election of led partitions is not needed either.
+    let (ok, out) = leader_election(
+        &c.broker(3).bootstrap(),
+        &["--election-type", "preferred", "--all-topic-partitions"],
+    );
+    assert!(ok && out.is_empty(), "{out}");
+    assert_eq!(
+        confluent_elect(&b2, "unclean", &["pref:0"]),
+        "pref-0 ELECTION_NOT_NEEDED\n"
+    );
+
+    // The moves lost nothing, and new records flow through the new leader.
+    produce(&c.broker(1).bootstrap(), "pref", 2, 50);
+    assert_eq!(consumed(&c.broker(3).bootstrap(), "pref", 2), 150);
+    for p in 0..2 {
+        replicas_agree(&c, "pref", p, &[1, 2, 3]);
+    }
+}
+
+/// `auto.leader.rebalance.enable` (on by default): once the preferred
+/// replica is back in sync, the controller gives leadership back to it at
+/// the next `leader.imbalance.check.interval.seconds`.
+#[test]
+fn auto_leader_rebalance_gives_leadership_back_to_the_preferred_replica() {
+    let mut extra = FAST_SESSIONS.to_vec();
+    extra.push("leader.imbalance.check.interval.seconds=1");
+    let mut c = Cluster::start(3, &extra);
+    create_assigned(&c, "rebalanced", "1:2:3");
+    produce(&c.broker(1).bootstrap(), "rebalanced", 1, 20);
+    c.brokers[0].kill9();
+    until("another leader", || {
+        ![1, -1].contains(&partition_of(&c, 2, "rebalanced", 0).0)
+    });
+    c.brokers[0].relaunch();
+    c.brokers[0].wait_until_ready();
+    until("broker 1 leads again, with every replica in sync", || {
+        let (leader, _, isr) = partition_of(&c, 2, "rebalanced", 0);
+        leader == 1 && sorted(isr) == vec![1, 2, 3]
+    });
+    assert!(
+        c.brokers.iter().any(|b| b
+            .logs()
+            .contains("leadership moved back to preferred replicas")),
+        "the controller did not say it rebalanced"
+    );
+    produce(&c.broker(3).bootstrap(), "rebalanced", 1, 5);
+    assert_eq!(consumed(&c.broker(2).bootstrap(), "rebalanced", 1), 25);
+}
+
+/// When every in-sync replica is gone, a partition stays offline, as
+/// Kafka's default `unclean.leader.election.enable=false` wants, until an
+/// operator asks for an unclean election (`sluice leader-election
+/// --election-type unclean`) or enables the topic config; then an
+/// out-of-sync replica leads, and the old leader, when it returns, cuts the
+/// acknowledged records the new one never had (and says how many) so the
+/// replicas agree again.
+#[test]
+fn unclean_leader_election_revives_a_partition_whose_in_sync_replicas_are_gone() {
+    let mut c = Cluster::start(3, FAST_SESSIONS);
+    // Both partitions led by 1 and followed by 2; 3 keeps the quorum.
+    create_assigned(&c, "stranded", "1:2,1:2");
+    produce(&c.broker(1).bootstrap(), "stranded", 2, 10);
+    replicas_agree(&c, "stranded", 0, &[1, 2]);
+    replicas_agree(&c, "stranded", 1, &[1, 2]);
+
+    c.brokers[1].kill9();
+    until("the ISRs shrunk to broker 1", || {
+        (0..2).all(|p| partition_of(&c, 3, "stranded", p).2 == vec![1])
+    });
+    // Acknowledged (acks=all, ISR of one, min.insync.replicas=1) by 1 alone.
+    produce(&c.broker(1).bootstrap(), "stranded", 2, 20);
+    // 1 stops answering before 2 returns, so 2 cannot catch up; 2 and 3
+    // keep the quorum, which fences 1.
+    c.broker(1).pause(true);
+    c.brokers[1].relaunch();
+    c.brokers[1].wait_until_ready();
+    until("both partitions offline", || {
+        (0..2).all(|p| partition_of(&c, 3, "stranded", p).0 == -1)
+    });
+    c.brokers[0].kill9();
+
+    // Unclean election is off: broker 2 is live but not in sync, so the
+    // partitions stay offline (over several controller ticks).
+    std::thread::sleep(Duration::from_secs(3));
+    for p in 0..2 {
+        assert_eq!(
+            partition_of(&c, 3, "stranded", p),
+            (-1, vec![1, 2], vec![1])
+        );
+    }
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        &c.broker(3).bootstrap(),
+        "--describe",
+        "--unavailable-partitions",
+    ]);
+    assert!(
+        ok && out.matches("Topic: stranded\tPartition:").count() == 2,
+        "{out}"
+    );
+
+    // By request, one partition.
+    let (ok, out) = leader_election(
+        &c.broker(2).bootstrap(),
+        &[
+            "--election-type",
+            "unclean",
+            "--topic",
+            "stranded",
+            "--partition",
+            "0",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        "Successfully completed leader election (UNCLEAN) for partitions stranded-0\n"
+    );
+    until("broker 2 leads stranded-0 alone", || {
+        partition_of(&c, 3, "stranded", 0) == (2, vec![1, 2], vec![2])
+    });
+    assert_eq!(partition_of(&c, 3, "stranded", 1).0, -1);
+
+    // By config: the controller elects the other one itself.
+    let (ok, out) = cli(&[
+        "topics",
+        "--bootstrap-server",
+        &c.broker(3).bootstrap(),
+        "--alter",
+        "--topic",
+        "stranded",
+        "--config",
+        "unclean.leader.election.enable=true",
+    ]);
+    assert!(ok, "{out}");
+    until("broker 2 leads stranded-1 alone", || {
+        partition_of(&c, 3, "stranded", 1) == (2, vec![1, 2], vec![2])
+    });
+    assert!(
+        c.brokers
+            .iter()
+            .any(|b| b.logs().contains("unclean leader election")),
+        "the controller did not warn about the unclean election"
+    );
+
+    // What only broker 1 held is gone; what 2 had, and new records, are there.
+    produce(&c.broker(2).bootstrap(), "stranded", 2, 6);
+    assert_eq!(consumed(&c.broker(3).bootstrap(), "stranded", 2), 16);
+
+    // Broker 1 returns: it truncates to the new leader's log and follows.
+    c.brokers[0].relaunch();
+    c.brokers[0].wait_until_ready();
+    until("broker 1 back in both ISRs", || {
+        (0..2).all(|p| sorted(partition_of(&c, 3, "stranded", p).2) == vec![1, 2])
+    });
+    for p in 0..2 {
+        replicas_agree(&c, "stranded", p, &[2, 1]);
+    }
+    let logs = c.broker(1).logs();
+    assert!(
+        logs.contains("acknowledged offsets are lost"),
+        "broker 1 did not say what it lost:\n{logs}"
+    );
+}
+
+/// A leader restarted with records its follower never confirmed does not
+/// hand them to consumers: its high watermark comes back from
+/// `replication-offset-checkpoint`, not from its log end, and moves on only
+/// when the follower has fetched them (Kafka's rule; otherwise a consumer
+/// could read records a later leader never had).
+#[test]
+fn a_restarted_leader_serves_only_what_its_followers_confirmed() {
+    let mut c = Cluster::start(
+        3,
+        &[
+            // Long sessions: nobody is fenced while a broker restarts.
+            "broker.session.timeout.ms=30000",
+            "broker.heartbeat.interval.ms=500",
+            "replica.high.watermark.checkpoint.interval.ms=100",
+        ],
+    );
+    create_assigned(&c, "hwm", "1:2");
+    produce(&c.broker(1).bootstrap(), "hwm", 1, 5);
+    c.broker(2).pause(true);
+    let p = rdk::producer(&c.broker(1).bootstrap(), &[("acks", "1")]);
+    for i in 0..5 {
+        rdk::wait_delivery(rdk::send(
+            &p,
+            "hwm",
+            0,
+            None,
+            format!("unconfirmed {i}").as_bytes(),
+        ));
+    }
+    drop(p);
+    assert_eq!(rdk::watermarks(&c.broker(1).bootstrap(), "hwm", 0).1, 5);
+    // Well past a checkpoint interval, then a crash and a restart.
+    std::thread::sleep(Duration::from_millis(500));
+    c.brokers[0].relaunch();
+    c.brokers[0].wait_until_ready();
+    until("broker 1 leads hwm-0 again", || {
+        partition_of(&c, 1, "hwm", 0).0 == 1
+    });
+    let high = |c: &Cluster| {
+        rdkafka::consumer::Consumer::fetch_watermarks(
+            &rdk::consumer(&c.broker(1).bootstrap()),
+            "hwm",
+            0,
+            rdk::TIMEOUT,
+        )
+        .map(|w| w.1)
+        .unwrap_or(-1)
+    };
+    until("broker 1 answers ListOffsets", || high(&c) >= 0);
+    assert_eq!(
+        high(&c),
+        5,
+        "the unconfirmed tail is served after a restart"
+    );
+    // The follower fetches them: now they are committed and served.
+    c.broker(2).pause(false);
+    until("the follower confirms the tail", || high(&c) == 10);
+    assert_eq!(consumed(&c.broker(3).bootstrap(), "hwm", 1), 10);
+}
+
+/// The node FindCoordinator names for `group`, asked of broker `asked`
+/// (None while there is none).
+fn coordinator_of(c: &Cluster, asked: i32, group: &str) -> Option<i32> {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let mut s = std::net::TcpStream::connect(c.broker(asked).addr()).ok()?;
+    let r = common::call(
+        &mut s,
+        3,
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
+    );
+    (r.error_code == 0).then_some(r.node_id.0)
+}
+
+/// A raw OffsetCommit (v2, no generation: a standalone commit) of
+/// `work-0` at `offset` to broker `to`; the partition's error code.
+fn raw_commit(c: &Cluster, to: i32, group: &str, offset: i64) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut s = std::net::TcpStream::connect(c.broker(to).addr()).unwrap();
+    let r = common::call(
+        &mut s,
+        2,
+        &OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_retention_time_ms(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("work")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)])]),
+    );
+    r.topics[0].partitions[0].error_code
+}
+
+/// Group state is replicated like any partition: `__consumer_offsets` has
+/// `offsets.topic.replication.factor` (3) replicas; a commit is answered only
+/// once every in-sync replica holds it (Kafka writes group state with
+/// acks=all); when the coordinator's broker is killed, the new leader of the
+/// group's partition is its coordinator and serves what was committed.
+#[test]
+fn committed_offsets_survive_the_death_of_the_group_coordinator() {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let mut extra = FAST_SESSIONS.to_vec();
+    extra.extend([
+        "offsets.topic.num.partitions=3",
+        "offsets.commit.timeout.ms=1000",
+    ]);
+    let mut c = Cluster::start(3, &extra);
+    create_topic(&c, "work", 3, 1, &[]);
+    produce(&c.broker(1).bootstrap(), "work", 1, 100);
+    let group_consumer = |bootstrap: &str| -> rdkafka::consumer::BaseConsumer {
+        rdk::config(
+            bootstrap,
+            &[("group.id", "survivors"), ("enable.auto.commit", "false")],
+        )
+        .create()
+        .unwrap()
+    };
+    let at = |offset: i64| {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("work", 0, Offset::Offset(offset))
+            .unwrap();
+        tpl
+    };
+    let committed = |bootstrap: &str| -> i64 {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("work", 0);
+        let got = group_consumer(bootstrap)
+            .committed_offsets(tpl, rdk::TIMEOUT)
+            .expect("OffsetFetch");
+        match got.find_partition("work", 0).unwrap().offset() {
+            Offset::Offset(o) => o,
+            other => panic!("no committed offset: {other:?}"),
+        }
+    };
+    // librdkafka finds the coordinator (creating __consumer_offsets) and commits.
+    group_consumer(&c.bootstrap_all())
+        .commit(&at(40), CommitMode::Sync)
+        .expect("commit 40");
+    let coordinator = coordinator_of(&c, 1, "survivors").expect("a coordinator");
+    let others: Vec<i32> = (1..=3).filter(|b| *b != coordinator).collect();
+
+    // With a follower of the group's partition stopped (still in its ISR),
+    // a commit is written but not acknowledged: it is not on every replica.
+    c.broker(others[1]).pause(true);
+    let code = raw_commit(&c, coordinator, "survivors", 50);
+    c.broker(others[1]).pause(false);
+    assert_eq!(
+        code, 15,
+        "COORDINATOR_NOT_AVAILABLE while an in-sync replica lacks the commit"
+    );
+    until("commit 60 acknowledged", || {
+        raw_commit(&c, coordinator, "survivors", 60) == 0
+    });
+
+    c.brokers[coordinator as usize - 1].kill9();
+    until("another broker coordinates the group", || {
+        coordinator_of(&c, others[0], "survivors").is_some_and(|n| n != coordinator)
+    });
+    let survivors = format!(
+        "{},{}",
+        c.broker(others[0]).bootstrap(),
+        c.broker(others[1]).bootstrap()
+    );
+    assert_eq!(
+        committed(&survivors),
+        60,
+        "the new coordinator lost the commit"
+    );
+    // The group goes on under the new coordinator; Kafka's tool, pointed at
+    // the restarted broker, finds it and shows the later commit.
+    group_consumer(&survivors)
+        .commit(&at(70), CommitMode::Sync)
+        .expect("commit 70");
+    let b = &mut c.brokers[coordinator as usize - 1];
+    b.relaunch();
+    b.wait_until_ready();
+    let out = common::run_ok(
+        Command::new(common::sluice_bin()).args([
+            "consumer-groups",
+            "--bootstrap-server",
+            &c.broker(coordinator).bootstrap(),
+            "--describe",
+            "--group",
+            "survivors",
+        ]),
+        None,
+        Duration::from_secs(60),
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().take(5).collect::<Vec<_>>()
+                == ["survivors", "work", "0", "70", "100"]),
+        "{table}"
+    );
+}

@@ -88,7 +88,16 @@ pub fn write_all(dir: &Path, offsets: &[PartitionOffsets]) -> std::io::Result<()
 
 /// The recovery points of the last run, by partition (empty if none).
 pub fn read_recovery_points(dir: &Path) -> HashMap<(String, i32), i64> {
-    std::fs::read_to_string(dir.join(format::RECOVERY_POINT_FILE))
+    read_offsets(dir, format::RECOVERY_POINT_FILE)
+}
+
+/// The high watermarks of the last run (`replication-offset-checkpoint`).
+pub fn read_high_watermarks(dir: &Path) -> HashMap<(String, i32), i64> {
+    read_offsets(dir, format::REPLICATION_OFFSET_FILE)
+}
+
+fn read_offsets(dir: &Path, file: &str) -> HashMap<(String, i32), i64> {
+    std::fs::read_to_string(dir.join(file))
         .ok()
         .and_then(|t| format::decode_offset_checkpoint(&t))
         .unwrap_or_default()

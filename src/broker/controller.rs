@@ -12,6 +12,7 @@ use super::state::{local, ShardState};
 use crate::cluster::catalog::valid_topic_name;
 use crate::cluster::catalog::{PartitionMeta, NO_LEADER};
 use crate::cluster::controller_rpc::ControllerReply;
+use crate::cluster::leadership::{self, Election, NotElected};
 use crate::cluster::records;
 use crate::cluster::{placement, topic_config, Catalog, TopicMeta};
 use crate::quorum::QuorumError;
@@ -58,6 +59,8 @@ pub enum Change {
     AddPartitions {
         topic: String,
         total: i32,
+        /// Manual placement of the new partitions, in order, or empty.
+        assignments: Vec<Vec<i32>>,
         validate_only: bool,
     },
     /// Replace or edit dynamic broker configs of a scope (CLUSTER_DEFAULT
@@ -94,6 +97,12 @@ pub enum Change {
         leader_epoch: i32,
         partition_epoch: i32,
         isr: Vec<i32>,
+    },
+    /// Elect leaders (ElectLeaders): one result per partition, named after
+    /// its topic, in order.
+    Elect {
+        election: Election,
+        partitions: Vec<(String, i32)>,
     },
 }
 
@@ -233,11 +242,19 @@ impl Change {
             Change::AddPartitions {
                 topic,
                 total,
+                assignments,
                 validate_only,
             } => {
                 b.put_u8(3);
                 put_str(&mut b, topic);
                 b.put_i32(*total);
+                b.put_u32(assignments.len() as u32);
+                for brokers in assignments {
+                    b.put_u32(brokers.len() as u32);
+                    for id in brokers {
+                        b.put_i32(*id);
+                    }
+                }
                 put_bool(&mut b, *validate_only);
             }
             Change::BrokerConfigs {
@@ -283,6 +300,21 @@ impl Change {
                 b.put_u32(isr.len() as u32);
                 for r in isr {
                     b.put_i32(*r);
+                }
+            }
+            Change::Elect {
+                election,
+                partitions,
+            } => {
+                b.put_u8(8);
+                b.put_u8(match election {
+                    Election::Preferred => 0,
+                    Election::Unclean => 1,
+                });
+                b.put_u32(partitions.len() as u32);
+                for (t, p) in partitions {
+                    put_str(&mut b, t);
+                    b.put_i32(*p);
                 }
             }
         }
@@ -340,11 +372,22 @@ impl Change {
                     names: (0..n).map(|_| r.str()).collect::<Option<_>>()?,
                 }
             }
-            3 => Change::AddPartitions {
-                topic: r.str()?,
-                total: r.i32()?,
-                validate_only: r.bool()?,
-            },
+            3 => {
+                let topic = r.str()?;
+                let total = r.i32()?;
+                let n = r.len()?;
+                let mut assignments = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let nb = r.len()?;
+                    assignments.push((0..nb).map(|_| r.i32()).collect::<Option<Vec<_>>>()?);
+                }
+                Change::AddPartitions {
+                    topic,
+                    total,
+                    assignments,
+                    validate_only: r.bool()?,
+                }
+            }
             4 => {
                 let (scope, edits, replace, validate_only) = edits(r)?;
                 Change::BrokerConfigs {
@@ -384,6 +427,20 @@ impl Change {
                     edits,
                     replace,
                     validate_only,
+                }
+            }
+            8 => {
+                let election = match r.u8()? {
+                    0 => Election::Preferred,
+                    1 => Election::Unclean,
+                    _ => return None,
+                };
+                let n = r.len()?;
+                Change::Elect {
+                    election,
+                    partitions: (0..n)
+                        .map(|_| Some((r.str()?, r.i32()?)))
+                        .collect::<Option<_>>()?,
                 }
             }
             _ => return None,
@@ -458,7 +515,10 @@ async fn apply_on_controller(change: Change) -> Results {
                 })
                 .collect()
         }
-        Err(e) => fail_with(local_results, e),
+        Err(e) => {
+            tracing::warn!(error = %e, "admin change not forwarded to the quorum leader");
+            fail_with(local_results, e)
+        }
     }
 }
 
@@ -606,14 +666,23 @@ fn edit(
                 (n, r)
             })
             .collect(),
-        Change::AddPartitions { topic, total, .. } => {
+        Change::AddPartitions {
+            topic,
+            total,
+            assignments,
+            ..
+        } => {
             let live = target.live_brokers();
+            let registered: Vec<i32> = target.brokers.keys().copied().collect();
             let r = match target.topics.get_mut(&topic) {
                 None => Err((ResponseError::UnknownTopicOrPartition, format!("Topic '{topic}' does not exist"))),
                 Some(t) if total <= t.partitions => Err((
                     ResponseError::InvalidPartitions,
                     format!("Topic currently has {} partitions, which is higher than the requested {total}.", t.partitions),
                 )),
+                Some(t) if !assignments.is_empty() => {
+                    add_partitions_on(t, total, assignments, &live, &registered)
+                }
                 Some(t) => add_partitions(t, total, &live),
             };
             vec![(topic, r)]
@@ -672,6 +741,50 @@ fn edit(
             );
             vec![(topic, r)]
         }
+        Change::Elect {
+            election,
+            partitions,
+        } => partitions
+            .into_iter()
+            .map(|(topic, partition)| {
+                let r = elect(target, &topic, partition, election);
+                (topic, r)
+            })
+            .collect(),
+    }
+}
+
+/// One partition's election, with Kafka's error for each way it elects no one.
+fn elect(
+    c: &mut Catalog,
+    topic: &str,
+    partition: i32,
+    election: Election,
+) -> Result<TopicMeta, ApiError> {
+    match leadership::elect(c, topic, partition, election) {
+        Ok(e) => {
+            if e.unclean {
+                tracing::warn!(topic, partition, leader = e.leader,
+                    "unclean leader election requested: an out-of-sync replica leads; records only the old in-sync replicas held are lost");
+            }
+            Ok(c.topics[topic].clone())
+        }
+        Err(NotElected::NotNeeded) => Err((
+            ResponseError::ElectionNotNeeded,
+            "Leader election not needed for topic partition.".into(),
+        )),
+        Err(NotElected::PreferredNotAvailable) => Err((
+            ResponseError::PreferredLeaderNotAvailable,
+            format!("Failed to elect leader for partition {topic}-{partition} under strategy PreferredReplicaPartitionLeaderElectionStrategy"),
+        )),
+        Err(NotElected::EligibleNotAvailable) => Err((
+            ResponseError::EligibleLeadersNotAvailable,
+            format!("Failed to elect leader for partition {topic}-{partition} under strategy OfflinePartitionLeaderElectionStrategy(true)"),
+        )),
+        Err(NotElected::Unknown) => Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("The partition {topic}-{partition} does not exist."),
+        )),
     }
 }
 
@@ -1025,6 +1138,48 @@ fn add_partitions(t: &mut TopicMeta, total: i32, live: &[i32]) -> Result<TopicMe
     Ok(t.clone())
 }
 
+/// CreatePartitions with assignments: Kafka's checks, then each new
+/// partition on its brokers.
+fn add_partitions_on(
+    t: &mut TopicMeta,
+    total: i32,
+    assignments: Vec<Vec<i32>>,
+    live: &[i32],
+    registered: &[i32],
+) -> Result<TopicMeta, ApiError> {
+    let bad = |m: String| Err((ResponseError::InvalidReplicaAssignment, m));
+    let added = (total - t.partitions) as usize;
+    if assignments.len() != added {
+        return bad(format!("Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.", assignments.len()));
+    }
+    let rf = t.parts.first().map_or(0, |p| p.replicas.len());
+    for brokers in &assignments {
+        if brokers.is_empty() {
+            return bad("The manual partition assignment includes an empty replica list.".into());
+        }
+        if rf > 0 && brokers.len() != rf {
+            return bad(format!("The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {rf} replica(s).", brokers.len()));
+        }
+        for (i, b) in brokers.iter().enumerate() {
+            if brokers[..i].contains(b) {
+                return bad(format!(
+                    "The manual partition assignment includes the broker {b} more than once."
+                ));
+            }
+            if !registered.contains(b) {
+                return bad(format!("The manual partition assignment includes broker {b}, but no such broker is registered."));
+            }
+        }
+    }
+    t.parts.extend(
+        assignments
+            .into_iter()
+            .map(|brokers| new_partition_on(brokers, live)),
+    );
+    t.partitions = total;
+    Ok(t.clone())
+}
+
 /// A partition on manually chosen replicas, led by the first that is live;
 /// its live replicas are in sync (the log is empty).
 fn new_partition_on(replicas: Vec<i32>, live: &[i32]) -> PartitionMeta {
@@ -1123,7 +1278,16 @@ mod wire_tests {
             Change::AddPartitions {
                 topic: "t".into(),
                 total: 9,
+                assignments: vec![vec![1, 2], vec![3, 1]],
                 validate_only: false,
+            },
+            Change::Elect {
+                election: Election::Unclean,
+                partitions: vec![("t".into(), 0), ("u".into(), 7)],
+            },
+            Change::Elect {
+                election: Election::Preferred,
+                partitions: vec![],
             },
             Change::BrokerConfigs {
                 scope: "".into(),

@@ -468,13 +468,31 @@ async fn reconcile(
                     r.end_offset.min(mine).min(l.next_offset)
                 }
             };
-            let end = log.borrow().next_offset;
+            let (end, committed) = {
+                let l = log.borrow();
+                (l.next_offset, l.high_watermark)
+            };
+            if target < committed {
+                // Only an unclean election makes a leader that lacks what
+                // this replica knew was committed.
+                tracing::warn!(
+                    topic,
+                    partition = r.partition,
+                    from = end,
+                    to = target,
+                    lost_committed_offsets = committed - target,
+                    leader_epoch = r.leader_epoch,
+                    "the new leader lacks committed records (unclean leader election): truncating, {} acknowledged offsets are lost",
+                    committed - target
+                );
+            }
             if target < end {
                 tracing::info!(
                     topic,
                     partition = r.partition,
                     from = end,
                     to = target,
+                    offsets = end - target,
                     leader_epoch = r.leader_epoch,
                     "this replica has records its leader lacks; truncating"
                 );

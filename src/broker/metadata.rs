@@ -27,6 +27,9 @@ use crate::quorum::{self, Committed, CommittedLog, Node, QuorumConfig, QuorumErr
 use crate::shard::{self, notify::Notify};
 use crate::storage::format;
 
+/// Pause before a forwarded change is sent again to a new quorum leader.
+const FORWARD_RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
 /// Proposal outcomes kept for callers that have not collected them yet.
 const MAX_REMEMBERED_OUTCOMES: usize = 1024;
 
@@ -265,10 +268,25 @@ impl MetadataPlane {
         &self,
         payload: Vec<u8>,
     ) -> Result<(u64, Vec<Option<(i16, String)>>), CommitError> {
-        match self
-            .ask_leader(ControllerRequest::Change { payload })
-            .await?
-        {
+        // While no leader is known, or the one asked says it no longer
+        // leads or is busy, nothing was done: ask again (as Kafka's
+        // forwarding does) until the commit timeout, rather than fail a
+        // request over an election.
+        let deadline = Instant::now() + self.commit_timeout;
+        let reply = loop {
+            let req = ControllerRequest::Change {
+                payload: payload.clone(),
+            };
+            match self.ask_leader(req).await {
+                Err(CommitError::Quorum(QuorumError::NotLeader { .. } | QuorumError::Busy))
+                    if Instant::now() < deadline =>
+                {
+                    shard::sleep(FORWARD_RETRY_BACKOFF).await;
+                }
+                other => break other?,
+            }
+        };
+        match reply {
             ControllerReply::Applied { index, errors } => {
                 self.wait_applied(index).await?;
                 Ok((index, errors))
@@ -512,6 +530,13 @@ impl MetadataPlane {
     /// While this node leads: fence brokers whose session ran out.
     async fn session_loop(self: Rc<Self>) {
         let mut leading = false;
+        let mut next_rebalance = Instant::now()
+            + Duration::from_secs(
+                local()
+                    .cfg
+                    .replication
+                    .leader_imbalance_check_interval_seconds,
+            );
         loop {
             shard::sleep(self.heartbeat_interval / 2).await;
             if !self.node.is_leader() {
@@ -551,6 +576,84 @@ impl MetadataPlane {
                     tracing::error!(broker = id, error = %e, "cannot fence broker");
                 }
             }
+            self.unclean_elections().await;
+            let rebalance = &local().cfg.replication;
+            if rebalance.auto_leader_rebalance_enable && now >= next_rebalance {
+                next_rebalance =
+                    now + Duration::from_secs(rebalance.leader_imbalance_check_interval_seconds);
+                self.preferred_elections().await;
+            }
+        }
+    }
+
+    /// Offline partitions of topics with `unclean.leader.election.enable`
+    /// get any live replica as leader (looked at every session tick, so a
+    /// config change or a returning out-of-sync replica is acted on soon).
+    async fn unclean_elections(&self) {
+        let default = local()
+            .effective_cfg()
+            .replication
+            .unclean_leader_election_enable;
+        let enabled = |t: &crate::cluster::TopicMeta| {
+            t.configs
+                .get("unclean.leader.election.enable")
+                .map_or(default, |v| v.eq_ignore_ascii_case("true"))
+        };
+        let wanted = leadership::unclean_candidates(&local().catalog(), enabled);
+        if wanted.is_empty() {
+            return;
+        }
+        let elected = RefCell::new(Vec::new());
+        let result = self
+            .change_image(|img| {
+                for (topic, partition) in &wanted {
+                    if let Ok(e) =
+                        leadership::elect(img, topic, *partition, leadership::Election::Unclean)
+                    {
+                        elected.borrow_mut().push((topic.clone(), *partition, e));
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(_) => {
+                for (topic, partition, e) in elected.into_inner() {
+                    if e.unclean {
+                        tracing::warn!(%topic, partition, leader = e.leader,
+                            "unclean leader election: no in-sync replica was alive, so an out-of-sync one leads; records only the old in-sync replicas held are lost (the old replicas log how many when they truncate)");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "unclean leader election not committed"),
+        }
+    }
+
+    /// `auto.leader.rebalance.enable`: every partition whose preferred
+    /// replica is live and in sync but does not lead gets it back.
+    async fn preferred_elections(&self) {
+        let wanted = leadership::imbalanced(&local().catalog());
+        if wanted.is_empty() {
+            return;
+        }
+        let moved = Cell::new(0usize);
+        let result = self
+            .change_image(|img| {
+                for (topic, partition) in &wanted {
+                    if leadership::elect(img, topic, *partition, leadership::Election::Preferred)
+                        .is_ok()
+                    {
+                        moved.set(moved.get() + 1);
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(_) if moved.get() == 0 => {}
+            Ok(_) => tracing::info!(
+                partitions = moved.get(),
+                "leadership moved back to preferred replicas (auto.leader.rebalance.enable)"
+            ),
+            Err(e) => tracing::error!(error = %e, "preferred leader election not committed"),
         }
     }
 

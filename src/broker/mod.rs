@@ -138,18 +138,13 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     };
     let cfg = Arc::new(cfg);
     let failed = Arc::new(AtomicBool::new(false));
-    // Two rendezvous: every shard's state exists before the first metadata
-    // version is handed out; every shard is ready before any listens.
-    let barriers = Arc::new([
-        StartBarrier {
-            shards: nr_shards,
-            started: AtomicUsize::new(0),
-        },
-        StartBarrier {
-            shards: nr_shards,
-            started: AtomicUsize::new(0),
-        },
-    ]);
+    // Three rendezvous: every shard's state exists before the first
+    // metadata version is handed out; every shard is ready before any
+    // listens; every shard listens before the port is checked as ours.
+    let barriers = Arc::new([(); 3].map(|_| StartBarrier {
+        shards: nr_shards,
+        started: AtomicUsize::new(0),
+    }));
     // Every shard's final offsets, for the checkpoint files written last.
     let closed: Arc<std::sync::Mutex<Vec<checkpoint::PartitionOffsets>>> = Default::default();
     let (cfg2, stop2, failed2, closed2) =
@@ -263,9 +258,9 @@ async fn shard_main(
     cfg: Arc<BrokerConfig>,
     start: ShardStart,
     stop: Arc<AtomicBool>,
-    barriers: Arc<[StartBarrier; 2]>,
+    barriers: Arc<[StartBarrier; 3]>,
 ) -> anyhow::Result<Vec<checkpoint::PartitionOffsets>> {
-    let [states_ready, started] = &*barriers;
+    let [states_ready, started, bound] = &*barriers;
     // Any non-empty file of the log dir's device; the metadata log's state
     // exists from the first start on (meta.properties may not yet).
     let probe = cfg
@@ -318,7 +313,21 @@ async fn shard_main(
         return Ok(state.shutdown().await);
     }
     let listener = crate::net::listen(&state)?;
+    if !bound.arrive_and_wait(&stop).await {
+        return Ok(state.shutdown().await);
+    }
     if id == 0 {
+        // The probe at start-up passed, but a broker that started at the
+        // same time on the same port passed it too: SO_REUSEPORT then lets
+        // both listen, and clients land on either. Whoever sees the other
+        // refuses to serve.
+        let listening = crate::shard::net::count_listeners(cfg.listener)?;
+        anyhow::ensure!(
+            listening <= shard::count(),
+            "cannot listen on {}: another process listens there too ({listening} listening sockets for {} shards); stop the other one or use another port",
+            cfg.listener,
+            shard::count()
+        );
         let leader = metadata::plane().and_then(|p| p.node().leader());
         tracing::info!(
             shards = shard::count(),

@@ -39,6 +39,8 @@ pub struct ShardState {
     /// Recovery points of the last run (`recovery-point-offset-checkpoint`),
     /// used when an unclean stop leaves partition tails to check.
     recovery_points: std::collections::HashMap<(String, i32), i64>,
+    /// From `replication-offset-checkpoint`, read at start.
+    high_watermarks: std::collections::HashMap<(String, i32), i64>,
     /// Hands out producer ids (used on the controller shard only).
     pub producer_ids: RefCell<crate::cluster::producer_ids::ProducerIdBlock>,
     /// Fired when the replicas this shard holds (or their roles) change:
@@ -79,6 +81,7 @@ impl ShardState {
             } else {
                 super::checkpoint::read_recovery_points(&cfg.log_dir)
             },
+            high_watermarks: super::checkpoint::read_high_watermarks(&cfg.log_dir),
             producer_ids: RefCell::new(Default::default()),
             replicas_changed: crate::shard::notify::Notify::new(),
             cfg,
@@ -280,6 +283,7 @@ impl ShardState {
                 config,
                 clean: self.clean_start,
                 recovery_point: self.recovery_points.get(&(topic.clone(), p)).copied(),
+                high_watermark: self.high_watermarks.get(&(topic.clone(), p)).copied(),
                 tail_budget: self.tail_budget.clone(),
                 me: self.cfg.broker_id,
             })
@@ -345,7 +349,9 @@ impl ShardState {
 fn adopt_role(log: &SharedLog, meta: &crate::cluster::TopicMeta, partition: i32, me: i32) {
     use crate::storage::replica::Role;
     let Some(m) = meta.parts.get(partition as usize) else {
-        return; // a legacy image without placement: this broker leads alone
+        // A legacy image without placement: this broker leads alone.
+        log.borrow_mut().update_high_watermark();
+        return;
     };
     let mut l = log.borrow_mut();
     let role = if m.leader == me {

@@ -14,6 +14,7 @@ mod group_cli_tests;
 mod group_consumer;
 mod group_reset;
 mod group_tables;
+mod leader_election;
 mod metadata_quorum;
 mod murmur;
 mod producer;
@@ -26,6 +27,7 @@ pub use common::ConnArgs;
 pub use consumer::ConsumerArgs;
 pub use consumer_groups::ConsumerGroupsArgs;
 pub use group_tables::OFFSETS_COLUMNS;
+pub use leader_election::LeaderElectionArgs;
 pub use metadata_quorum::MetadataQuorumArgs;
 pub use murmur::{murmur2, partition_for_key};
 pub use producer::ProducerArgs;
@@ -49,6 +51,11 @@ pub fn console_consumer(args: ConsumerArgs) -> anyhow::Result<()> {
 /// `sluice metadata-quorum describe --status | --replication`.
 pub fn metadata_quorum(args: MetadataQuorumArgs) -> anyhow::Result<()> {
     metadata_quorum::run(args)
+}
+
+/// `sluice leader-election`: preferred or unclean leader elections.
+pub fn leader_election(args: LeaderElectionArgs) -> anyhow::Result<()> {
+    leader_election::run(args)
 }
 
 /// `sluice consumer-groups`: list, describe, delete groups, reset offsets.

@@ -45,6 +45,11 @@ pub struct TopicsArgs {
     /// Replication factor for --create.
     #[arg(long = "replication-factor", value_name = "N")]
     pub replication_factor: Option<i16>,
+    /// Manual placement for --create: the brokers of each partition,
+    /// partitions separated by commas, replicas by colons (the first
+    /// leads), e.g. `1:2,2:3`. Instead of --partitions/--replication-factor.
+    #[arg(long = "replica-assignment", value_name = "B1:B2,...")]
+    pub replica_assignment: Option<String>,
     /// Topic configuration override (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<String>,
@@ -119,6 +124,15 @@ fn validate(args: &TopicsArgs) -> Result<()> {
     if args.replication_factor.is_some() && action != "create" {
         misuse("replication-factor")?;
     }
+    if let Some(a) = &args.replica_assignment {
+        if action != "create" {
+            misuse("replica-assignment")?;
+        }
+        if args.partitions.is_some() || args.replication_factor.is_some() {
+            bail!("Option \"[replica-assignment]\" can't be used with option \"[partitions],[replication-factor]\"");
+        }
+        parse_assignment(a)?;
+    }
     if !args.config.is_empty() && !matches!(action, "create" | "alter") {
         misuse("config")?;
     }
@@ -153,7 +167,11 @@ fn create(client: &mut Client, args: &TopicsArgs, out: &mut impl Write) -> Resul
     let configs = parse_pairs(&args.config, "--config")?;
     let partitions = args.partitions.unwrap_or(-1);
     let replication = args.replication_factor.unwrap_or(-1);
-    match client.create_topics(topic, partitions, replication, configs) {
+    let assignments = match &args.replica_assignment {
+        Some(a) => parse_assignment(a)?,
+        None => Vec::new(),
+    };
+    match client.create_topic_placed(topic, partitions, replication, &assignments, configs) {
         Ok(()) => {
             writeln!(out, "Created topic {topic}.")?;
             Ok(())
@@ -167,6 +185,37 @@ fn create(client: &mut Client, args: &TopicsArgs, out: &mut impl Write) -> Resul
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Kafka's `--replica-assignment` value: `1:2,2:3` = partition 0 on
+/// brokers 1 and 2, partition 1 on 2 and 3. Every partition has as many
+/// replicas as the first; a broker appears once per partition.
+fn parse_assignment(v: &str) -> Result<Vec<Vec<i32>>> {
+    let mut out: Vec<Vec<i32>> = Vec::new();
+    for (i, part) in v.split(',').enumerate() {
+        let brokers = part
+            .split(':')
+            .map(|b| b.trim().parse::<i32>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "--replica-assignment: '{part}' is not a list of broker ids separated by ':'"
+                )
+            })?;
+        let mut unique = brokers.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.len() != brokers.len() {
+            bail!("Partition replica lists may not contain duplicate entries: {part}");
+        }
+        if let Some(first) = out.first() {
+            if first.len() != brokers.len() {
+                bail!("Partition {i} has different replication factor: {part}");
+            }
+        }
+        out.push(brokers);
+    }
+    Ok(out)
 }
 
 fn list(client: &mut Client, args: &TopicsArgs, out: &mut impl Write) -> Result<()> {
@@ -265,6 +314,30 @@ mod tests {
         let mut full = vec!["topics"];
         full.extend_from_slice(argv);
         Cli::try_parse_from(full).map(|c| c.args)
+    }
+
+    #[test]
+    fn replica_assignment_is_read_as_kafkas_tool_reads_it() {
+        assert_eq!(
+            parse_assignment("1:2:3, 2:3:1").unwrap(),
+            vec![vec![1, 2, 3], vec![2, 3, 1]]
+        );
+        assert_eq!(parse_assignment("4").unwrap(), vec![vec![4]]);
+        assert!(parse_assignment("1:1")
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate"));
+        assert!(parse_assignment("1:2,3")
+            .unwrap_err()
+            .to_string()
+            .contains("different replication factor"));
+        assert!(parse_assignment("1:x").is_err());
+        let mut args = vec!["--bootstrap-server", "h:1", "--create", "--topic", "t"];
+        args.extend(["--replica-assignment", "1:2", "--partitions", "2"]);
+        assert!(
+            validate(&parse(&args).unwrap()).is_err(),
+            "not with --partitions"
+        );
     }
 
     #[test]

@@ -30,6 +30,15 @@ fn topic_name(v: &str) -> TopicName {
     TopicName(s(v))
 }
 
+/// One partition's answer to ElectLeaders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElectionResult {
+    pub topic: String,
+    pub partition: i32,
+    pub error_code: i16,
+    pub message: Option<String>,
+}
+
 impl Client {
     /// Creates one topic. `partitions` / `replication_factor` of -1 mean
     /// "broker default" (CreateTopics v4+; older brokers get 1).
@@ -40,6 +49,20 @@ impl Client {
         replication_factor: i16,
         configs: Vec<(String, String)>,
     ) -> Result<()> {
+        self.create_topic_placed(name, partitions, replication_factor, &[], configs)
+    }
+
+    /// Creates one topic; a non-empty `assignments` places partition i on
+    /// the brokers `assignments[i]` (the first leads), and then
+    /// `partitions` / `replication_factor` must be -1, as in Kafka.
+    pub fn create_topic_placed(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        assignments: &[Vec<i32>],
+        configs: Vec<(String, String)>,
+    ) -> Result<()> {
         let timeout_ms = self.timeout_ms_i32();
         self.admin(|c, target| {
             let (_, resp) = c.call(target, ApiKey::CreateTopics, i16::MAX, 0, |v| {
@@ -48,6 +71,7 @@ impl Client {
                     name,
                     partitions,
                     replication_factor,
+                    assignments,
                     &configs,
                     timeout_ms,
                 )
@@ -184,6 +208,52 @@ impl Client {
 
     /// Runs `op` against any broker, retrying on the controller if the broker
     /// says it is not the controller (ZooKeeper-mode Kafka).
+    /// ElectLeaders (API 43): `unclean` false = preferred; `partitions`
+    /// None = every partition. One result per partition answered:
+    /// (topic, partition, error code, message).
+    pub fn elect_leaders(
+        &mut self,
+        unclean: bool,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<ElectionResult>> {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        use kafka_protocol::messages::ElectLeadersRequest;
+        let timeout_ms = self.timeout_ms_i32();
+        let (_, resp) = self.call(Target::Any, ApiKey::ElectLeaders, i16::MAX, 0, |_| {
+            let topics = partitions.as_ref().map(|ps| {
+                let mut by_topic: Vec<TopicPartitions> = Vec::new();
+                for (t, p) in ps {
+                    match by_topic.iter_mut().find(|x| x.topic.0.as_str() == t) {
+                        Some(x) => x.partitions.push(*p),
+                        None => by_topic.push(
+                            TopicPartitions::default()
+                                .with_topic(topic_name(t))
+                                .with_partitions(vec![*p]),
+                        ),
+                    }
+                }
+                by_topic
+            });
+            ElectLeadersRequest::default()
+                .with_election_type(i8::from(unclean))
+                .with_topic_partitions(topics)
+                .with_timeout_ms(timeout_ms)
+        })?;
+        check_code(resp.error_code, None, || "cannot elect leaders".into())?;
+        Ok(resp
+            .replica_election_results
+            .iter()
+            .flat_map(|t| {
+                t.partition_result.iter().map(|p| ElectionResult {
+                    topic: t.topic.0.to_string(),
+                    partition: p.partition_id,
+                    error_code: p.error_code,
+                    message: p.error_message.as_ref().map(|m| m.to_string()),
+                })
+            })
+            .collect())
+    }
+
     fn admin<T>(&mut self, mut op: impl FnMut(&mut Client, Target) -> Result<T>) -> Result<T> {
         match op(self, Target::Any) {
             Err(e) if e.kafka_code() == Some(ResponseError::NotController) => {
@@ -205,9 +275,12 @@ pub(super) fn build_create_topics(
     name: &str,
     partitions: i32,
     replication_factor: i16,
+    assignments: &[Vec<i32>],
     configs: &[(String, String)],
     timeout_ms: i32,
 ) -> CreateTopicsRequest {
+    use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    use kafka_protocol::messages::BrokerId;
     // "Use the broker default" (-1) only exists from v4 on.
     let (partitions, replication_factor) = if version < 4 {
         (partitions.max(1), replication_factor.max(1))
@@ -218,6 +291,17 @@ pub(super) fn build_create_topics(
         .with_name(topic_name(name))
         .with_num_partitions(partitions)
         .with_replication_factor(replication_factor)
+        .with_assignments(
+            assignments
+                .iter()
+                .enumerate()
+                .map(|(i, brokers)| {
+                    CreatableReplicaAssignment::default()
+                        .with_partition_index(i as i32)
+                        .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+                })
+                .collect(),
+        )
         .with_configs(
             configs
                 .iter()

@@ -47,7 +47,7 @@ fn every_request_encodes_at_every_version() {
     let configs = vec![("retention.ms".to_string(), "1".to_string())];
     for v in versions(ApiKey::CreateTopics) {
         encodes(
-            &build_create_topics(v, "t", -1, -1, &configs, 1000),
+            &build_create_topics(v, "t", -1, -1, &[], &configs, 1000),
             v,
             "CreateTopics",
         );

@@ -24,6 +24,9 @@ pub fn default_value(key: &str, b: &BrokerConfig) -> String {
         .into(),
         "index.interval.bytes" => l.index_interval_bytes.to_string(),
         "min.insync.replicas" => b.min_insync_replicas.to_string(),
+        "unclean.leader.election.enable" => {
+            b.replication.unclean_leader_election_enable.to_string()
+        }
         "compression.type" => l.compression.name().into(),
         "message.timestamp.before.max.ms" => l.timestamp_before_max_ms.to_string(),
         "message.timestamp.after.max.ms" => l.timestamp_after_max_ms.to_string(),

@@ -32,6 +32,10 @@ pub struct CoordinatorConfig {
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: usize,
+    /// `offsets.commit.timeout.ms`: how long a write to `__consumer_offsets`
+    /// waits for the partition's in-sync replicas (Kafka writes it with
+    /// acks=all, so a commit survives the coordinator's broker).
+    pub offsets_commit_timeout_ms: u64,
     /// KIP-848 groups: heartbeat interval handed to members, session timeout.
     pub consumer_heartbeat_interval_ms: i32,
     pub consumer_session_timeout_ms: i32,
@@ -53,6 +57,7 @@ impl Default for CoordinatorConfig {
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            offsets_commit_timeout_ms: 5_000,
             consumer_heartbeat_interval_ms: 5_000,
             consumer_session_timeout_ms: 45_000,
             consumer_max_size: 1_000,

@@ -4,8 +4,11 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 
+use std::time::Duration;
+
 use super::format::{self, RecordKey};
 use crate::broker::state::local;
+use crate::storage::log::{await_committed, NotCommitted, SharedLog};
 use crate::storage::{now_ms, read, StorageError};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -17,27 +20,40 @@ const REPLAY_READ_BYTES: usize = 4 << 20;
 pub type Entry = (RecordKey, Option<Bytes>);
 
 /// Append `entries` as one batch to partition `partition` of
-/// `__consumer_offsets` and wait until it is on stable storage. The append
-/// itself happens before the first await, so callers' writes reach the log in
-/// the order they were called.
+/// `__consumer_offsets` and wait until it is on stable storage and every
+/// in-sync replica holds it (Kafka writes group state with acks=all, so a
+/// commit survives the coordinator's broker), at most
+/// `offsets.commit.timeout.ms`. The append itself happens before the first
+/// await, so callers' writes reach the log in the order they were called.
 pub fn write(
     partition: i32,
     entries: Vec<Entry>,
 ) -> impl std::future::Future<Output = Result<(), ResponseError>> {
     let appended = append(partition, entries);
     async move {
-        let done = appended?;
+        let (log, end, done) = appended?;
         match done.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(write_error(&e)),
-            Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(write_error(&e)),
+            Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
         }
+        let timeout = Duration::from_millis(local().cfg.groups.offsets_commit_timeout_ms);
+        // Kafka's mapping (GroupMetadataManager): a lost leadership means
+        // "ask the new coordinator", too few replicas "try again".
+        await_committed(&log, end, timeout)
+            .await
+            .map_err(|e| match e {
+                NotCommitted::NotLeader => ResponseError::NotCoordinator,
+                NotCommitted::BelowMinIsr { .. } | NotCommitted::TimedOut => {
+                    ResponseError::CoordinatorNotAvailable
+                }
+            })
     }
 }
 
 type Done = futures::channel::oneshot::Receiver<Result<(), StorageError>>;
 
-fn append(partition: i32, entries: Vec<Entry>) -> Result<Done, ResponseError> {
+fn append(partition: i32, entries: Vec<Entry>) -> Result<(SharedLog, i64, Done), ResponseError> {
     assert!(!entries.is_empty());
     let state = local();
     let log = state
@@ -54,8 +70,9 @@ fn append(partition: i32, entries: Vec<Entry>) -> Result<Done, ResponseError> {
         .borrow_mut()
         .append(&batch, true, now)
         .map_err(|e| write_error(&e))?;
+    let end = log.borrow().next_offset;
     state.committer.appended(&log);
-    Ok(done)
+    Ok((log, end, done))
 }
 
 /// Kafka's mapping of a failed group write (GroupMetadataManager).
@@ -67,7 +84,10 @@ fn write_error(e: &StorageError) -> ResponseError {
     }
 }
 
-/// Every record of a partition, oldest first, as (key, value).
+/// Every record of a partition, oldest first, as (key, value): to the log
+/// end, not the high watermark, as Kafka's coordinator loads. A replica that
+/// just became leader learns the high watermark from its followers' next
+/// fetches; what its old leader acknowledged is already in its log.
 pub async fn replay(
     partition: i32,
     mut apply: impl FnMut(RecordKey, Option<Bytes>),
@@ -78,7 +98,7 @@ pub async fn replay(
     let mut offset = log.borrow().log_start_offset;
     let mut applied = 0;
     loop {
-        let data = read::read(&log, offset, REPLAY_READ_BYTES).await?;
+        let data = read::read_limited(&log, offset, REPLAY_READ_BYTES, true, true).await?;
         if data.chunks.is_empty() {
             return Ok(applied);
         }

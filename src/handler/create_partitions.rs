@@ -4,37 +4,27 @@ use kafka_protocol::messages::create_partitions_response::{
 };
 use kafka_protocol::messages::ResponseKind;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 
 use crate::broker::controller::{self, Change};
-use crate::broker::State;
 
-pub async fn handle(state: &State, req: CreatePartitionsRequest) -> ResponseKind {
-    let me = state.cfg.broker_id;
+pub async fn handle(req: CreatePartitionsRequest) -> ResponseKind {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let foreign = t
-            .assignments
-            .iter()
-            .flatten()
-            .flat_map(|a| a.broker_ids.iter())
-            .any(|b| b.0 != me);
-        let r = if foreign {
-            Err((
-                ResponseError::InvalidReplicaAssignment,
-                format!("only broker {me} exists"),
-            ))
-        } else {
-            let change = Change::AddPartitions {
-                topic: t.name.0.to_string(),
-                total: t.count,
-                validate_only: req.validate_only,
-            };
-            controller::submit(change)
-                .await
-                .pop()
-                .map_or(Ok(()), |(_, r)| r.map(|_| ()))
+        let change = Change::AddPartitions {
+            topic: t.name.0.to_string(),
+            total: t.count,
+            assignments: t
+                .assignments
+                .iter()
+                .flatten()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect(),
+            validate_only: req.validate_only,
         };
+        let r = controller::submit(change)
+            .await
+            .pop()
+            .map_or(Ok(()), |(_, r)| r.map(|_| ()));
         let mut res = CreatePartitionsTopicResult::default().with_name(t.name);
         if let Err((e, msg)) = r {
             res = res

@@ -14,6 +14,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_quorum;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -93,9 +94,10 @@ pub async fn handle(
         Some(RequestKind::DeleteTopics(r)) => {
             Some(delete_topics::handle(&state, r, version).await.into())
         }
-        Some(RequestKind::CreatePartitions(r)) => {
-            Some(create_partitions::handle(&state, r).await.into())
+        Some(RequestKind::ElectLeaders(r)) => {
+            Some(ResponseKind::ElectLeaders(elect_leaders::handle(&state, r, version).await).into())
         }
+        Some(RequestKind::CreatePartitions(r)) => Some(create_partitions::handle(r).await.into()),
         Some(RequestKind::DescribeConfigs(r)) => {
             Some(describe_configs::handle(&state, r, version).await.into())
         }

@@ -202,51 +202,33 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
     Some(ResponseKind::Produce(resp))
 }
 
-/// acks=all: wait until every in-sync replica holds the log up to `end`
-/// (the high watermark reaches it), at most `timeout_ms`, then check the ISR
-/// is still large enough (Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+/// acks=all: wait until the records up to `end` are committed, with
+/// Kafka's error for each way they may not be.
 async fn await_replication(
     log: &crate::storage::log::SharedLog,
     end: i64,
     timeout_ms: u64,
 ) -> Result<(), Outcome> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
-    loop {
-        let moved = {
-            let l = log.borrow();
-            if !l.replication.is_leader() || l.closed {
-                return Err(Outcome::err(
-                    ResponseError::NotLeaderOrFollower,
-                    Some("leadership moved before the records were replicated".into()),
-                ));
-            }
-            if l.high_watermark >= end {
-                let (isr, min_isr) = (l.replication.isr.len() as i32, l.config.min_insync_replicas);
-                if isr < min_isr {
-                    return Err(Outcome::err(
-                        ResponseError::NotEnoughReplicasAfterAppend,
-                        Some(format!(
-                            "written, but the in-sync replicas ({isr}) are now fewer than min.insync.replicas ({min_isr})"
-                        )),
-                    ));
-                }
-                return Ok(());
-            }
-            l.hw_moved.notified()
-        };
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() || crate::shard::timeout(left, moved).await.is_none() {
-            if log.borrow().high_watermark >= end {
-                continue;
-            }
-            return Err(Outcome::err(
-                ResponseError::RequestTimedOut,
-                Some(format!(
-                    "the in-sync replicas did not all acknowledge within the request timeout ({timeout_ms} ms)"
-                )),
-            ));
-        }
-    }
+    use crate::storage::log::{await_committed, NotCommitted};
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    await_committed(log, end, timeout).await.map_err(|e| match e {
+        NotCommitted::NotLeader => Outcome::err(
+            ResponseError::NotLeaderOrFollower,
+            Some("leadership moved before the records were replicated".into()),
+        ),
+        NotCommitted::BelowMinIsr { isr, min_isr } => Outcome::err(
+            ResponseError::NotEnoughReplicasAfterAppend,
+            Some(format!(
+                "written, but the in-sync replicas ({isr}) are now fewer than min.insync.replicas ({min_isr})"
+            )),
+        ),
+        NotCommitted::TimedOut => Outcome::err(
+            ResponseError::RequestTimedOut,
+            Some(format!(
+                "the in-sync replicas did not all acknowledge within the request timeout ({timeout_ms} ms)"
+            )),
+        ),
+    })
 }
 
 fn partition_response(index: i32, o: Outcome, version: i16) -> PartitionProduceResponse {

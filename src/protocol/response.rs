@@ -201,6 +201,7 @@ encode_into_impl!(
     CreateTopics,
     DeleteTopics,
     CreatePartitions,
+    ElectLeaders,
     DescribeConfigs,
     AlterConfigs,
     IncrementalAlterConfigs,

@@ -16,6 +16,7 @@ pub const SUPPORTED: &[ApiKey] = &[
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
+    ApiKey::ElectLeaders,
     ApiKey::DescribeConfigs,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
@@ -108,6 +109,7 @@ mod tests {
             CreateTopics => CreateTopicsRequest, CreateTopicsResponse;
             DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse;
             CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
+            ElectLeaders => ElectLeadersRequest, ElectLeadersResponse;
             DescribeConfigs => DescribeConfigsRequest, DescribeConfigsResponse;
             AlterConfigs => AlterConfigsRequest, AlterConfigsResponse;
             IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;

@@ -21,6 +21,74 @@ pub fn probe_exclusive(addr: SocketAddr) -> io::Result<()> {
     s.bind(&addr.into())
 }
 
+/// How many sockets listen on `addr` (the same port, and the same address
+/// or a wildcard), by the kernel's tables (`/proc/net/tcp`, `tcp6`). After
+/// its shards bind, a broker that counts more listeners than shards shares
+/// the port with another process: SO_REUSEPORT let both bind, because both
+/// passed `probe_exclusive` before either bound.
+pub fn count_listeners(addr: SocketAddr) -> io::Result<usize> {
+    const LISTEN: &str = "0A";
+    let mut n = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = match std::fs::read_to_string(table) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (cols.get(1), cols.get(3)) else {
+                continue;
+            };
+            if *state != LISTEN {
+                continue;
+            }
+            if parse_proc_addr(local).is_some_and(|a| same_listener(a, addr)) {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// `0100007F:2382` (IPv4, the address's bytes as a little-endian word) or
+/// the 32-digit IPv6 form (four such words), as `/proc/net/tcp*` shows them.
+fn parse_proc_addr(s: &str) -> Option<SocketAddr> {
+    let (ip, port) = s.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |i: usize| -> Option<[u8; 4]> {
+        Some(
+            u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16)
+                .ok()?
+                .to_le_bytes(),
+        )
+    };
+    let ip: std::net::IpAddr = match ip.len() {
+        8 => std::net::Ipv4Addr::from(word(0)?).into(),
+        32 => {
+            let mut b = [0u8; 16];
+            for i in 0..4 {
+                b[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            std::net::Ipv6Addr::from(b).into()
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Would a listener on `a` take connections meant for `ours`?
+fn same_listener(a: SocketAddr, ours: SocketAddr) -> bool {
+    let canon = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    let (x, y) = (canon(a.ip()), canon(ours.ip()));
+    a.port() == ours.port() && (x == y || x.is_unspecified() || y.is_unspecified())
+}
+
 impl Listener {
     /// Bind with SO_REUSEPORT so every shard can listen on the same address and
     /// the kernel spreads incoming connections across shards.
@@ -120,6 +188,37 @@ mod tests {
         s.bind(&addr.into()).unwrap();
         s.listen(16).unwrap();
         s
+    }
+
+    #[test]
+    fn listeners_on_a_port_are_counted_from_the_kernels_table() {
+        assert_eq!(
+            parse_proc_addr("0100007F:2382"),
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        assert_eq!(
+            parse_proc_addr("00000000000000000000000001000000:1F90"),
+            Some("[::1]:8080".parse().unwrap())
+        );
+        assert_eq!(parse_proc_addr("zz:1"), None);
+        assert!(same_listener(
+            "0.0.0.0:9092".parse().unwrap(),
+            "127.0.0.1:9092".parse().unwrap()
+        ));
+        assert!(!same_listener(
+            "127.0.0.2:9092".parse().unwrap(),
+            "127.0.0.1:9092".parse().unwrap()
+        ));
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        assert_eq!(count_listeners(addr).unwrap(), 0);
+        let a = reuseport_listener(addr);
+        assert_eq!(count_listeners(addr).unwrap(), 1);
+        // What a second broker's shard does when both passed the probe.
+        let b = reuseport_listener(addr);
+        assert_eq!(count_listeners(addr).unwrap(), 2);
+        drop((a, b));
     }
 
     #[test]

@@ -448,6 +448,9 @@ impl PartitionLog {
             self.replication.needs_truncation = true;
         }
         self.leader_epoch = epoch;
+        // acks=all waiters and long-polling fetches look again: they are
+        // no longer served by a leader.
+        self.hw_moved.notify_all();
     }
 
     /// Append batches fetched from the leader exactly as they are (same
@@ -507,6 +510,52 @@ impl PartitionLog {
 }
 
 pub type SharedLog = Rc<std::cell::RefCell<PartitionLog>>;
+
+/// Why records a leader wrote are not acknowledged as committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotCommitted {
+    /// This replica no longer leads (or its log closed) before they were.
+    NotLeader,
+    /// Committed, but the ISR shrank below `min.insync.replicas` meanwhile
+    /// (Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    BelowMinIsr { isr: i32, min_isr: i32 },
+    /// Not every in-sync replica held them within the wait.
+    TimedOut,
+}
+
+/// acks=all: wait until every in-sync replica holds `log` up to `end` (the
+/// high watermark reaches it), at most `timeout`, then check the ISR is
+/// still as large as `min.insync.replicas`.
+pub async fn await_committed(
+    log: &SharedLog,
+    end: i64,
+    timeout: std::time::Duration,
+) -> Result<(), NotCommitted> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let moved = {
+            let l = log.borrow();
+            if !l.replication.is_leader() || l.closed {
+                return Err(NotCommitted::NotLeader);
+            }
+            if l.high_watermark >= end {
+                let (isr, min_isr) = (l.replication.isr.len() as i32, l.config.min_insync_replicas);
+                if isr < min_isr {
+                    return Err(NotCommitted::BelowMinIsr { isr, min_isr });
+                }
+                return Ok(());
+            }
+            l.hw_moved.notified()
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || crate::shard::timeout(left, moved).await.is_none() {
+            if log.borrow().high_watermark >= end {
+                continue;
+            }
+            return Err(NotCommitted::TimedOut);
+        }
+    }
+}
 
 /// The producer snapshots in `dir`, by offset, oldest first.
 pub fn snapshot_files(dir: &std::path::Path) -> Vec<(i64, PathBuf)> {

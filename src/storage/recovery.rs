@@ -28,6 +28,12 @@ pub struct OpenParams {
     /// From `recovery-point-offset-checkpoint`: every batch below it was
     /// fsync'ed, so an unclean start checks only the batches from it on.
     pub recovery_point: Option<i64>,
+    /// From `replication-offset-checkpoint`: what the ISR was known to hold
+    /// when the broker stopped. A replica starts its high watermark there,
+    /// not at its log end, so a tail no follower confirmed is not served
+    /// to consumers (Kafka's rule); a leader alone in its ISR moves it to
+    /// its log end as soon as it adopts the role.
+    pub high_watermark: Option<i64>,
     pub tail_budget: Rc<TailBudget>,
     /// This broker's id (the replica the log belongs to).
     pub me: i32,
@@ -126,7 +132,9 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
         log_start_offset: log_start,
         next_offset: next,
         written_end: next,
-        high_watermark: next,
+        high_watermark: p
+            .high_watermark
+            .map_or(next, |hw| hw.clamp(log_start, next)),
         synced_offset: next,
         leader_epoch: 0,
         replication: super::replica::Replication::single(p.me),

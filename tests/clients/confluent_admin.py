@@ -12,10 +12,11 @@ import time
 import uuid
 
 try:
-    from confluent_kafka import (Consumer, ConsumerGroupTopicPartitions, Producer,
-                                 TopicCollection, TopicPartition)
+    from confluent_kafka import (Consumer, ConsumerGroupTopicPartitions, KafkaError,
+                                 KafkaException, Producer, TopicCollection, TopicPartition)
     from confluent_kafka.admin import (AclOperation, AdminClient, AlterConfigOpType, ConfigEntry,
-                                       ConfigResource, NewTopic, OffsetSpec, ResourceType)
+                                       ConfigResource, NewPartitions, NewTopic, OffsetSpec,
+                                       ResourceType)
 except ImportError as e:
     sys.exit(f"confluent-kafka is not installed ({e}): run tests/run")
 
@@ -102,6 +103,17 @@ def main():
     except Exception as e:
         if "INVALID_REPLICA_ASSIGNMENT" not in str(e) and "replica assignment" not in str(e).lower():
             fail(f"bad assignment: unexpected error {e}")
+    # CreatePartitions with assignments: placed as asked; an unknown broker refused.
+    admin.create_partitions([NewPartitions(manual, 24, replica_assignment=[[1], [1]])])[manual].result(30)
+    d = admin.describe_topics(TopicCollection([manual]))[manual].result(30)
+    if len(d.partitions) != 24 or [r.id for r in d.partitions[23].replicas] != [1]:
+        fail(f"create_partitions with an assignment made {d.partitions}")
+    try:
+        admin.create_partitions([NewPartitions(manual, 25, replica_assignment=[[7]])])[manual].result(30)
+        fail("new partitions on a broker that does not exist were accepted")
+    except KafkaException as e:
+        if e.args[0].code() != KafkaError.INVALID_REPLICA_ASSIGNMENT:
+            fail(f"create_partitions bad assignment: unexpected error {e}")
     # Topic configs: Kafka 4's keys, checked and stored; compression.type
     # honoured (batches re-encoded); list keys edited with APPEND/SUBTRACT.
     cfg_topic = f"configs-{uuid.uuid4().hex[:8]}"

@@ -37,8 +37,20 @@ pub fn repo_root() -> PathBuf {
 /// A free TCP port on 127.0.0.1. Racy by nature (another process may grab it
 /// between drop and the broker's bind) but good enough for a test suite.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
+    // The kernel may hand the same free port to two tests of this process
+    // that ask at about the same time (each closes its probe before its
+    // broker binds): never hand out one twice.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..100 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no port not handed out before in 100 tries");
 }
 
 pub struct Broker {
