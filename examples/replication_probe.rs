@@ -9,8 +9,10 @@
 //!   replication_probe fill BOOTSTRAP TOPIC MB
 //!       writes MB MiB of 1 KiB records to TOPIC-0 (acks=1, 1 MiB requests)
 //!   replication_probe in-sync BOOTSTRAP TOPIC N T0_NS
-//!       polls Metadata every 5 ms until TOPIC-0 has N in-sync replicas;
-//!       prints the ms from T0_NS
+//!       polls Metadata every 5 ms until TOPIC-0 has N in-sync replicas (or
+//!       more); prints the ms from T0_NS
+//!   replication_probe shrunk BOOTSTRAP TOPIC N
+//!       polls Metadata until TOPIC-0 has N in-sync replicas or fewer
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +41,7 @@ fn partition0(c: &mut Client, topic: &str) -> Option<sluice::client::PartitionMe
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: replication_probe leader|failover|fill|in-sync BOOTSTRAP TOPIC [ARGS]";
+    let usage = "usage: replication_probe leader|failover|fill|in-sync|shrunk BOOTSTRAP TOPIC [ARGS]";
     anyhow::ensure!(args.len() >= 3, usage);
     let (mode, bootstrap, topic) = (args[0].as_str(), args[1].as_str(), args[2].as_str());
     let started = Instant::now();
@@ -80,13 +82,16 @@ fn main() -> anyhow::Result<()> {
                 c.produce(topic, 0, batch, 1)?;
             }
         }
-        "in-sync" => {
+        "in-sync" | "shrunk" => {
             let n: usize = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
-            let t0: u128 = args.get(4).ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
+            let t0: Option<u128> = args.get(4).map(|a| a.parse()).transpose()?;
             let mut c = Client::connect(bootstrap)?;
+            let reached = |isr: usize| if mode == "shrunk" { isr <= n } else { isr >= n };
             loop {
-                if partition0(&mut c, topic).is_some_and(|p| p.isr.len() >= n) {
-                    println!("{:.1}", since_ms(t0));
+                if partition0(&mut c, topic).is_some_and(|p| reached(p.isr.len())) {
+                    if let Some(t0) = t0 {
+                        println!("{:.1}", since_ms(t0));
+                    }
                     break;
                 }
                 anyhow::ensure!(
