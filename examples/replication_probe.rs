@@ -41,7 +41,8 @@ fn partition0(c: &mut Client, topic: &str) -> Option<sluice::client::PartitionMe
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: replication_probe leader|failover|fill|in-sync|shrunk BOOTSTRAP TOPIC [ARGS]";
+    let usage =
+        "usage: replication_probe leader|failover|fill|in-sync|shrunk BOOTSTRAP TOPIC [ARGS]";
     anyhow::ensure!(args.len() >= 3, usage);
     let (mode, bootstrap, topic) = (args[0].as_str(), args[1].as_str(), args[2].as_str());
     let started = Instant::now();
