@@ -104,6 +104,12 @@ pub struct ReplicationSettings {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`: how often it looks.
     pub leader_imbalance_check_interval_seconds: u64,
+    /// `controlled.shutdown.enable`: on SIGTERM, leadership moves off the
+    /// broker (and it leaves the ISRs) before it exits.
+    pub controlled_shutdown_enable: bool,
+    /// `sluice.controlled.shutdown.timeout.ms`: how long SIGTERM waits for
+    /// the controller to move leadership away (no quorum: it stops anyway).
+    pub controlled_shutdown_timeout_ms: u64,
 }
 
 impl Default for ReplicationSettings {
@@ -121,6 +127,8 @@ impl Default for ReplicationSettings {
             unclean_leader_election_enable: false,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
+            controlled_shutdown_enable: true,
+            controlled_shutdown_timeout_ms: 5_000,
         }
     }
 }
@@ -528,6 +536,12 @@ impl BrokerConfig {
                 "leader.imbalance.check.interval.seconds" => {
                     cfg.replication.leader_imbalance_check_interval_seconds = positive(k, v)?
                 }
+                "controlled.shutdown.enable" => {
+                    cfg.replication.controlled_shutdown_enable = boolean(k, v)?
+                }
+                "sluice.controlled.shutdown.timeout.ms" => {
+                    cfg.replication.controlled_shutdown_timeout_ms = positive(k, v)?
+                }
                 "leader.imbalance.per.broker.percentage" => tracing::warn!(
                     key = k,
                     "sluice, as Kafka's KRaft controller, moves every partition whose preferred leader is in sync; the percentage is not used"
@@ -739,6 +753,8 @@ fn is_known_broker_key(k: &str) -> bool {
         "auto.leader.rebalance.enable",
         "leader.imbalance.check.interval.seconds",
         "leader.imbalance.per.broker.percentage",
+        "controlled.shutdown.enable",
+        "sluice.controlled.shutdown.timeout.ms",
         "inter.broker.listener.name",
         "listener.security.protocol.map",
         "log.dirs",

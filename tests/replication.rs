@@ -999,3 +999,41 @@ fn committed_offsets_survive_the_death_of_the_group_coordinator() {
         "{table}"
     );
 }
+
+/// SIGTERM is a controlled shutdown (`controlled.shutdown.enable`): the
+/// broker has the controller move its leadership to another in-sync replica
+/// and take it out of the ISR before it exits, so clients do not wait out
+/// its session; it comes back as a follower and rejoins the ISR.
+#[test]
+fn sigterm_moves_leadership_away_before_the_broker_exits() {
+    // Kafka's default sessions (9 s): nobody is fenced for a missed session
+    // while this test runs.
+    let mut c = Cluster::start(3, &[]);
+    create_assigned(&c, "graceful", "1:2:3");
+    produce(&c.broker(2).bootstrap(), "graceful", 1, 50);
+    let status = c.brokers[0].terminate();
+    assert!(status.success(), "{status:?}");
+    let logs = c.broker(1).logs();
+    assert!(
+        logs.contains("controlled shutdown: no partition is led here any more"),
+        "{logs}"
+    );
+    until("a new leader without broker 1 in the ISR", || {
+        let (leader, _, isr) = partition_of(&c, 2, "graceful", 0);
+        [2, 3].contains(&leader) && sorted(isr) == vec![2, 3]
+    });
+    for b in &c.brokers[1..] {
+        assert!(
+            !b.logs().contains("broker missed its session"),
+            "broker 1 was fenced for its session, not by its shutdown:\n{}",
+            b.logs()
+        );
+    }
+    produce(&c.broker(3).bootstrap(), "graceful", 1, 50);
+    c.brokers[0].relaunch();
+    c.brokers[0].wait_until_ready();
+    until("broker 1 back in the ISR", || {
+        sorted(partition_of(&c, 2, "graceful", 0).2) == vec![1, 2, 3]
+    });
+    assert_eq!(consumed(&c.broker(1).bootstrap(), "graceful", 1), 100);
+}

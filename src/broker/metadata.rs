@@ -94,6 +94,11 @@ pub struct MetadataPlane {
     bytes_since_snapshot: Cell<u64>,
     snapshot_every_bytes: u64,
     commit_timeout: Duration,
+    /// This broker is shutting down: no more registrations or heartbeats.
+    shutting_down: Cell<bool>,
+    /// While this node leads: the broker incarnations that asked for a
+    /// controlled shutdown, which a late heartbeat must not unfence.
+    shut_down: RefCell<std::collections::HashSet<(i32, uuid::Uuid)>>,
 }
 
 thread_local! {
@@ -154,6 +159,8 @@ pub fn start(
         bytes_since_snapshot: Cell::new(log.entries.iter().map(|(_, d)| d.len() as u64).sum()),
         snapshot_every_bytes: q.max_bytes_between_snapshots,
         commit_timeout: Duration::from_millis(q.commit_timeout_ms),
+        shutting_down: Cell::new(false),
+        shut_down: Default::default(),
     });
     PLANE.with(|p| *p.borrow_mut() = Some(plane.clone()));
     let weak = Rc::downgrade(&plane);
@@ -389,6 +396,21 @@ impl MetadataPlane {
                 }
             }
             ControllerRequest::DescribeQuorum => self.local_quorum_report(),
+            ControllerRequest::ControlledShutdown { id, incarnation } => {
+                let known = local().catalog().brokers.get(&id).cloned();
+                if known.is_none_or(|b| b.incarnation != incarnation) {
+                    return ControllerReply::UnknownBroker;
+                }
+                self.shut_down.borrow_mut().insert((id, incarnation));
+                tracing::info!(
+                    broker = id,
+                    "controlled shutdown: the broker's partitions move to other in-sync replicas"
+                );
+                match self.change_image(|img| leadership::fence(img, id)).await {
+                    Ok(_) => ControllerReply::Ok,
+                    Err(e) => failed(e),
+                }
+            }
             ControllerRequest::AllocateProducerIds => {
                 let start = Cell::new(0);
                 let allocated = self
@@ -410,6 +432,10 @@ impl MetadataPlane {
                 self.sessions
                     .borrow_mut()
                     .insert(id, Instant::now() + self.session_timeout);
+                if b.fenced && self.shut_down.borrow().contains(&(id, incarnation)) {
+                    // A heartbeat sent before its controlled shutdown.
+                    return ControllerReply::Ok;
+                }
                 if b.fenced {
                     tracing::info!(broker = id, "broker is back: unfenced");
                     if let Err(e) = self.change_image(|img| leadership::unfence(img, id)).await {
@@ -493,6 +519,9 @@ impl MetadataPlane {
     /// heartbeat; register again whenever the leader does not know us.
     async fn membership_loop(self: Rc<Self>) {
         loop {
+            if self.shutting_down.get() {
+                return;
+            }
             let reg = ControllerRequest::Register {
                 id: self.registration.id,
                 host: self.registration.host.clone(),
@@ -514,6 +543,9 @@ impl MetadataPlane {
             }
             loop {
                 shard::sleep(self.heartbeat_interval).await;
+                if self.shutting_down.get() {
+                    return;
+                }
                 let hb = ControllerRequest::Heartbeat {
                     id: self.broker_id,
                     incarnation: self.registration.incarnation,
@@ -525,6 +557,54 @@ impl MetadataPlane {
                 }
             }
         }
+    }
+
+    /// SIGTERM: ask the quorum leader to move this broker's leadership to
+    /// other in-sync replicas and take it out of the ISRs (fence it), and
+    /// wait until this broker's own metadata says so, at most `timeout`.
+    /// Skipped when no other broker is live to take over.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        self.shutting_down.set(true);
+        let me = self.broker_id;
+        let others_live = local().catalog().live_brokers().iter().any(|b| *b != me);
+        if !others_live {
+            return;
+        }
+        let started = Instant::now();
+        let deadline = started + timeout;
+        tracing::info!(
+            "controlled shutdown: asking the controller to move leadership off this broker"
+        );
+        loop {
+            let req = ControllerRequest::ControlledShutdown {
+                id: me,
+                incarnation: self.registration.incarnation,
+            };
+            match self.ask_leader(req).await {
+                Ok(ControllerReply::Ok) => break,
+                Ok(other) if Instant::now() >= deadline => {
+                    tracing::warn!(reply = ?other, "controlled shutdown refused; stopping anyway");
+                    return;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    tracing::warn!(error = %e, "controlled shutdown not answered; stopping anyway");
+                    return;
+                }
+                _ => shard::sleep(FORWARD_RETRY_BACKOFF).await,
+            }
+        }
+        while Instant::now() < deadline {
+            let image = local().catalog();
+            if image.brokers.get(&me).is_none_or(|b| b.fenced) {
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "controlled shutdown: no partition is led here any more"
+                );
+                return;
+            }
+            shard::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::warn!("controlled shutdown: the change did not arrive in time; stopping anyway");
     }
 
     /// While this node leads: fence brokers whose session ran out.

@@ -123,9 +123,27 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     } else if !fresh {
         tracing::info!("no clean-shutdown marker: partition tails will be checked");
     }
+    // `stop`: every shard shuts down now. `term`: SIGTERM/SIGINT, which a
+    // serving broker answers with a controlled shutdown first (shard 0 moves
+    // its leadership away, then sets `stop`); one still starting just stops.
     let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
-    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    let term = Arc::new(AtomicBool::new(false));
+    let serving = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, term.clone())?;
+    {
+        let (stop, term, serving) = (stop.clone(), term.clone(), serving.clone());
+        std::thread::Builder::new()
+            .name("sluice-signals".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if term.load(Ordering::SeqCst) && !serving.load(Ordering::SeqCst) {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(SIGNAL_POLL_MS));
+                }
+            })?;
+    }
     raise_resource_limits();
 
     let cpus = shard::available_cpus();
@@ -149,13 +167,15 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     let closed: Arc<std::sync::Mutex<Vec<checkpoint::PartitionOffsets>>> = Default::default();
     let (cfg2, stop2, failed2, closed2) =
         (cfg.clone(), stop.clone(), failed.clone(), closed.clone());
+    let signals = Signals { term, serving };
     shard::run(rt, move |id| {
-        let (cfg, stop, failed, barriers, closed) = (
+        let (cfg, stop, failed, barriers, closed, signals) = (
             cfg2.clone(),
             stop2.clone(),
             failed2.clone(),
             barriers.clone(),
             closed2.clone(),
+            signals.clone(),
         );
         let image = image.lock().expect("not poisoned").clone();
         let start = ShardStart {
@@ -168,7 +188,7 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
             clean,
         };
         async move {
-            let ended = shard_main(id, cfg, start, stop.clone(), barriers).await;
+            let ended = shard_main(id, cfg, start, stop.clone(), signals, barriers).await;
             let ended = ended.map(|offsets| closed.lock().expect("not poisoned").extend(offsets));
             if let Err(e) = ended {
                 tracing::error!(shard = id, error = %e, "shard failed");
@@ -242,6 +262,16 @@ impl StartBarrier {
     }
 }
 
+/// How often the signal watcher looks at the flags.
+const SIGNAL_POLL_MS: u64 = 20;
+
+/// SIGTERM/SIGINT seen, and whether the broker serves yet.
+#[derive(Clone)]
+struct Signals {
+    term: Arc<AtomicBool>,
+    serving: Arc<AtomicBool>,
+}
+
 /// What one shard starts from.
 struct ShardStart {
     image: crate::cluster::Catalog,
@@ -258,6 +288,7 @@ async fn shard_main(
     cfg: Arc<BrokerConfig>,
     start: ShardStart,
     stop: Arc<AtomicBool>,
+    signals: Signals,
     barriers: Arc<[StartBarrier; 3]>,
 ) -> anyhow::Result<Vec<checkpoint::PartitionOffsets>> {
     let [states_ready, started, bound] = &*barriers;
@@ -346,7 +377,22 @@ async fn shard_main(
     let isr = shard::spawn(replication::isr_expiration_loop(state.clone()));
     let checkpoints = (id == controller::CONTROLLER_SHARD)
         .then(|| shard::spawn(checkpoint::checkpoint_loop(state.clone())));
+    if id == controller::CONTROLLER_SHARD {
+        signals.serving.store(true, Ordering::SeqCst);
+    }
     while !stop.load(Ordering::Relaxed) {
+        if id == controller::CONTROLLER_SHARD && signals.term.load(Ordering::SeqCst) {
+            // Every shard still serves while leadership moves away.
+            if let Some(plane) = metadata::plane() {
+                let r = &cfg.replication;
+                if r.controlled_shutdown_enable {
+                    let timeout = Duration::from_millis(r.controlled_shutdown_timeout_ms);
+                    plane.controlled_shutdown(timeout).await;
+                }
+            }
+            stop.store(true, Ordering::SeqCst);
+            break;
+        }
         shard::sleep(Duration::from_millis(100)).await;
     }
     drop(checkpoints);

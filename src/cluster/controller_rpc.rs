@@ -26,6 +26,13 @@ pub enum ControllerRequest {
     DescribeQuorum,
     /// A block of producer ids for this broker.
     AllocateProducerIds,
+    /// SIGTERM: move leadership off this broker and take it out of the
+    /// ISRs before it exits (Kafka's controlled shutdown; KRaft asks for it
+    /// in a heartbeat with WantShutDown).
+    ControlledShutdown {
+        id: i32,
+        incarnation: uuid::Uuid,
+    },
 }
 
 /// One voter in a DescribeQuorum answer; timestamps in ms since the epoch,
@@ -122,6 +129,11 @@ impl ControllerRequest {
             }
             ControllerRequest::DescribeQuorum => b.put_u8(4),
             ControllerRequest::AllocateProducerIds => b.put_u8(5),
+            ControllerRequest::ControlledShutdown { id, incarnation } => {
+                b.put_u8(6);
+                b.put_i32(*id);
+                b.put_slice(incarnation.as_bytes());
+            }
         }
         b
     }
@@ -144,6 +156,10 @@ impl ControllerRequest {
             },
             4 => ControllerRequest::DescribeQuorum,
             5 => ControllerRequest::AllocateProducerIds,
+            6 => ControllerRequest::ControlledShutdown {
+                id: get(b, 4)?.get_i32(),
+                incarnation: get_uuid(b)?,
+            },
             _ => return Err(Malformed),
         };
         if !b.is_empty() {
@@ -285,6 +301,10 @@ mod tests {
             },
             ControllerRequest::DescribeQuorum,
             ControllerRequest::AllocateProducerIds,
+            ControllerRequest::ControlledShutdown {
+                id: 2,
+                incarnation: inc,
+            },
         ] {
             let bytes = r.encode();
             assert_eq!(ControllerRequest::decode(&bytes), Ok(r.clone()));
