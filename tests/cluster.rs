@@ -215,6 +215,36 @@ fn three_brokers_place_topics_agree_on_metadata_and_route_clients() {
     let mut at_leader = TcpStream::connect(c.broker(part_leader).addr()).unwrap();
     let r = call(&mut at_leader, 10, &one_record_produce("spread", part_id));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    // The same for Fetch (v16+).
+    {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        use kafka_protocol::messages::FetchRequest;
+        let id = metadata(c.broker(1))
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "spread"))
+            .unwrap()
+            .topic_id;
+        let fetch = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(part_id)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let r = call(&mut s, 16, &fetch);
+        let part = &r.responses[0].partitions[0];
+        assert_eq!(part.error_code, 6, "{part:?}");
+        assert_eq!(part.current_leader.leader_id.0, part_leader);
+        assert!(
+            r.node_endpoints.iter().any(
+                |e| e.node_id.0 == part_leader && e.port == c.broker(part_leader).port() as i32
+            ),
+            "{:?}",
+            r.node_endpoints
+        );
+    }
 
     // A consumer group over the cluster (its coordinator is the leader of
     // its __consumer_offsets partition, wherever that is).

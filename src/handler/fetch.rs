@@ -9,9 +9,10 @@ use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_request::FetchRequest;
 use kafka_protocol::messages::fetch_response::{
-    FetchResponse, FetchableTopicResponse, PartitionData,
+    FetchResponse, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{ResponseKind, TopicName};
+use kafka_protocol::messages::{BrokerId, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{storage_error_code, Reply};
@@ -101,7 +102,7 @@ pub async fn handle(state: &State, req: FetchRequest, version: i16) -> Reply {
             break read_all(state, &layout, max_bytes, who).await.0;
         }
     };
-    build(layout, results, version)
+    build(layout, results, version, &state.catalog())
 }
 
 /// Read every wanted partition in order, filling up to `max_bytes` (the first
@@ -323,8 +324,10 @@ fn build(
     layout: Vec<(TopicName, uuid::Uuid, Vec<Wanted>)>,
     results: Vec<Got>,
     version: i16,
+    catalog: &crate::cluster::Catalog,
 ) -> Reply {
     let mut records = VecDeque::new();
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
     let mut results = results.into_iter();
     let mut responses = Vec::with_capacity(layout.len());
     for (name, id, parts) in layout {
@@ -336,6 +339,39 @@ fn build(
                 .with_error_code(super::code(g.error))
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1);
+            // KIP-951 (v16+): a partition led elsewhere names its leader,
+            // and the response that leader's endpoint.
+            let moved = matches!(
+                g.error,
+                Some(ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch)
+            );
+            let leader = w
+                .topic
+                .as_deref()
+                .filter(|_| moved && version >= 16)
+                .and_then(|t| super::current_leader(catalog, t, w.partition));
+            if let Some(super::CurrentLeader {
+                id,
+                epoch,
+                endpoint,
+            }) = leader
+            {
+                p = p.with_current_leader(
+                    LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(id))
+                        .with_leader_epoch(epoch),
+                );
+                if let Some((host, port)) = endpoint {
+                    if !endpoints.iter().any(|e| e.node_id.0 == id) {
+                        endpoints.push(
+                            NodeEndpoint::default()
+                                .with_node_id(BrokerId(id))
+                                .with_host(StrBytes::from_string(host))
+                                .with_port(port as i32),
+                        );
+                    }
+                }
+            }
             if let Some(d) = g.data {
                 let len = d.bytes();
                 p = p
@@ -361,8 +397,12 @@ fn build(
             t.with_topic(name)
         });
     }
+    let mut resp = FetchResponse::default().with_responses(responses);
+    if version >= 16 {
+        resp = resp.with_node_endpoints(endpoints);
+    }
     Reply {
-        body: ResponseKind::Fetch(FetchResponse::default().with_responses(responses)),
+        body: ResponseKind::Fetch(resp),
         records,
         version: None,
     }

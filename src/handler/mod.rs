@@ -272,6 +272,34 @@ pub mod acl_ops {
     }
 }
 
+/// KIP-951: who leads a partition this broker does not.
+pub struct CurrentLeader {
+    pub id: i32,
+    pub epoch: i32,
+    /// Its client endpoint (host, port), when it is registered.
+    pub endpoint: Option<(String, u16)>,
+}
+
+/// The current leader of `topic`-`partition` in this broker's metadata, so
+/// a client told NOT_LEADER_OR_FOLLOWER can move without asking Metadata.
+pub fn current_leader(
+    catalog: &crate::cluster::Catalog,
+    topic: &str,
+    partition: i32,
+) -> Option<CurrentLeader> {
+    let m = catalog
+        .partition(topic, partition)
+        .filter(|m| m.leader >= 0)?;
+    Some(CurrentLeader {
+        id: m.leader,
+        epoch: m.leader_epoch,
+        endpoint: catalog
+            .brokers
+            .get(&m.leader)
+            .map(|b| (b.host.clone(), b.port)),
+    })
+}
+
 pub fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
 }

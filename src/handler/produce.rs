@@ -164,28 +164,29 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                         .map(|(index, o)| {
                             let not_leader = o.error == Some(ResponseError::NotLeaderOrFollower);
                             let mut r = partition_response(index, o, version);
-                            if not_leader && version >= 10 {
-                                let leader = topic
-                                    .as_deref()
-                                    .and_then(|t| catalog.partition(t, index))
-                                    .filter(|m| m.leader >= 0);
-                                if let Some(m) = leader {
-                                    r = r.with_current_leader(
-                                        LeaderIdAndEpoch::default()
-                                            .with_leader_id(BrokerId(m.leader))
-                                            .with_leader_epoch(m.leader_epoch),
-                                    );
-                                    if let Some(b) = catalog.brokers.get(&m.leader) {
-                                        if !endpoints.iter().any(|e| e.node_id.0 == b.id) {
-                                            endpoints.push(
-                                                NodeEndpoint::default()
-                                                    .with_node_id(BrokerId(b.id))
-                                                    .with_host(StrBytes::from_string(
-                                                        b.host.clone(),
-                                                    ))
-                                                    .with_port(b.port as i32),
-                                            );
-                                        }
+                            let leader = topic
+                                .as_deref()
+                                .filter(|_| not_leader && version >= 10)
+                                .and_then(|t| super::current_leader(&catalog, t, index));
+                            if let Some(super::CurrentLeader {
+                                id,
+                                epoch,
+                                endpoint,
+                            }) = leader
+                            {
+                                r = r.with_current_leader(
+                                    LeaderIdAndEpoch::default()
+                                        .with_leader_id(BrokerId(id))
+                                        .with_leader_epoch(epoch),
+                                );
+                                if let Some((host, port)) = endpoint {
+                                    if !endpoints.iter().any(|e| e.node_id.0 == id) {
+                                        endpoints.push(
+                                            NodeEndpoint::default()
+                                                .with_node_id(BrokerId(id))
+                                                .with_host(StrBytes::from_string(host))
+                                                .with_port(port as i32),
+                                        );
                                     }
                                 }
                             }
