@@ -190,6 +190,24 @@ fn acks_all_is_refused_below_min_insync_replicas() {
         vec![&b"acks=1 is fine"[..]],
         "the refused record was written"
     );
+    // Group state is written with acks=all too, but on one broker
+    // __consumer_offsets has one replica: commits still work.
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let group: BaseConsumer = rdk::config(
+        &bs,
+        &[
+            ("group.id", "min-isr-group"),
+            ("enable.auto.commit", "false"),
+        ],
+    )
+    .create()
+    .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&strict, 0, rdkafka::Offset::Offset(1))
+        .unwrap();
+    group
+        .commit(&tpl, CommitMode::Sync)
+        .expect("a commit with min.insync.replicas above the offsets topic's replicas");
 }
 
 /// Dynamic broker configs (AlterConfigs on the BROKER resource, as

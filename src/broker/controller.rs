@@ -248,14 +248,18 @@ impl Change {
                 b.put_u8(3);
                 put_str(&mut b, topic);
                 b.put_i32(*total);
-                b.put_u32(assignments.len() as u32);
-                for brokers in assignments {
-                    b.put_u32(brokers.len() as u32);
-                    for id in brokers {
-                        b.put_i32(*id);
+                put_bool(&mut b, *validate_only);
+                // Last and only when given: a broker of the version before
+                // assignments reads the same bytes as it always did.
+                if !assignments.is_empty() {
+                    b.put_u32(assignments.len() as u32);
+                    for brokers in assignments {
+                        b.put_u32(brokers.len() as u32);
+                        for id in brokers {
+                            b.put_i32(*id);
+                        }
                     }
                 }
-                put_bool(&mut b, *validate_only);
             }
             Change::BrokerConfigs {
                 scope,
@@ -375,17 +379,20 @@ impl Change {
             3 => {
                 let topic = r.str()?;
                 let total = r.i32()?;
-                let n = r.len()?;
-                let mut assignments = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let nb = r.len()?;
-                    assignments.push((0..nb).map(|_| r.i32()).collect::<Option<Vec<_>>>()?);
+                let validate_only = r.bool()?;
+                let mut assignments = Vec::new();
+                if !r.is_empty() {
+                    let n = r.len()?;
+                    for _ in 0..n {
+                        let nb = r.len()?;
+                        assignments.push((0..nb).map(|_| r.i32()).collect::<Option<Vec<_>>>()?);
+                    }
                 }
                 Change::AddPartitions {
                     topic,
                     total,
                     assignments,
-                    validate_only: r.bool()?,
+                    validate_only,
                 }
             }
             4 => {
@@ -1170,6 +1177,9 @@ fn add_partitions_on(
                 return bad(format!("The manual partition assignment includes broker {b}, but no such broker is registered."));
             }
         }
+        if !brokers.iter().any(|b| live.contains(b)) {
+            return bad(format!("All brokers specified in the manual partition assignment {brokers:?} are fenced or in controlled shutdown."));
+        }
     }
     t.parts.extend(
         assignments
@@ -1228,6 +1238,9 @@ fn check_assignments(s: &TopicSpec, c: &Catalog) -> Result<(), ApiError> {
                     "The manual partition assignment includes broker {b}, but no such broker is registered."
                 ));
             }
+        }
+        if !brokers.iter().any(|b| !c.brokers[b].fenced) {
+            return bad(format!("All brokers specified in the manual partition assignment for partition {partition} are fenced or in controlled shutdown."));
         }
     }
     Ok(())
@@ -1311,7 +1324,14 @@ mod wire_tests {
             let bytes = c.encode();
             assert!(same(&Change::decode(&bytes).unwrap(), &c));
             for cut in 0..bytes.len() {
-                assert!(Change::decode(&bytes[..cut]).is_none(), "cut at {cut}");
+                // A cut may only ever decode as the older form of the same
+                // change (AddPartitions without its optional assignments).
+                if let Some(d) = Change::decode(&bytes[..cut]) {
+                    let Change::AddPartitions { assignments, .. } = &d else {
+                        panic!("cut at {cut} decoded as {d:?}");
+                    };
+                    assert!(assignments.is_empty(), "cut at {cut}");
+                }
             }
         }
         assert!(Change::decode(&[9]).is_none());

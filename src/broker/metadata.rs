@@ -96,6 +96,9 @@ pub struct MetadataPlane {
     commit_timeout: Duration,
     /// This broker is shutting down: no more registrations or heartbeats.
     shutting_down: Cell<bool>,
+    /// The start-up bootstrap (cluster id, migration of the legacy
+    /// catalogue, adoption of partition dirs) is over, or another node does it.
+    bootstrap_done: Cell<bool>,
     /// While this node leads: the broker incarnations that asked for a
     /// controlled shutdown, which a late heartbeat must not unfence.
     shut_down: RefCell<std::collections::HashSet<(i32, uuid::Uuid)>>,
@@ -160,6 +163,7 @@ pub fn start(
         snapshot_every_bytes: q.max_bytes_between_snapshots,
         commit_timeout: Duration::from_millis(q.commit_timeout_ms),
         shutting_down: Cell::new(false),
+        bootstrap_done: Cell::new(false),
         shut_down: Default::default(),
     });
     PLANE.with(|p| *p.borrow_mut() = Some(plane.clone()));
@@ -679,14 +683,14 @@ impl MetadataPlane {
                 .get("unclean.leader.election.enable")
                 .map_or(default, |v| v.eq_ignore_ascii_case("true"))
         };
-        let wanted = leadership::unclean_candidates(&local().catalog(), enabled);
-        if wanted.is_empty() {
+        if leadership::unclean_candidates(&local().catalog(), enabled).is_empty() {
             return;
         }
         let elected = RefCell::new(Vec::new());
         let result = self
             .change_image(|img| {
-                for (topic, partition) in &wanted {
+                // Again on the newest image: its configs decide.
+                for (topic, partition) in &leadership::unclean_candidates(img, enabled) {
                     if let Ok(e) =
                         leadership::elect(img, topic, *partition, leadership::Election::Unclean)
                     {
@@ -735,6 +739,12 @@ impl MetadataPlane {
             ),
             Err(e) => tracing::error!(error = %e, "preferred leader election not committed"),
         }
+    }
+
+    /// Whether start-up's bootstrap is over (the legacy catalogue migrated
+    /// and removed), so clients may be served.
+    pub fn bootstrap_done(&self) -> bool {
+        self.bootstrap_done.get()
     }
 
     /// Whether this broker is registered (this incarnation) and unfenced.
@@ -834,7 +844,10 @@ async fn bootstrap_when_leading(
         match plane.node.leader() {
             Some(l) if l == plane.node.node_id() && plane.node.is_leader() => break,
             // Another node leads: it does this.
-            Some(_) => return,
+            Some(_) => {
+                plane.bootstrap_done.set(true);
+                return;
+            }
             None => shard::sleep(Duration::from_millis(POLL_MS)).await,
         }
     }
@@ -847,6 +860,7 @@ async fn bootstrap_when_leading(
     while !bootstrap_once(&plane, &b, &log_dir).await {
         shard::sleep(Duration::from_millis(BOOTSTRAP_RETRY_MS)).await;
     }
+    plane.bootstrap_done.set(true);
 }
 
 const BOOTSTRAP_RETRY_MS: u64 = 1_000;

@@ -485,10 +485,15 @@ pub async fn run_timers() {
         if now - c.borrow().last_expiry_check_ms >= interval {
             c.borrow_mut().last_expiry_check_ms = now;
             super::offsets::expire(&c, now);
+            // Its writes wait for the ISR: not on the timers' path.
             let loaded: Vec<i32> = c.borrow().loads.keys().copied().collect();
-            for p in loaded {
-                super::compact::maybe_compact(&c, p).await;
-            }
+            let co = c.clone();
+            shard::spawn(async move {
+                for p in loaded {
+                    super::compact::maybe_compact(&co, p).await;
+                }
+            })
+            .detach();
         }
     }
 }

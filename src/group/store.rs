@@ -40,15 +40,27 @@ pub fn write(
         let timeout = Duration::from_millis(local().cfg.groups.offsets_commit_timeout_ms);
         // Kafka's mapping (GroupMetadataManager): a lost leadership means
         // "ask the new coordinator", too few replicas "try again".
-        await_committed(&log, end, timeout)
-            .await
-            .map_err(|e| match e {
-                NotCommitted::NotLeader => ResponseError::NotCoordinator,
-                NotCommitted::BelowMinIsr { .. } | NotCommitted::TimedOut => {
-                    ResponseError::CoordinatorNotAvailable
-                }
-            })
+        match await_committed(&log, end, timeout).await {
+            Ok(()) => Ok(()),
+            Err(NotCommitted::NotLeader) => Err(ResponseError::NotCoordinator),
+            Err(NotCommitted::BelowMinIsr { isr, .. })
+                if isr as usize >= min_isr_for_groups(&log.borrow()) =>
+            {
+                Ok(())
+            }
+            Err(NotCommitted::BelowMinIsr { .. } | NotCommitted::TimedOut) => {
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
     }
+}
+
+/// The in-sync replicas a group write needs: `min.insync.replicas`, but not
+/// more than the partition has (`__consumer_offsets` is created with fewer
+/// replicas than `offsets.topic.replication.factor` when fewer brokers
+/// were live; its groups must still work).
+fn min_isr_for_groups(l: &crate::storage::log::PartitionLog) -> usize {
+    (l.config.min_insync_replicas.max(1) as usize).min(l.replication.replicas.len().max(1))
 }
 
 type Done = futures::channel::oneshot::Receiver<Result<(), StorageError>>;
@@ -59,6 +71,11 @@ fn append(partition: i32, entries: Vec<Entry>) -> Result<(SharedLog, i64, Done),
     let log = state
         .log(OFFSETS_TOPIC, partition)
         .ok_or(ResponseError::NotCoordinator)?;
+    // As Produce with acks=all: too few in-sync replicas, nothing written
+    // (Kafka answers a group write's NOT_ENOUGH_REPLICAS this way).
+    if log.borrow().replication.isr.len() < min_isr_for_groups(&log.borrow()) {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
     let records: Vec<(Option<Bytes>, Option<Bytes>)> = entries
         .into_iter()
         .map(|(k, v)| (Some(format::encode_key(&k)), v))

@@ -52,6 +52,20 @@ pub async fn handle(state: &State, req: ElectLeadersRequest, version: i16) -> El
         })
         .await
     };
+    // One result per partition; a controller that failed as a whole answered
+    // one: every partition gets its error.
+    let results = if results.len() == partitions.len() {
+        results
+    } else {
+        let err = results.into_iter().find_map(|(_, r)| r.err()).unwrap_or((
+            ResponseError::UnknownServerError,
+            "the controller answered no result".into(),
+        ));
+        partitions
+            .iter()
+            .map(|(t, _)| (t.clone(), Err(err.clone())))
+            .collect()
+    };
     let mut by_topic: Vec<ReplicaElectionResult> = Vec::new();
     for ((topic, partition), (_, r)) in partitions.into_iter().zip(results) {
         let (code, message) = match r {

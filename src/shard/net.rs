@@ -33,7 +33,7 @@ pub fn count_listeners(addr: SocketAddr) -> io::Result<usize> {
         let text = match std::fs::read_to_string(table) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{table}: {e}"))),
         };
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
@@ -77,7 +77,9 @@ fn parse_proc_addr(s: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// Would a listener on `a` take connections meant for `ours`?
+/// Would a listener on `a` take connections meant for `ours`? Only one of
+/// the same family: an IPv6 socket that binds `[::]` beside our IPv4 one is
+/// IPv6-only (a dual-stack one would have failed the probe).
 fn same_listener(a: SocketAddr, ours: SocketAddr) -> bool {
     let canon = |ip: std::net::IpAddr| match ip {
         std::net::IpAddr::V6(v6) => v6
@@ -86,7 +88,9 @@ fn same_listener(a: SocketAddr, ours: SocketAddr) -> bool {
         v4 => v4,
     };
     let (x, y) = (canon(a.ip()), canon(ours.ip()));
-    a.port() == ours.port() && (x == y || x.is_unspecified() || y.is_unspecified())
+    a.port() == ours.port()
+        && x.is_ipv4() == y.is_ipv4()
+        && (x == y || x.is_unspecified() || y.is_unspecified())
 }
 
 impl Listener {
@@ -207,6 +211,14 @@ mod tests {
         ));
         assert!(!same_listener(
             "127.0.0.2:9092".parse().unwrap(),
+            "127.0.0.1:9092".parse().unwrap()
+        ));
+        assert!(!same_listener(
+            "[::]:9092".parse().unwrap(),
+            "127.0.0.1:9092".parse().unwrap()
+        ));
+        assert!(same_listener(
+            "[::ffff:127.0.0.1]:9092".parse().unwrap(),
             "127.0.0.1:9092".parse().unwrap()
         ));
         let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
