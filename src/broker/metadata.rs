@@ -381,6 +381,10 @@ impl MetadataPlane {
                 port,
                 incarnation,
             } => {
+                if self.shut_down.borrow().contains(&(id, incarnation)) {
+                    // Sent before its controlled shutdown: it stays fenced.
+                    return ControllerReply::Ok;
+                }
                 self.sessions
                     .borrow_mut()
                     .insert(id, Instant::now() + self.session_timeout);
