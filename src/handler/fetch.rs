@@ -327,7 +327,7 @@ fn build(
     catalog: &crate::cluster::Catalog,
 ) -> Reply {
     let mut records = VecDeque::new();
-    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    let mut hints = super::LeaderHints::default();
     let mut results = results.into_iter();
     let mut responses = Vec::with_capacity(layout.len());
     for (name, id, parts) in layout {
@@ -349,28 +349,13 @@ fn build(
                 .topic
                 .as_deref()
                 .filter(|_| moved && version >= 16)
-                .and_then(|t| super::current_leader(catalog, t, w.partition));
-            if let Some(super::CurrentLeader {
-                id,
-                epoch,
-                endpoint,
-            }) = leader
-            {
+                .and_then(|t| hints.leader(catalog, t, w.partition));
+            if let Some((id, epoch)) = leader {
                 p = p.with_current_leader(
                     LeaderIdAndEpoch::default()
                         .with_leader_id(BrokerId(id))
                         .with_leader_epoch(epoch),
                 );
-                if let Some((host, port)) = endpoint {
-                    if !endpoints.iter().any(|e| e.node_id.0 == id) {
-                        endpoints.push(
-                            NodeEndpoint::default()
-                                .with_node_id(BrokerId(id))
-                                .with_host(StrBytes::from_string(host))
-                                .with_port(port as i32),
-                        );
-                    }
-                }
             }
             if let Some(d) = g.data {
                 let len = d.bytes();
@@ -399,7 +384,18 @@ fn build(
     }
     let mut resp = FetchResponse::default().with_responses(responses);
     if version >= 16 {
-        resp = resp.with_node_endpoints(endpoints);
+        resp = resp.with_node_endpoints(
+            hints
+                .endpoints
+                .into_iter()
+                .map(|(id, host, port)| {
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port as i32)
+                })
+                .collect(),
+        );
     }
     Reply {
         body: ResponseKind::Fetch(resp),

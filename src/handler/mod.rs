@@ -272,32 +272,33 @@ pub mod acl_ops {
     }
 }
 
-/// KIP-951: who leads a partition this broker does not.
-pub struct CurrentLeader {
-    pub id: i32,
-    pub epoch: i32,
-    /// Its client endpoint (host, port), when it is registered.
-    pub endpoint: Option<(String, u16)>,
+/// KIP-951: for partitions answered NOT_LEADER_OR_FOLLOWER, who leads
+/// them in this broker's metadata, and each such leader's endpoint once,
+/// so a client can move without asking Metadata (Produce v10+, Fetch v16+).
+#[derive(Default)]
+pub struct LeaderHints {
+    /// (node id, host, port), one per leader named.
+    pub endpoints: Vec<(i32, String, u16)>,
 }
 
-/// The current leader of `topic`-`partition` in this broker's metadata, so
-/// a client told NOT_LEADER_OR_FOLLOWER can move without asking Metadata.
-pub fn current_leader(
-    catalog: &crate::cluster::Catalog,
-    topic: &str,
-    partition: i32,
-) -> Option<CurrentLeader> {
-    let m = catalog
-        .partition(topic, partition)
-        .filter(|m| m.leader >= 0)?;
-    Some(CurrentLeader {
-        id: m.leader,
-        epoch: m.leader_epoch,
-        endpoint: catalog
-            .brokers
-            .get(&m.leader)
-            .map(|b| (b.host.clone(), b.port)),
-    })
+impl LeaderHints {
+    /// (leader id, leader epoch) of `topic`-`partition`; notes its endpoint.
+    pub fn leader(
+        &mut self,
+        catalog: &crate::cluster::Catalog,
+        topic: &str,
+        partition: i32,
+    ) -> Option<(i32, i32)> {
+        let m = catalog
+            .partition(topic, partition)
+            .filter(|m| m.leader >= 0)?;
+        if let Some(b) = catalog.brokers.get(&m.leader) {
+            if !self.endpoints.iter().any(|(id, ..)| *id == b.id) {
+                self.endpoints.push((b.id, b.host.clone(), b.port));
+            }
+        }
+        Some((m.leader, m.leader_epoch))
+    }
 }
 
 pub fn code(e: Option<ResponseError>) -> i16 {

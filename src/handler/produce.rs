@@ -146,7 +146,7 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
     // KIP-951 (v10+): a partition led elsewhere names its leader, and the
     // response that leader's endpoint, so the client need not ask Metadata.
     let catalog = state.catalog();
-    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    let mut hints = super::LeaderHints::default();
     let responses = topics
         .into_iter()
         .map(|(name, id, parts)| {
@@ -167,28 +167,13 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                             let leader = topic
                                 .as_deref()
                                 .filter(|_| not_leader && version >= 10)
-                                .and_then(|t| super::current_leader(&catalog, t, index));
-                            if let Some(super::CurrentLeader {
-                                id,
-                                epoch,
-                                endpoint,
-                            }) = leader
-                            {
+                                .and_then(|t| hints.leader(&catalog, t, index));
+                            if let Some((id, epoch)) = leader {
                                 r = r.with_current_leader(
                                     LeaderIdAndEpoch::default()
                                         .with_leader_id(BrokerId(id))
                                         .with_leader_epoch(epoch),
                                 );
-                                if let Some((host, port)) = endpoint {
-                                    if !endpoints.iter().any(|e| e.node_id.0 == id) {
-                                        endpoints.push(
-                                            NodeEndpoint::default()
-                                                .with_node_id(BrokerId(id))
-                                                .with_host(StrBytes::from_string(host))
-                                                .with_port(port as i32),
-                                        );
-                                    }
-                                }
                             }
                             r
                         })
@@ -198,7 +183,18 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
         .collect();
     let mut resp = ProduceResponse::default().with_responses(responses);
     if version >= 10 {
-        resp = resp.with_node_endpoints(endpoints);
+        resp = resp.with_node_endpoints(
+            hints
+                .endpoints
+                .into_iter()
+                .map(|(id, host, port)| {
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port as i32)
+                })
+                .collect(),
+        );
     }
     Some(ResponseKind::Produce(resp))
 }
