@@ -30,6 +30,8 @@ enum Cmd {
     MetadataQuorum(sluice::cli::MetadataQuorumArgs),
     /// Elect preferred or unclean partition leaders (like kafka-leader-election.sh).
     LeaderElection(sluice::cli::LeaderElectionArgs),
+    /// Move partitions' replicas between brokers (like kafka-reassign-partitions.sh).
+    ReassignPartitions(sluice::cli::ReassignArgs),
     /// Benchmark any Kafka-compatible cluster: run workloads, compare, report.
     Bench(sluice::bench::BenchArgs),
 }
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Cmd::ConsumerGroups(a) => sluice::cli::consumer_groups(a),
         Cmd::MetadataQuorum(a) => sluice::cli::metadata_quorum(a),
         Cmd::LeaderElection(a) => sluice::cli::leader_election(a),
+        Cmd::ReassignPartitions(a) => sluice::cli::reassign_partitions(a),
         Cmd::Bench(a) => sluice::bench::main(a),
     };
     match result {

@@ -352,6 +352,95 @@ fn partition_logs(b: &Broker, topic: &str, partition: i32) -> BTreeMap<String, V
         .collect()
 }
 
+/// What an acks=all producer got acknowledged: (partition, offset, value)
+/// of every acknowledged record, and how many were not.
+type Acked = (Vec<(i32, i64, String)>, usize);
+
+/// An idempotent acks=all librdkafka producer writing "id-N" round-robin
+/// to `topic`'s partitions until `stop`, at most 200 records in flight.
+fn acked_producer(
+    bootstrap: String,
+    topic: &'static str,
+    partitions: i32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Acked> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let p = rdk::producer(
+            &bootstrap,
+            &[
+                ("enable.idempotence", "true"),
+                ("message.timeout.ms", "20000"),
+                ("linger.ms", "2"),
+            ],
+        );
+        let mut acked: Vec<(i32, i64, String)> = Vec::new();
+        let mut failed = 0usize;
+        let mut inflight = std::collections::VecDeque::new();
+        let mut settle = |f: rdkafka::producer::DeliveryFuture,
+                          value: String,
+                          acked: &mut Vec<(i32, i64, String)>| {
+            match futures::executor::block_on(f) {
+                Ok(Ok(d)) => acked.push((d.partition, d.offset, value)),
+                Ok(Err((e, _))) => {
+                    failed += 1;
+                    eprintln!("not acknowledged: {value}: {e}");
+                }
+                Err(_) => failed += 1,
+            }
+        };
+        let mut seq = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let value = format!("id-{seq}");
+            let f = rdk::send(
+                &p,
+                topic,
+                (seq % partitions as u64) as i32,
+                None,
+                value.as_bytes(),
+            );
+            inflight.push_back((f, value));
+            seq += 1;
+            while inflight.len() > 200 {
+                let (f, v) = inflight.pop_front().unwrap();
+                settle(f, v, &mut acked);
+            }
+        }
+        for (f, v) in inflight {
+            settle(f, v, &mut acked);
+        }
+        (acked, failed)
+    })
+}
+
+/// Every acknowledged record is read back at the offset it was
+/// acknowledged at, exactly once.
+fn assert_acked_present(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    acked: &[(i32, i64, String)],
+) {
+    let got = rdk::consume_all(bootstrap, topic, partitions, rdk::TIMEOUT);
+    let mut at: BTreeMap<(i32, i64), String> = BTreeMap::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for recs in got.values() {
+        for r in recs {
+            let v = String::from_utf8(r.value.clone().unwrap_or_default()).unwrap();
+            *seen.entry(v.clone()).or_default() += 1;
+            at.insert((r.partition, r.offset), v);
+        }
+    }
+    for (partition, offset, value) in acked {
+        assert_eq!(
+            at.get(&(*partition, *offset)),
+            Some(value),
+            "acknowledged {value} at {partition}/{offset} is not there"
+        );
+        assert_eq!(seen[value], 1, "{value} stored more than once");
+    }
+}
+
 /// How long the fault loop of the no-loss test runs.
 const FAULT_LOOP: Duration = Duration::from_secs(60);
 
@@ -372,58 +461,7 @@ fn no_acknowledged_record_is_lost_while_brokers_are_killed() {
     create_topic(&c, "ledger", 3, PARTITIONS, &["min.insync.replicas=2"]);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let bootstrap = c.bootstrap_all();
-    let producer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let p = rdk::producer(
-                &bootstrap,
-                &[
-                    ("enable.idempotence", "true"),
-                    ("message.timeout.ms", "20000"),
-                    ("linger.ms", "2"),
-                ],
-            );
-            // (partition, offset, value) of every acknowledged record, and
-            // how many were not acknowledged.
-            let mut acked: Vec<(i32, i64, String)> = Vec::new();
-            let mut failed = 0usize;
-            let mut inflight = std::collections::VecDeque::new();
-            let mut settle = |f: rdkafka::producer::DeliveryFuture,
-                              value: String,
-                              acked: &mut Vec<(i32, i64, String)>| {
-                match futures::executor::block_on(f) {
-                    Ok(Ok(d)) => acked.push((d.partition, d.offset, value)),
-                    Ok(Err((e, _))) => {
-                        failed += 1;
-                        eprintln!("not acknowledged: {value}: {e}");
-                    }
-                    Err(_) => failed += 1,
-                }
-            };
-            let mut seq = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let value = format!("id-{seq}");
-                let f = rdk::send(
-                    &p,
-                    "ledger",
-                    (seq % PARTITIONS as u64) as i32,
-                    None,
-                    value.as_bytes(),
-                );
-                inflight.push_back((f, value));
-                seq += 1;
-                while inflight.len() > 200 {
-                    let (f, v) = inflight.pop_front().unwrap();
-                    settle(f, v, &mut acked);
-                }
-            }
-            for (f, v) in inflight {
-                settle(f, v, &mut acked);
-            }
-            (acked, failed)
-        })
-    };
+    let producer = acked_producer(c.bootstrap_all(), "ledger", PARTITIONS, stop.clone());
 
     // One broker down at a time: killed -9, left down for 0.5-5 s (beyond
     // the 3 s session: fenced, its leaderships moved), restarted.
@@ -474,24 +512,7 @@ fn no_acknowledged_record_is_lost_while_brokers_are_killed() {
         (0..PARTITIONS).all(|p| sorted(l["ledger"][&p].2.clone()) == vec![1, 2, 3])
     });
 
-    let got = rdk::consume_all(&c.bootstrap_all(), "ledger", PARTITIONS, rdk::TIMEOUT);
-    let mut at: BTreeMap<(i32, i64), String> = BTreeMap::new();
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for recs in got.values() {
-        for r in recs {
-            let v = String::from_utf8(r.value.clone().unwrap_or_default()).unwrap();
-            *seen.entry(v.clone()).or_default() += 1;
-            at.insert((r.partition, r.offset), v);
-        }
-    }
-    for (partition, offset, value) in &acked {
-        assert_eq!(
-            at.get(&(*partition, *offset)),
-            Some(value),
-            "acknowledged {value} at {partition}/{offset} is not there"
-        );
-        assert_eq!(seen[value], 1, "{value} stored more than once");
-    }
+    assert_acked_present(&c.bootstrap_all(), "ledger", PARTITIONS, &acked);
     for part in 0..PARTITIONS {
         until("replicas byte for byte the same", || {
             let reference = partition_logs(c.broker(1), "ledger", part);
@@ -524,9 +545,8 @@ fn leader_election(bootstrap: &str, args: &[&str]) -> (bool, String) {
     cli(&all)
 }
 
-/// confluent-kafka's `AdminClient.elect_leaders` (tests/clients/confluent_elect.py):
-/// one "topic-partition STATUS" line per partition answered.
-fn confluent_elect(bootstrap: &str, kind: &str, partitions: &[&str]) -> String {
+/// Run a client script of tests/clients in its venv: its stdout.
+fn python_client(script: &str, args: &[&str]) -> String {
     let clients = common::repo_root().join("tests/clients");
     let python = clients.join(".venv/bin/python");
     assert!(
@@ -536,15 +556,21 @@ fn confluent_elect(bootstrap: &str, kind: &str, partitions: &[&str]) -> String {
     );
     let out = common::run_ok(
         Command::new(python)
-            .arg(clients.join("confluent_elect.py"))
-            .arg(bootstrap)
-            .arg(kind)
-            .args(partitions)
+            .arg(clients.join(script))
+            .args(args)
             .current_dir(&clients),
         None,
         Duration::from_secs(90),
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// confluent-kafka's `AdminClient.elect_leaders` (tests/clients/confluent_elect.py):
+/// one "topic-partition STATUS" line per partition answered.
+fn confluent_elect(bootstrap: &str, kind: &str, partitions: &[&str]) -> String {
+    let mut args = vec![bootstrap, kind];
+    args.extend(partitions);
+    python_client("confluent_elect.py", &args)
 }
 
 /// Every replica's copy of a partition's first segment is the same.
@@ -1036,4 +1062,168 @@ fn sigterm_moves_leadership_away_before_the_broker_exits() {
         sorted(partition_of(&c, 2, "graceful", 0).2) == vec![1, 2, 3]
     });
     assert_eq!(consumed(&c.broker(1).bootstrap(), "graceful", 1), 100);
+}
+
+/// Partition reassignments through kafka-python's admin client
+/// (tests/clients/kafka_python_reassign.py): "alter" lines
+/// "topic-partition OK|<error>", or "list" lines.
+fn kafka_python_reassign(bootstrap: &str, args: &[&str]) -> String {
+    let mut all = vec![bootstrap];
+    all.extend(args);
+    python_client("kafka_python_reassign.py", &all)
+}
+
+/// `sluice reassign-partitions` through `bootstrap` with a reassignment
+/// JSON file holding `json`: (exit ok, output).
+fn reassign_cli(bootstrap: &str, action: &str, json: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reassignment.json");
+    fs::write(&file, json).unwrap();
+    cli(&[
+        "reassign-partitions",
+        "--bootstrap-server",
+        bootstrap,
+        action,
+        "--reassignment-json-file",
+        file.to_str().unwrap(),
+    ])
+}
+
+/// Partition reassignment (KIP-455) while an acks=all producer keeps
+/// writing: `sluice reassign-partitions --execute` moves a partition off
+/// its leader's broker and another onto a new broker; the new replicas copy
+/// the log, join the ISR, the old ones leave (their data deleted) and
+/// leadership moves, and every acknowledged record is still there, the same
+/// bytes on every replica. Then a move that cannot finish (its new broker
+/// is down) is listed in progress (sluice's tool and kafka-python agree),
+/// refused to a second --execute, cancelled, and finishes once started again
+/// with the broker back.
+#[test]
+fn reassigning_partitions_moves_replicas_while_producers_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mut c = Cluster::start(3, FAST_SESSIONS);
+    create_assigned(&c, "moving", "1:2,2:1");
+    produce(&c.broker(1).bootstrap(), "moving", 2, 2000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = acked_producer(c.bootstrap_all(), "moving", 2, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+
+    // moving-0 leaves its leader's broker (1); moving-1 moves from 1 to 3.
+    let b2 = c.broker(2).bootstrap();
+    let target = r#"{"version":1,"partitions":[{"topic":"moving","partition":0,"replicas":[3,2]},{"topic":"moving","partition":1,"replicas":[2,3],"log_dirs":["any","any"]}]}"#;
+    let (ok, out) = reassign_cli(&b2, "--execute", target);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        "Current partition replica assignment\n\n\
+         {\"version\":1,\"partitions\":[{\"topic\":\"moving\",\"partition\":0,\"replicas\":[1,2],\"log_dirs\":[\"any\",\"any\"]},\
+         {\"topic\":\"moving\",\"partition\":1,\"replicas\":[2,1],\"log_dirs\":[\"any\",\"any\"]}]}\n\n\
+         Save this to use as the --reassignment-json-file option during rollback\n\
+         Successfully started partition reassignments for moving-0,moving-1\n"
+    );
+    until("the reassignment verified complete", || {
+        let (ok, out) = reassign_cli(&b2, "--verify", target);
+        assert!(ok, "{out}");
+        out == "Status of partition reassignment:\n\
+                Reassignment of partition moving-0 is completed.\n\
+                Reassignment of partition moving-1 is completed.\n\n"
+    });
+    for (p, want) in [(0, vec![3, 2]), (1, vec![2, 3])] {
+        let (leader, replicas, isr) = partition_of(&c, 1, "moving", p);
+        assert_eq!(replicas, want, "moving-{p}");
+        assert_eq!(sorted(isr), vec![2, 3], "moving-{p}");
+        assert!([2, 3].contains(&leader), "moving-{p} led by {leader}");
+    }
+    until("broker 1 deleted its copies", || {
+        (0..2).all(|p| !c.broker(1).data_dir().join(format!("moving-{p}")).exists())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (acked, failed) = producer.join().unwrap();
+    eprintln!("{} acknowledged, {failed} not", acked.len());
+    assert!(!acked.is_empty());
+    assert_eq!(failed, 0, "a reassignment made writes fail");
+    assert_acked_present(&c.bootstrap_all(), "moving", 2, &acked);
+    for p in 0..2 {
+        until("replicas byte for byte the same", || {
+            let reference = partition_logs(c.broker(2), "moving", p);
+            !reference.is_empty() && partition_logs(c.broker(3), "moving", p) == reference
+        });
+    }
+
+    // A move onto a broker that is down cannot complete: it stays listed.
+    c.brokers[0].kill9();
+    until("broker 1 fenced", || {
+        !metadata(c.broker(2))
+            .brokers
+            .iter()
+            .any(|b| b.node_id.0 == 1)
+    });
+    // sluice's tool refuses it, as Kafka's does...
+    let onto_1 = r#"{"partitions":[{"topic":"moving","partition":1,"replicas":[2,1]}]}"#;
+    let (ok, out) = reassign_cli(&b2, "--execute", onto_1);
+    assert!(!ok && out.contains("Unknown broker id 1"), "{out}");
+    // ...a client without that check can still ask (broker 1 is registered).
+    assert_eq!(
+        kafka_python_reassign(&b2, &["alter", "moving:1:2,1", "moving:0:2,9"]),
+        "moving-0 InvalidReplicationAssignmentError\nmoving-1 OK\n"
+    );
+    let (ok, out) = cli(&["reassign-partitions", "--bootstrap-server", &b2, "--list"]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        "Current partition reassignments:\nmoving-1: replicas: 2,1,3. adding: 1. removing: 3.\n"
+    );
+    assert_eq!(
+        kafka_python_reassign(&c.broker(3).bootstrap(), &["list"]),
+        "moving-1 replicas=2,1,3 adding=1 removing=3\n"
+    );
+    let (ok, out) = reassign_cli(&b2, "--verify", onto_1);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        "Status of partition reassignment:\nReassignment of partition moving-1 is still in progress.\n\n"
+    );
+    let (ok, out) = reassign_cli(&b2, "--execute", target);
+    assert!(
+        !ok && out.contains("Cannot execute because there is an existing partition assignment."),
+        "{out}"
+    );
+    // Records still flow through the widened replica set.
+    produce(&b2, "moving", 2, 100);
+    let (ok, out) = reassign_cli(&b2, "--cancel", onto_1);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        "Successfully cancelled partition reassignment for: moving-1\n"
+    );
+    assert_eq!(sorted(partition_of(&c, 3, "moving", 1).1), vec![2, 3]);
+    let (ok, out) = cli(&["reassign-partitions", "--bootstrap-server", &b2, "--list"]);
+    assert!(ok && out == "No partition reassignments found.\n", "{out}");
+    assert_eq!(
+        kafka_python_reassign(&b2, &["alter", "moving:1:none"]),
+        "moving-1 NoReassignmentInProgressError\n"
+    );
+
+    // With broker 1 back, the same move completes.
+    c.brokers[0].relaunch();
+    c.brokers[0].wait_until_ready();
+    assert_eq!(
+        kafka_python_reassign(&b2, &["alter", "moving:1:2,1"]),
+        "moving-1 OK\n"
+    );
+    until("moving-1 on brokers 2 and 1", || {
+        let (_, replicas, isr) = partition_of(&c, 2, "moving", 1);
+        replicas == vec![2, 1] && sorted(isr) == vec![1, 2]
+    });
+    until("broker 3 deleted its copy of moving-1", || {
+        !c.broker(3).data_dir().join("moving-1").exists()
+    });
+    replicas_agree(&c, "moving", 1, &[2, 1]);
+    assert_eq!(
+        consumed(&c.bootstrap_all(), "moving", 2),
+        2000 + acked.len() + 100
+    );
 }

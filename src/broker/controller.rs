@@ -104,6 +104,14 @@ pub enum Change {
         election: Election,
         partitions: Vec<(String, i32)>,
     },
+    /// Start, replace or (target None) cancel partition reassignments
+    /// (AlterPartitionReassignments): one result per partition, named after
+    /// its topic, in order.
+    Reassign {
+        partitions: Vec<(String, i32, Option<Vec<i32>>)>,
+        /// KIP-860: false refuses a target of another replication factor.
+        allow_rf_change: bool,
+    },
 }
 
 /// How a change travels to the quorum leader (`ControllerRequest::Change`).
@@ -321,6 +329,28 @@ impl Change {
                     b.put_i32(*p);
                 }
             }
+            Change::Reassign {
+                partitions,
+                allow_rf_change,
+            } => {
+                b.put_u8(9);
+                put_bool(&mut b, *allow_rf_change);
+                b.put_u32(partitions.len() as u32);
+                for (t, p, target) in partitions {
+                    put_str(&mut b, t);
+                    b.put_i32(*p);
+                    match target {
+                        None => put_bool(&mut b, false),
+                        Some(ids) => {
+                            put_bool(&mut b, true);
+                            b.put_u32(ids.len() as u32);
+                            for id in ids {
+                                b.put_i32(*id);
+                            }
+                        }
+                    }
+                }
+            }
         }
         b
     }
@@ -448,6 +478,25 @@ impl Change {
                     partitions: (0..n)
                         .map(|_| Some((r.str()?, r.i32()?)))
                         .collect::<Option<_>>()?,
+                }
+            }
+            9 => {
+                let allow_rf_change = r.bool()?;
+                let n = r.len()?;
+                let mut partitions = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let (t, p) = (r.str()?, r.i32()?);
+                    let target = if r.bool()? {
+                        let nb = r.len()?;
+                        Some((0..nb).map(|_| r.i32()).collect::<Option<Vec<_>>>()?)
+                    } else {
+                        None
+                    };
+                    partitions.push((t, p, target));
+                }
+                Change::Reassign {
+                    partitions,
+                    allow_rf_change,
                 }
             }
             _ => return None,
@@ -758,6 +807,74 @@ fn edit(
                 (topic, r)
             })
             .collect(),
+        Change::Reassign {
+            partitions,
+            allow_rf_change,
+        } => partitions
+            .into_iter()
+            .map(|(topic, partition, to)| {
+                let r = reassign(state, target, &topic, partition, to, allow_rf_change);
+                (topic, r)
+            })
+            .collect(),
+    }
+}
+
+/// One partition's reassignment (or its cancel), with Kafka's errors.
+fn reassign(
+    state: &ShardState,
+    c: &mut Catalog,
+    topic: &str,
+    partition: i32,
+    to: Option<Vec<i32>>,
+    allow_rf_change: bool,
+) -> Result<TopicMeta, ApiError> {
+    use crate::cluster::reassignment::{self, Refused};
+    let live = c.live_brokers();
+    let registered: Vec<i32> = c.brokers.keys().copied().collect();
+    let default = state
+        .effective_cfg()
+        .replication
+        .unclean_leader_election_enable;
+    let unclean = c.topics.get(topic).is_some_and(|t| {
+        t.configs
+            .get("unclean.leader.election.enable")
+            .map_or(default, |v| v.eq_ignore_ascii_case("true"))
+    });
+    let Some(p) = c.topics.get_mut(topic).and_then(|t| {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.parts.get_mut(i))
+    }) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("Unable to find partition {topic}:{partition}."),
+        ));
+    };
+    let before = p.clone();
+    let r = match &to {
+        Some(target) => reassignment::start(p, target, &registered, &live, allow_rf_change),
+        None => reassignment::cancel(p, &live, unclean),
+    };
+    match r {
+        Ok(()) => {
+            if *p != before {
+                tracing::info!(topic, partition, replicas = ?p.replicas, adding = ?p.adding,
+                    removing = ?p.removing, leader = p.leader,
+                    "{}", if to.is_some() { "partition reassignment" } else { "partition reassignment cancelled" });
+            }
+            // A stand-in, as for elections: nobody reads the topic back.
+            Ok(TopicMeta {
+                name: topic.to_string(),
+                ..Default::default()
+            })
+        }
+        Err(Refused::Invalid(m)) => Err((ResponseError::InvalidReplicaAssignment, m)),
+        Err(Refused::ReplicationFactor(m)) => Err((ResponseError::InvalidReplicationFactor, m)),
+        Err(Refused::NoneInProgress) => Err((
+            ResponseError::NoReassignmentInProgress,
+            "No partition reassignment is in progress for the topic partition.".into(),
+        )),
     }
 }
 
@@ -868,6 +985,11 @@ fn alter_isr(
     }
     p.isr = isr;
     p.partition_epoch += 1;
+    // The ISR a reassignment waited for: it completes now.
+    if crate::cluster::reassignment::maybe_complete(p, live) {
+        tracing::info!(topic, partition, replicas = ?p.replicas, leader = p.leader,
+            "partition reassignment completed");
+    }
     Ok(t.clone())
 }
 
@@ -1306,6 +1428,10 @@ mod wire_tests {
             Change::Elect {
                 election: Election::Preferred,
                 partitions: vec![],
+            },
+            Change::Reassign {
+                partitions: vec![("t".into(), 0, Some(vec![3, 1, 2])), ("u".into(), 2, None)],
+                allow_rf_change: true,
             },
             Change::BrokerConfigs {
                 scope: "".into(),

@@ -246,8 +246,10 @@ impl ShardState {
                 }
             }
         }
-        // Replicas no longer on this broker (reassigned away): closed, their
-        // data kept.
+        // Replicas no longer here: closed. One the image has reassigned to
+        // other brokers is deleted, as Kafka's broker deletes a replica
+        // removed from the partition (its data lives on the new replicas,
+        // which were in sync before this one was removed).
         let moved: Vec<(String, i32)> = self
             .logs
             .borrow()
@@ -257,12 +259,26 @@ impl ShardState {
             .collect();
         for (topic, p) in moved {
             let log = self.logs.borrow_mut().remove(&topic, p).unwrap();
-            tracing::info!(
-                topic,
-                partition = p,
-                "no longer a replica here: closing the partition"
-            );
-            close_log(&log, true).await;
+            let removed = catalog
+                .topics
+                .get(&topic)
+                .and_then(|t| t.parts.get(p as usize))
+                .is_some_and(|m| !m.replicas.contains(&me));
+            close_log(&log, !removed).await;
+            if removed {
+                let dir = log.borrow().dir.clone();
+                tracing::info!(topic, partition = p, dir = %dir.display(),
+                    "no longer a replica of the partition (reassigned): deleting its log");
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
+                }
+            } else {
+                tracing::info!(
+                    topic,
+                    partition = p,
+                    "not served here now: closing the partition"
+                );
+            }
         }
         // One partition that cannot open (no descriptors, a bad disk) must not
         // keep the others closed: open all that can, report the failures.

@@ -19,6 +19,7 @@ mod metadata_quorum;
 mod murmur;
 mod producer;
 mod props;
+mod reassign;
 #[cfg(test)]
 mod tests;
 mod topics;
@@ -31,6 +32,7 @@ pub use leader_election::LeaderElectionArgs;
 pub use metadata_quorum::MetadataQuorumArgs;
 pub use murmur::{murmur2, partition_for_key};
 pub use producer::ProducerArgs;
+pub use reassign::ReassignArgs;
 pub use topics::TopicsArgs;
 
 /// `sluice topics`: create, list, describe, delete or alter topics.
@@ -56,6 +58,11 @@ pub fn metadata_quorum(args: MetadataQuorumArgs) -> anyhow::Result<()> {
 /// `sluice leader-election`: preferred or unclean leader elections.
 pub fn leader_election(args: LeaderElectionArgs) -> anyhow::Result<()> {
     leader_election::run(args)
+}
+
+/// `sluice reassign-partitions`: move partitions' replicas between brokers.
+pub fn reassign_partitions(args: ReassignArgs) -> anyhow::Result<()> {
+    reassign::run(args)
 }
 
 /// `sluice consumer-groups`: list, describe, delete groups, reset offsets.

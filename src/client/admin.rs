@@ -39,6 +39,16 @@ pub struct ElectionResult {
     pub message: Option<String>,
 }
 
+/// One partition's reassignment in progress (ListPartitionReassignments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OngoingReassignment {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
 impl Client {
     /// Creates one topic. `partitions` / `replication_factor` of -1 mean
     /// "broker default" (CreateTopics v4+; older brokers get 1).
@@ -249,6 +259,95 @@ impl Client {
                     partition: p.partition_id,
                     error_code: p.error_code,
                     message: p.error_message.as_ref().map(|m| m.to_string()),
+                })
+            })
+            .collect())
+    }
+
+    /// AlterPartitionReassignments (API 45): move each partition to its
+    /// target replicas, or (None) cancel its reassignment. One result per
+    /// partition, in order: (topic, partition, error code, message).
+    pub fn alter_partition_reassignments(
+        &mut self,
+        targets: &[(String, i32, Option<Vec<i32>>)],
+    ) -> Result<Vec<ElectionResult>> {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId};
+        let timeout_ms = self.timeout_ms_i32();
+        let (_, resp) = self.call(
+            Target::Any,
+            ApiKey::AlterPartitionReassignments,
+            i16::MAX,
+            0,
+            |_| {
+                let mut topics: Vec<ReassignableTopic> = Vec::new();
+                for (t, p, replicas) in targets {
+                    let part = ReassignablePartition::default()
+                        .with_partition_index(*p)
+                        .with_replicas(
+                            replicas
+                                .as_ref()
+                                .map(|r| r.iter().map(|b| BrokerId(*b)).collect()),
+                        );
+                    match topics.iter_mut().find(|x| x.name.0.as_str() == t) {
+                        Some(x) => x.partitions.push(part),
+                        None => topics.push(
+                            ReassignableTopic::default()
+                                .with_name(topic_name(t))
+                                .with_partitions(vec![part]),
+                        ),
+                    }
+                }
+                AlterPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(timeout_ms)
+                    .with_allow_replication_factor_change(true)
+                    .with_topics(topics)
+            },
+        )?;
+        check_code(resp.error_code, resp.error_message.as_deref(), || {
+            "cannot alter partition reassignments".into()
+        })?;
+        Ok(resp
+            .responses
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| ElectionResult {
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    error_code: p.error_code,
+                    message: p.error_message.as_ref().map(|m| m.to_string()),
+                })
+            })
+            .collect())
+    }
+
+    /// ListPartitionReassignments (API 46): every partition being moved.
+    pub fn list_partition_reassignments(&mut self) -> Result<Vec<OngoingReassignment>> {
+        use kafka_protocol::messages::ListPartitionReassignmentsRequest;
+        let timeout_ms = self.timeout_ms_i32();
+        let (_, resp) = self.call(
+            Target::Any,
+            ApiKey::ListPartitionReassignments,
+            i16::MAX,
+            0,
+            |_| ListPartitionReassignmentsRequest::default().with_timeout_ms(timeout_ms),
+        )?;
+        check_code(resp.error_code, resp.error_message.as_deref(), || {
+            "cannot list partition reassignments".into()
+        })?;
+        let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect();
+        Ok(resp
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| OngoingReassignment {
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    replicas: ids(&p.replicas),
+                    adding: ids(&p.adding_replicas),
+                    removing: ids(&p.removing_replicas),
                 })
             })
             .collect())

@@ -4,7 +4,7 @@
 //! Every call negotiates the highest API version both sides support.
 
 mod admin;
-pub use admin::{ElectionResult, QuorumInfo};
+pub use admin::{ElectionResult, OngoingReassignment, QuorumInfo};
 pub mod assignor;
 mod conn;
 mod data;

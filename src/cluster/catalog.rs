@@ -36,6 +36,12 @@ pub struct PartitionMeta {
     pub leader_epoch: i32,
     /// Bumped by every change of this partition.
     pub partition_epoch: i32,
+    /// A reassignment in progress (KIP-455): replicas being added (they are
+    /// in `replicas` already, and join the ISR as they catch up) and
+    /// replicas to be removed once every target replica is in sync. Both
+    /// empty when none is.
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 pub const NO_LEADER: i32 = -1;
@@ -51,7 +57,13 @@ impl PartitionMeta {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
+    }
+
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
     }
 
     /// A leadership change: epochs move on.
@@ -62,6 +74,8 @@ impl PartitionMeta {
             leader,
             leader_epoch: self.leader_epoch + 1,
             partition_epoch: self.partition_epoch + 1,
+            adding: self.adding.clone(),
+            removing: self.removing.clone(),
         }
     }
 }

@@ -261,8 +261,7 @@ mod tests {
             replicas: replicas.to_vec(),
             isr: isr.to_vec(),
             leader,
-            leader_epoch: 0,
-            partition_epoch: 0,
+            ..Default::default()
         }
     }
 

@@ -8,6 +8,7 @@ pub mod controller_rpc;
 pub mod leadership;
 pub mod placement;
 pub mod producer_ids;
+pub mod reassignment;
 pub mod records;
 pub mod topic_config;
 pub mod topic_keys;

@@ -100,6 +100,10 @@ const REGISTER_BROKER: u8 = 6;
 const BROKER_FENCING: u8 = 7;
 const PARTITION: u8 = 8;
 const PRODUCER_IDS: u8 = 9;
+/// PARTITION followed by the adding and removing replicas of a
+/// reassignment in progress (a partition without one is written as
+/// PARTITION, so logs written before reassignments existed read the same).
+const PARTITION_REASSIGNING: u8 = 10;
 
 pub fn encode(records: &[MetadataRecord]) -> Vec<u8> {
     let mut b = Vec::new();
@@ -175,18 +179,23 @@ pub fn encode(records: &[MetadataRecord]) -> Vec<u8> {
                 partition,
                 meta,
             } => {
-                b.put_u8(PARTITION);
+                b.put_u8(if meta.reassigning() {
+                    PARTITION_REASSIGNING
+                } else {
+                    PARTITION
+                });
                 put_str(&mut b, topic);
                 b.put_i32(*partition);
                 for list in [&meta.replicas, &meta.isr] {
-                    b.put_u32(list.len() as u32);
-                    for id in list {
-                        b.put_i32(*id);
-                    }
+                    put_ids(&mut b, list);
                 }
                 b.put_i32(meta.leader);
                 b.put_i32(meta.leader_epoch);
                 b.put_i32(meta.partition_epoch);
+                if meta.reassigning() {
+                    put_ids(&mut b, &meta.adding);
+                    put_ids(&mut b, &meta.removing);
+                }
             }
         }
     }
@@ -256,28 +265,28 @@ pub fn decode(mut b: &[u8]) -> Result<Vec<MetadataRecord>, RecordError> {
                 }
                 MetadataRecord::ProducerIds { next: b.get_i64() }
             }
-            PARTITION => {
+            t @ (PARTITION | PARTITION_REASSIGNING) => {
                 let topic = get_str(&mut b)?;
                 let partition = get_u32(&mut b)? as i32;
-                let mut lists = [Vec::new(), Vec::new()];
-                for list in lists.iter_mut() {
-                    let n = get_u32(&mut b)? as usize;
-                    if b.remaining() < n.saturating_mul(4) {
-                        return Err(RecordError::Truncated);
-                    }
-                    *list = (0..n).map(|_| b.get_i32()).collect();
+                let replicas = get_ids(&mut b)?;
+                let isr = get_ids(&mut b)?;
+                let mut meta = PartitionMeta {
+                    replicas,
+                    isr,
+                    leader: get_u32(&mut b)? as i32,
+                    leader_epoch: get_u32(&mut b)? as i32,
+                    partition_epoch: get_u32(&mut b)? as i32,
+                    adding: Vec::new(),
+                    removing: Vec::new(),
+                };
+                if t == PARTITION_REASSIGNING {
+                    meta.adding = get_ids(&mut b)?;
+                    meta.removing = get_ids(&mut b)?;
                 }
-                let [replicas, isr] = lists;
                 MetadataRecord::Partition {
                     topic,
                     partition,
-                    meta: PartitionMeta {
-                        replicas,
-                        isr,
-                        leader: get_u32(&mut b)? as i32,
-                        leader_epoch: get_u32(&mut b)? as i32,
-                        partition_epoch: get_u32(&mut b)? as i32,
-                    },
+                    meta,
                 }
             }
             t => return Err(RecordError::UnknownType(t)),
@@ -291,6 +300,21 @@ pub fn decode(mut b: &[u8]) -> Result<Vec<MetadataRecord>, RecordError> {
         )));
     }
     Ok(out)
+}
+
+fn put_ids(b: &mut Vec<u8>, ids: &[i32]) {
+    b.put_u32(ids.len() as u32);
+    for id in ids {
+        b.put_i32(*id);
+    }
+}
+
+fn get_ids(b: &mut &[u8]) -> Result<Vec<i32>, RecordError> {
+    let n = get_u32(b)? as usize;
+    if b.remaining() < n.saturating_mul(4) {
+        return Err(RecordError::Truncated);
+    }
+    Ok((0..n).map(|_| b.get_i32()).collect())
 }
 
 fn put_str(b: &mut Vec<u8>, s: &str) {
@@ -708,6 +732,20 @@ mod tests {
                     leader: -1,
                     leader_epoch: 7,
                     partition_epoch: 9,
+                    ..Default::default()
+                },
+            },
+            MetadataRecord::Partition {
+                topic: "t".into(),
+                partition: 5,
+                meta: PartitionMeta {
+                    replicas: vec![4, 2, 1],
+                    isr: vec![1, 2],
+                    leader: 1,
+                    leader_epoch: 2,
+                    partition_epoch: 3,
+                    adding: vec![4],
+                    removing: vec![1],
                 },
             },
         ];

@@ -1,6 +1,7 @@
 //! One file per API. Each handler turns a decoded request into a response and
 //! maps internal errors to Kafka error codes.
 
+mod alter_partition_reassignments;
 mod api_versions;
 mod configs;
 mod consumer_group_describe;
@@ -23,6 +24,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -97,6 +99,18 @@ pub async fn handle(
         Some(RequestKind::ElectLeaders(r)) => {
             Some(ResponseKind::ElectLeaders(elect_leaders::handle(&state, r, version).await).into())
         }
+        Some(RequestKind::AlterPartitionReassignments(r)) => Some(
+            ResponseKind::AlterPartitionReassignments(
+                alter_partition_reassignments::handle(r, version).await,
+            )
+            .into(),
+        ),
+        Some(RequestKind::ListPartitionReassignments(r)) => Some(
+            ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(
+                &state, r,
+            ))
+            .into(),
+        ),
         Some(RequestKind::CreatePartitions(r)) => Some(create_partitions::handle(r).await.into()),
         Some(RequestKind::DescribeConfigs(r)) => {
             Some(describe_configs::handle(&state, r, version).await.into())

@@ -202,6 +202,8 @@ encode_into_impl!(
     DeleteTopics,
     CreatePartitions,
     ElectLeaders,
+    AlterPartitionReassignments,
+    ListPartitionReassignments,
     DescribeConfigs,
     AlterConfigs,
     IncrementalAlterConfigs,
