@@ -541,8 +541,15 @@ async fn apply_on_controller(change: Change) -> Results {
     let local_results = {
         let current = state.catalog();
         let mut next = (*current).clone();
+        // A reassignment is always decided by the leader: against an image
+        // that lags, "nothing to change" could answer a move back to the
+        // current replicas (or a cancel) wrongly.
+        let decide_here = !matches!(change, Change::Reassign { .. });
         let results = edit(&state, &mut next, change.clone());
-        if records::diff(&current, &next).is_empty() || results.iter().all(|(_, r)| r.is_err()) {
+        if decide_here
+            && (records::diff(&current, &next).is_empty()
+                || results.iter().all(|(_, r)| r.is_err()))
+        {
             return results;
         }
         results

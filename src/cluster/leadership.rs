@@ -115,8 +115,28 @@ pub struct Elected {
 }
 
 /// Run one election on `topic`-`partition` (ElectLeaders, and the
-/// controller's own rebalancing and unclean elections).
+/// controller's own rebalancing and unclean elections). A reassignment the
+/// new ISR satisfies completes with it, as Kafka completes one on every
+/// partition change.
 pub fn elect(
+    image: &mut Catalog,
+    topic: &str,
+    partition: i32,
+    election: Election,
+) -> Result<Elected, NotElected> {
+    let elected = elect_one(image, topic, partition, election)?;
+    let live = image.live_brokers();
+    if let Some(p) = image
+        .topics
+        .get_mut(topic)
+        .and_then(|t| t.parts.get_mut(partition as usize))
+    {
+        super::reassignment::maybe_complete(p, &live);
+    }
+    Ok(elected)
+}
+
+fn elect_one(
     image: &mut Catalog,
     topic: &str,
     partition: i32,

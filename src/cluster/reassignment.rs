@@ -127,12 +127,19 @@ pub fn cancel(p: &mut PartitionMeta, live: &[i32], unclean: bool) -> Result<(), 
                 "Unable to revert partition assignment because it would require an unclean leader election.".into(),
             ));
         }
-        isr.push(replicas[0]);
+        // An unclean election: the first live original replica leads alone.
+        isr.push(
+            replicas
+                .iter()
+                .copied()
+                .find(|r| live.contains(r))
+                .unwrap_or(replicas[0]),
+        );
     }
-    p.replicas = replicas;
+    let before = std::mem::replace(&mut p.replicas, replicas);
     p.adding.clear();
     p.removing.clear();
-    settle(p, isr, live);
+    settle(p, &before, isr, live);
     Ok(())
 }
 
@@ -158,20 +165,28 @@ pub fn maybe_complete(p: &mut PartitionMeta, live: &[i32]) -> bool {
     if isr.is_empty() || !target.iter().all(|r| isr.contains(r)) {
         return false;
     }
-    p.replicas = target;
+    let before = std::mem::replace(&mut p.replicas, target);
     p.adding.clear();
     p.removing.clear();
-    settle(p, isr, live);
+    settle(p, &before, isr, live);
     true
 }
 
-/// Give `p` the ISR `isr`; a leader outside the replicas or the ISR hands
-/// over to the first live in-sync replica (new leader epoch), or to no one.
-fn settle(p: &mut PartitionMeta, isr: Vec<i32>, live: &[i32]) {
+/// Give `p` (its replicas already set, `before` the replicas it had) the
+/// ISR `isr`; a leader outside the replicas or the ISR hands over to the
+/// first live in-sync replica, or to no one. The leader epoch moves on when
+/// the leader changes or any replica was removed, as Kafka's
+/// PartitionChangeBuilder does: a removed replica's fetches carry the old
+/// epoch and are fenced.
+fn settle(p: &mut PartitionMeta, before: &[i32], isr: Vec<i32>, live: &[i32]) {
     let keeps = p.leader != NO_LEADER && p.replicas.contains(&p.leader) && isr.contains(&p.leader);
     if keeps {
-        p.isr = isr;
-        p.partition_epoch += 1;
+        if before.iter().any(|r| !p.replicas.contains(r)) {
+            *p = p.with_leader(p.leader, isr);
+        } else {
+            p.isr = isr;
+            p.partition_epoch += 1;
+        }
         return;
     }
     let leader = p
@@ -214,7 +229,8 @@ mod tests {
         assert_eq!(p.replicas, vec![1, 2, 4]);
         assert_eq!(p.isr, vec![1, 2, 4]);
         assert!(!p.reassigning());
-        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 3, 7));
+        // Replica 3 was removed: a new leader epoch fences its fetches.
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 4, 7));
     }
 
     #[test]
@@ -312,10 +328,17 @@ mod tests {
             Err(Refused::Invalid(_))
         ));
         assert_eq!(p, before);
+        let mut q = p.clone();
         cancel(&mut p, ALL, true).unwrap();
         assert_eq!(
             (p.replicas.clone(), p.isr.clone(), p.leader),
             (vec![2, 3, 1], vec![2], 2)
+        );
+        // The first original replica that is live, not merely the first.
+        cancel(&mut q, &[1, 3, 4], true).unwrap();
+        assert_eq!(
+            (q.replicas.clone(), q.isr.clone(), q.leader),
+            (vec![2, 3, 1], vec![3], 3)
         );
     }
 
