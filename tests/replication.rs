@@ -1207,9 +1207,16 @@ fn reassigning_partitions_moves_replicas_while_producers_write() {
         "moving-1 NoReassignmentInProgressError\n"
     );
 
-    // With broker 1 back, the same move completes.
+    // With broker 1 back, the same move completes. (A partition directory
+    // whose deletion a stop interrupted is removed when it starts.)
+    let interrupted = c.broker(1).data_dir().join("gone-0.0123abcd-delete");
+    fs::create_dir_all(&interrupted).unwrap();
+    fs::write(interrupted.join("00000000000000000000.log"), b"old").unwrap();
     c.brokers[0].relaunch();
     c.brokers[0].wait_until_ready();
+    until("the interrupted deletion finished", || {
+        !interrupted.exists()
+    });
     assert_eq!(
         kafka_python_reassign(&b2, &["alter", "moving:1:2,1"]),
         "moving-1 OK\n"
@@ -1219,7 +1226,12 @@ fn reassigning_partitions_moves_replicas_while_producers_write() {
         replicas == vec![2, 1] && sorted(isr) == vec![1, 2]
     });
     until("broker 3 deleted its copy of moving-1", || {
-        !c.broker(3).data_dir().join("moving-1").exists()
+        let names: Vec<String> = fs::read_dir(c.broker(3).data_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        !names.iter().any(|n| n.starts_with("moving-1"))
     });
     replicas_agree(&c, "moving", 1, &[2, 1]);
     assert_eq!(

@@ -83,6 +83,13 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot create log.dirs {}: {e}", cfg.log_dir.display()))?;
     // Before anything reads or repairs the data: one broker per log dir.
     let _lock = crate::storage::dir_lock::DirLock::acquire(&cfg.log_dir)?;
+    // Partition directories whose deletion a stop interrupted.
+    for entry in std::fs::read_dir(&cfg.log_dir)?.flatten() {
+        if format::is_delete_dir(&entry.file_name().to_string_lossy()) && entry.path().is_dir() {
+            tracing::info!(dir = %entry.path().display(), "removing a partition deleted before the last stop");
+            state::remove_in_background(entry.path());
+        }
+    }
     // The shards share the port through SO_REUSEPORT, which would just as
     // silently share it with another broker: check nobody holds it first.
     wait_for_port(cfg.listener)?;

@@ -223,9 +223,7 @@ impl ShardState {
             let log = self.logs.borrow_mut().remove(&topic, p).unwrap();
             let dir = log.borrow().dir.clone();
             close_log(&log, false).await;
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
-            }
+            delete_partition_dir(&dir);
         }
         // The replicas this shard holds: the partitions it leads (its part
         // of the shard table) and those it follows, placed the same way.
@@ -269,9 +267,7 @@ impl ShardState {
                 let dir = log.borrow().dir.clone();
                 tracing::info!(topic, partition = p, dir = %dir.display(),
                     "no longer a replica of the partition (reassigned): deleting its log");
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
-                }
+                delete_partition_dir(&dir);
             } else {
                 tracing::info!(
                     topic,
@@ -358,6 +354,38 @@ impl ShardState {
                 }
             })
             .collect()
+    }
+}
+
+/// Delete a closed partition's directory as Kafka does: renamed aside at
+/// once (atomic; never opened again under that name), removed by a
+/// background thread so a large partition does not stall the shard.
+fn delete_partition_dir(dir: &std::path::Path) {
+    let aside = crate::storage::format::delete_dir(dir);
+    if let Err(e) = std::fs::rename(dir, &aside) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
+        return;
+    }
+    // The rename is what must survive a crash; the rest is cleanup.
+    if let Some(parent) = aside.parent() {
+        if let Err(e) = std::fs::File::open(parent).and_then(|d| d.sync_all()) {
+            tracing::warn!(dir = %parent.display(), error = %e, "could not sync the log dir after a rename");
+        }
+    }
+    remove_in_background(aside);
+}
+
+/// Remove `dir` (a `-delete` directory) off the shard threads.
+pub fn remove_in_background(dir: std::path::PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("sluice-delete".into())
+        .spawn(move || {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's files (removed at the next start)");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread to remove a deleted partition's files (removed at the next start)");
     }
 }
 

@@ -270,6 +270,22 @@ pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
     (p >= 0 && !topic.is_empty()).then(|| (topic.to_string(), p))
 }
 
+/// Where a partition directory goes to be deleted, as Kafka names it:
+/// `<topic>-<partition>.<uuid>-delete` beside it. The rename is atomic, so a
+/// crash mid-delete leaves either the whole directory or one that no
+/// partition is opened from (`parse_partition_dir` refuses the name); what
+/// is left is removed at the next start.
+pub fn delete_dir(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    dir.with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()))
+}
+
+pub fn is_delete_dir(name: &str) -> bool {
+    name.ends_with("-delete")
+}
+
 /// `<20-digit base offset>.<ext>`.
 pub fn segment_file(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{ext}"))
@@ -708,6 +724,15 @@ mod tests {
         let d = partition_dir(Path::new("/d"), "my-topic", 12);
         let name = d.file_name().unwrap().to_str().unwrap();
         assert_eq!(parse_partition_dir(name), Some(("my-topic".into(), 12)));
+        let gone = delete_dir(Path::new("/data/my-topic-12"));
+        let gone_name = gone.file_name().unwrap().to_str().unwrap();
+        assert_eq!(gone.parent(), Some(Path::new("/data")));
+        assert!(gone_name.starts_with("my-topic-12.") && is_delete_dir(gone_name));
+        assert_eq!(
+            parse_partition_dir(gone_name),
+            None,
+            "never opened as a partition"
+        );
         let f = segment_file(&d, 42, "log");
         assert_eq!(f.file_name().unwrap(), "00000000000000000042.log");
         assert_eq!(parse_segment_file("00000000000000000042.log"), Some(42));
