@@ -484,18 +484,7 @@ pub fn assignment_json(parts: &[Target]) -> String {
 pub fn parse_reassignment(text: &str) -> Result<Vec<Target>> {
     let v: serde_json::Value =
         serde_json::from_str(text).context("the reassignment JSON is not valid JSON")?;
-    if let Some(version) = v.get("version") {
-        if version.as_i64() != Some(1) {
-            bail!("Not supported version field value {version}");
-        }
-    }
-    let parts = match v.get("partitions") {
-        None => Vec::new(),
-        Some(p) => p
-            .as_array()
-            .with_context(|| format!("Expected JSON array, received {p}"))?
-            .clone(),
-    };
+    let parts = versioned_list(&v, "partitions")?;
     let mut out: Vec<Target> = Vec::with_capacity(parts.len());
     for p in &parts {
         if !p.is_object() {
@@ -549,6 +538,23 @@ pub fn parse_reassignment(text: &str) -> Result<Vec<Target>> {
     Ok(out)
 }
 
+/// Both of the tool's JSON files: an optional `version` (only 1) and an
+/// optional list under `key` (absent: empty), with Kafka's messages.
+fn versioned_list(v: &serde_json::Value, key: &str) -> Result<Vec<serde_json::Value>> {
+    if let Some(version) = v.get("version") {
+        if version.as_i64() != Some(1) {
+            bail!("Not supported version field value {version}");
+        }
+    }
+    match v.get(key) {
+        None => Ok(Vec::new()),
+        Some(l) => Ok(l
+            .as_array()
+            .with_context(|| format!("Expected JSON array, received {l}"))?
+            .clone()),
+    }
+}
+
 /// The checks Kafka's tool makes before --execute, with its messages.
 pub fn check_for_execute(targets: &[Target]) -> Result<()> {
     if targets.is_empty() {
@@ -600,18 +606,7 @@ pub fn check_for_execute(targets: &[Target]) -> Result<()> {
 pub fn parse_topics_to_move(text: &str) -> Result<Vec<String>> {
     let v: serde_json::Value =
         serde_json::from_str(text).context("the topics-to-move JSON is not valid JSON")?;
-    if let Some(version) = v.get("version") {
-        if version.as_i64() != Some(1) {
-            bail!("Not supported version field value {version}");
-        }
-    }
-    let topics = match v.get("topics") {
-        None => Vec::new(),
-        Some(t) => t
-            .as_array()
-            .with_context(|| format!("Expected JSON array, received {t}"))?
-            .clone(),
-    };
+    let topics = versioned_list(&v, "topics")?;
     let mut out = Vec::new();
     for t in &topics {
         let name = t.get("topic").context("No such field exists: `topic`")?;

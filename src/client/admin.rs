@@ -30,6 +30,19 @@ fn topic_name(v: &str) -> TopicName {
     TopicName(s(v))
 }
 
+/// Per-partition items grouped by topic, topics in first-seen order (the
+/// shape of every request that names partitions topic by topic).
+fn by_topic<'a, P>(items: impl IntoIterator<Item = (&'a str, P)>) -> Vec<(&'a str, Vec<P>)> {
+    let mut out: Vec<(&str, Vec<P>)> = Vec::new();
+    for (t, p) in items {
+        match out.iter_mut().find(|(o, _)| *o == t) {
+            Some((_, v)) => v.push(p),
+            None => out.push((t, vec![p])),
+        }
+    }
+    out
+}
+
 /// One partition's answer to ElectLeaders.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElectionResult {
@@ -231,18 +244,14 @@ impl Client {
         let timeout_ms = self.timeout_ms_i32();
         let (_, resp) = self.call(Target::Any, ApiKey::ElectLeaders, i16::MAX, 0, |_| {
             let topics = partitions.as_ref().map(|ps| {
-                let mut by_topic: Vec<TopicPartitions> = Vec::new();
-                for (t, p) in ps {
-                    match by_topic.iter_mut().find(|x| x.topic.0.as_str() == t) {
-                        Some(x) => x.partitions.push(*p),
-                        None => by_topic.push(
-                            TopicPartitions::default()
-                                .with_topic(topic_name(t))
-                                .with_partitions(vec![*p]),
-                        ),
-                    }
-                }
-                by_topic
+                by_topic(ps.iter().map(|(t, p)| (t.as_str(), *p)))
+                    .into_iter()
+                    .map(|(t, parts)| {
+                        TopicPartitions::default()
+                            .with_topic(topic_name(t))
+                            .with_partitions(parts)
+                    })
+                    .collect()
             });
             ElectLeadersRequest::default()
                 .with_election_type(i8::from(unclean))
@@ -282,8 +291,7 @@ impl Client {
             i16::MAX,
             0,
             |_| {
-                let mut topics: Vec<ReassignableTopic> = Vec::new();
-                for (t, p, replicas) in targets {
+                let topics = by_topic(targets.iter().map(|(t, p, replicas)| {
                     let part = ReassignablePartition::default()
                         .with_partition_index(*p)
                         .with_replicas(
@@ -291,15 +299,15 @@ impl Client {
                                 .as_ref()
                                 .map(|r| r.iter().map(|b| BrokerId(*b)).collect()),
                         );
-                    match topics.iter_mut().find(|x| x.name.0.as_str() == t) {
-                        Some(x) => x.partitions.push(part),
-                        None => topics.push(
-                            ReassignableTopic::default()
-                                .with_name(topic_name(t))
-                                .with_partitions(vec![part]),
-                        ),
-                    }
-                }
+                    (t.as_str(), part)
+                }))
+                .into_iter()
+                .map(|(t, parts)| {
+                    ReassignableTopic::default()
+                        .with_name(topic_name(t))
+                        .with_partitions(parts)
+                })
+                .collect();
                 AlterPartitionReassignmentsRequest::default()
                     .with_timeout_ms(timeout_ms)
                     .with_allow_replication_factor_change(true)
