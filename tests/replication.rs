@@ -1239,3 +1239,164 @@ fn reassigning_partitions_moves_replicas_while_producers_write() {
         2000 + acked.len() + 100
     );
 }
+
+/// An acks=all produce of one record straight to broker `to` (raw, no
+/// client retries), answered within `timeout_ms`: its error code.
+fn raw_acks_all(c: &Cluster, to: i32, topic: &str, partition: i32, timeout_ms: i32) -> i16 {
+    let mut s = std::net::TcpStream::connect(c.broker(to).addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let req = one_record_produce(topic, partition).with_timeout_ms(timeout_ms);
+    let r = common::call(&mut s, 9, &req);
+    r.responses[0].partition_responses[0].error_code
+}
+
+/// Brokers `among` agree the partition is led by one of them and its ISR is
+/// `isr` (sorted).
+fn settled(c: &Cluster, among: &[i32], topic: &str, partition: i32, isr: &[i32]) -> bool {
+    among.iter().all(|&b| {
+        let (leader, _, got) = partition_of(c, b, topic, partition);
+        among.contains(&leader) && sorted(got) == isr
+    })
+}
+
+/// One acks=all record to every partition through a producer that only
+/// knows brokers `via`, acknowledged.
+fn writes_flow(c: &Cluster, via: &[i32], topic: &str, partitions: i32, value: &str) {
+    let bootstrap = via
+        .iter()
+        .map(|&b| c.broker(b).bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let p = rdk::producer(&bootstrap, &[]);
+    for part in 0..partitions {
+        rdk::wait_delivery(rdk::send(&p, topic, part, None, value.as_bytes()));
+    }
+}
+
+/// Network partitions, in network namespaces the test makes (clients on
+/// their own host reach every broker; the cut is between brokers), while an
+/// idempotent acks=all producer writes to an RF 3 topic with
+/// min.insync.replicas=2:
+/// - leader isolation: the isolated leader acknowledges no acks=all write
+///   (it cannot replicate it), the majority elects a new leader from the ISR
+///   and takes writes;
+/// - follower isolation: the ISR drops the follower, writes go on;
+/// - controller isolation: the rest elect a new quorum leader, fence the
+///   old one and move its leaderships; writes go on.
+///
+/// After each heal the ISR is whole again; at the end every acknowledged
+/// record is read back where it was acknowledged, exactly once, and every
+/// replica's log is byte for byte the same.
+#[test]
+fn network_partitions_lose_no_acknowledged_record() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    const PARTITIONS: i32 = 3;
+    const ALL: [i32; 3] = [1, 2, 3];
+    let mut net = common::netns::Net::create(3);
+    net.enter_client();
+    let mut extra = FAST_SESSIONS.to_vec();
+    extra.push("replica.lag.time.max.ms=3000");
+    let c = Cluster::start_in(&net, 3, &extra);
+    create_topic(&c, "split", 3, PARTITIONS, &["min.insync.replicas=2"]);
+    let whole = |c: &Cluster| {
+        until("every ISR whole", || {
+            (0..PARTITIONS).all(|p| settled(c, &ALL, "split", p, &ALL))
+        })
+    };
+    whole(&c);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = acked_producer(c.bootstrap_all(), "split", PARTITIONS, stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Leader isolation: a partition led by a broker that does not lead the
+    // quorum.
+    let q = c.quorum_leader();
+    let (p, leader) = (0..PARTITIONS)
+        .map(|p| (p, partition_of(&c, q, "split", p).0))
+        .find(|&(_, l)| l != q)
+        .expect("a partition not led by the quorum leader");
+    let rest: Vec<i32> = ALL.into_iter().filter(|&b| b != leader).collect();
+    eprintln!("isolating broker {leader}, leader of split-{p}");
+    net.isolate(&[leader as usize]);
+    let code = raw_acks_all(&c, leader, "split", p, 5000);
+    eprintln!("acks=all produce to the isolated leader: error code {code}");
+    assert_ne!(
+        code, 0,
+        "the isolated leader acknowledged an acks=all write it cannot replicate"
+    );
+    until("a new leader among the majority", || {
+        settled(&c, &rest, "split", p, &rest)
+    });
+    writes_flow(
+        &c,
+        &rest,
+        "split",
+        PARTITIONS,
+        "while the leader is cut off",
+    );
+    net.heal();
+    whole(&c);
+
+    // Follower isolation: a broker that leads neither the partition nor the
+    // quorum.
+    let q = c.quorum_leader();
+    let p = 0;
+    let leader = partition_of(&c, q, "split", p).0;
+    let follower = ALL.into_iter().find(|&b| b != leader && b != q).unwrap();
+    let rest: Vec<i32> = ALL.into_iter().filter(|&b| b != follower).collect();
+    eprintln!("isolating broker {follower}, follower of split-{p}");
+    net.isolate(&[follower as usize]);
+    until("the ISR drops the cut-off follower", || {
+        settled(&c, &rest, "split", p, &rest)
+    });
+    writes_flow(
+        &c,
+        &rest,
+        "split",
+        PARTITIONS,
+        "while a follower is cut off",
+    );
+    net.heal();
+    whole(&c);
+
+    // Controller isolation.
+    let q = c.quorum_leader();
+    let rest: Vec<i32> = ALL.into_iter().filter(|&b| b != q).collect();
+    eprintln!("isolating broker {q}, the quorum leader");
+    net.isolate(&[q as usize]);
+    until("a new quorum leader among the rest", || {
+        c.quorum_leader() != q
+    });
+    until("the old controller fenced, its leaderships moved", || {
+        rest.iter().all(|&b| {
+            let m = metadata(c.broker(b));
+            !brokers_of(&m).iter().any(|&(id, _)| id == q)
+        }) && (0..PARTITIONS).all(|p| settled(&c, &rest, "split", p, &rest))
+    });
+    writes_flow(
+        &c,
+        &rest,
+        "split",
+        PARTITIONS,
+        "while the controller is cut off",
+    );
+    net.heal();
+    whole(&c);
+
+    stop.store(true, Ordering::Relaxed);
+    let (acked, failed) = producer.join().unwrap();
+    eprintln!("{} acknowledged, {failed} not", acked.len());
+    assert!(!acked.is_empty());
+    assert_acked_present(&c.bootstrap_all(), "split", PARTITIONS, &acked);
+    for part in 0..PARTITIONS {
+        until("replicas byte for byte the same", || {
+            let reference = partition_logs(c.broker(1), "split", part);
+            !reference.is_empty()
+                && (2..=3).all(|id| partition_logs(c.broker(id), "split", part) == reference)
+        });
+    }
+    drop(c);
+}

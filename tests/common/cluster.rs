@@ -54,6 +54,39 @@ impl Cluster {
         }
     }
 
+    /// `n` brokers, broker i in namespace i of `net` on its own address
+    /// (ports 9092, controller 9093).
+    pub fn start_in(net: &super::netns::Net, n: usize, extra: &[&str]) -> Cluster {
+        let voters = (1..=n)
+            .map(|i| format!("{i}@{}:9093", net.broker_addr(i)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut brokers: Vec<Broker> = (1..=n)
+            .map(|i| {
+                let mut o = vec![
+                    format!("node.id={i}"),
+                    format!("controller.quorum.voters={voters}"),
+                ];
+                o.extend(extra.iter().map(|s| s.to_string()));
+                Broker::launch_at(
+                    super::DEFAULT_CORES,
+                    net.broker_addr(i),
+                    9092,
+                    Some(net.broker_ns(i)),
+                    &o,
+                )
+            })
+            .collect();
+        for b in brokers.iter_mut() {
+            b.wait_until_ready();
+        }
+        Cluster {
+            brokers,
+            voters,
+            controller_ports: vec![9093; n],
+        }
+    }
+
     pub fn broker(&self, id: i32) -> &Broker {
         &self.brokers[id as usize - 1]
     }

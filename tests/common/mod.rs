@@ -5,11 +5,12 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod netns;
 pub mod rdk;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
@@ -57,6 +58,10 @@ pub struct Broker {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    /// The address it listens on (127.0.0.1 unless in a test's namespace).
+    host: IpAddr,
+    /// The network namespace it runs in (`ip netns exec`), if not ours.
+    netns: Option<String>,
     cores: u32,
     overrides: Vec<String>,
     /// Number of times the process has been spawned; each run gets its own log.
@@ -89,6 +94,8 @@ impl Broker {
             child: None,
             dir,
             port: free_port(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            netns: None,
             cores,
             overrides: extra_overrides.iter().map(|s| s.to_string()).collect(),
             runs: 0,
@@ -115,11 +122,11 @@ impl Broker {
     }
 
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.addr().to_string()
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::new(self.host, self.port)
     }
 
     /// The broker's `--log-dirs` directory (Kafka layout inside).
@@ -222,6 +229,24 @@ impl Broker {
     /// once a quorum of them is up, so all are launched before any is waited
     /// for (`wait_until_ready`).
     pub fn launch(cores: u32, port: u16, extra_overrides: &[String]) -> Broker {
+        Broker::launch_at(
+            cores,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port,
+            None,
+            extra_overrides,
+        )
+    }
+
+    /// `launch` on `host:port` inside network namespace `netns` (made by
+    /// the test, see `netns::Net`).
+    pub fn launch_at(
+        cores: u32,
+        host: IpAddr,
+        port: u16,
+        netns: Option<String>,
+        extra_overrides: &[String],
+    ) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("sluice-test-")
             .tempdir()
@@ -230,6 +255,8 @@ impl Broker {
             child: None,
             dir,
             port,
+            host,
+            netns,
             cores,
             overrides: extra_overrides.to_vec(),
             runs: 0,
@@ -262,10 +289,18 @@ impl Broker {
         fs::create_dir_all(self.data_dir()).unwrap();
         let log = File::create(self.log_path(self.runs)).expect("create broker log");
         let bin = sluice_bin();
-        let mut cmd = Command::new(&bin);
+        // `ip netns exec` execs the broker: the child's pid is the broker's.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
         cmd.arg("broker")
             .arg("--listeners")
-            .arg(format!("PLAINTEXT://127.0.0.1:{}", self.port))
+            .arg(format!("PLAINTEXT://{}", self.addr()))
             .arg("--log-dirs")
             .arg(self.data_dir())
             .arg("--cores")
