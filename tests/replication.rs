@@ -1400,3 +1400,80 @@ fn network_partitions_lose_no_acknowledged_record() {
     }
     drop(c);
 }
+
+/// A leader whose disk dies (ext4 on a loop device, shut down under it):
+/// its producer gets KAFKA_STORAGE_ERROR, the broker takes the log dir
+/// offline, moves its leadership away and exits with an error, as Kafka
+/// does when its last log dir fails, and an in-sync follower leads with
+/// every acknowledged record. Repaired and restarted, the broker recovers
+/// what reached its disk, catches up and rejoins the ISR, byte for byte.
+#[test]
+fn a_leader_whose_disk_fails_hands_over_its_leadership() {
+    let mut disk = None;
+    let mut c = Cluster::start_with_setup(3, FAST_SESSIONS, |id, dir| {
+        if id == 1 {
+            disk = Some(common::disk::LoopDisk::mount(dir, 512));
+        }
+    });
+    let disk = disk.unwrap();
+    create_assigned(&c, "fragile", "1:2:3");
+    until("broker 1 leads with the ISR whole", || {
+        partition_of(&c, 2, "fragile", 0) == (1, vec![1, 2, 3], vec![1, 2, 3])
+    });
+    let p = rdk::producer(&c.broker(1).bootstrap(), &[]);
+    let futures: Vec<_> = (0..200)
+        .map(|i| {
+            let v = format!("before-{i}");
+            (rdk::send(&p, "fragile", 0, None, v.as_bytes()), v)
+        })
+        .collect();
+    let mut acked: Vec<(i32, i64, String)> = futures
+        .into_iter()
+        .map(|(f, v)| {
+            let d = rdk::wait_delivery(f);
+            (d.partition, d.offset, v)
+        })
+        .collect();
+    drop(p);
+
+    disk.fail();
+    assert_eq!(
+        raw_acks_all(&c, 1, "fragile", 0, 5000),
+        56,
+        "a produce to the leader whose disk failed: KAFKA_STORAGE_ERROR"
+    );
+    let mut status = None;
+    until("broker 1 exits", || {
+        status = c.brokers[0].exited();
+        status.is_some()
+    });
+    let logs = c.broker(1).logs();
+    assert!(!status.unwrap().success(), "{logs}");
+    assert!(logs.contains("log dir failed"), "{logs}");
+    assert!(
+        logs.contains("moving leadership away, then shutting down"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("the controller moved leadership off this broker")
+            || logs.contains("controlled shutdown: no partition is led here any more"),
+        "{logs}"
+    );
+    until("an in-sync follower leads", || {
+        settled(&c, &[2, 3], "fragile", 0, &[2, 3])
+    });
+    writes_flow(&c, &[2, 3], "fragile", 1, "after the disk failed");
+    let survivors = format!("{},{}", c.broker(2).bootstrap(), c.broker(3).bootstrap());
+    let p = rdk::producer(&survivors, &[]);
+    let d = rdk::wait_delivery(rdk::send(&p, "fragile", 0, None, b"new leader"));
+    acked.push((d.partition, d.offset, "new leader".into()));
+    assert_acked_present(&survivors, "fragile", 1, &acked);
+
+    disk.repair();
+    c.brokers[0].relaunch();
+    c.brokers[0].wait_until_ready();
+    until("the repaired broker back in the ISR", || {
+        sorted(partition_of(&c, 2, "fragile", 0).2) == vec![1, 2, 3]
+    });
+    replicas_agree(&c, "fragile", 0, &[1, 2, 3]);
+}

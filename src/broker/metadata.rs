@@ -567,6 +567,11 @@ impl MetadataPlane {
         }
     }
 
+    /// Why the metadata log's storage failed, if it did.
+    pub fn storage_failure(&self) -> Option<String> {
+        self.node.storage_failure()
+    }
+
     /// SIGTERM: ask the quorum leader to move this broker's leadership to
     /// other in-sync replicas and take it out of the ISRs (fence it), and
     /// wait until this broker's own metadata says so, at most `timeout`.
@@ -589,6 +594,16 @@ impl MetadataPlane {
                 incarnation: self.registration.incarnation,
             };
             match self.ask_leader(req).await {
+                Ok(ControllerReply::Ok) if self.node.storage_failure().is_some() => {
+                    // Committed by the controller; this node's image no
+                    // longer follows the log, so the change cannot be
+                    // watched arriving here.
+                    tracing::info!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "controlled shutdown: the controller moved leadership off this broker"
+                    );
+                    return;
+                }
                 Ok(ControllerReply::Ok) => break,
                 Ok(other) if Instant::now() >= deadline => {
                     tracing::warn!(reply = ?other, "controlled shutdown refused; stopping anyway");

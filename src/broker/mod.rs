@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::config::BrokerConfig;
 use crate::shard::{self, RuntimeConfig};
-use crate::storage::format;
+use crate::storage::{format, LogDirHealth};
 pub use state::ShardState;
 
 /// The cluster id of `meta.properties`, if the log dir has one (checking it
@@ -174,6 +174,8 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
     let closed: Arc<std::sync::Mutex<Vec<checkpoint::PartitionOffsets>>> = Default::default();
     let (cfg2, stop2, failed2, closed2) =
         (cfg.clone(), stop.clone(), failed.clone(), closed.clone());
+    let health = LogDirHealth::default();
+    let health2 = health.clone();
     let signals = Signals { term, serving };
     shard::run(rt, move |id| {
         let (cfg, stop, failed, barriers, closed, signals) = (
@@ -193,6 +195,7 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
                 .flatten(),
             meta_cluster_id: meta_cluster_id.clone(),
             clean,
+            health: health2.clone(),
         };
         async move {
             let ended = shard_main(id, cfg, start, stop.clone(), signals, barriers).await;
@@ -204,6 +207,14 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
             }
         }
     })?;
+    if let Some(cause) = health.failure() {
+        // No checkpoints and no clean-shutdown marker: the next start
+        // checks every tail against what reached the disk.
+        anyhow::bail!(
+            "log dir {} failed ({cause}); the broker shut down, as Kafka does when its last log dir fails",
+            cfg.log_dir.display()
+        );
+    }
     if failed.load(Ordering::SeqCst) {
         anyhow::bail!("broker stopped after an error (see log above)");
     }
@@ -285,6 +296,8 @@ struct ShardStart {
     metadata_log: Option<crate::quorum::CommittedLog>,
     meta_cluster_id: Option<String>,
     clean: bool,
+    /// The log dir's, shared by every shard.
+    health: LogDirHealth,
 }
 
 /// How often a starting shard looks whether the cluster has its id yet.
@@ -306,7 +319,14 @@ async fn shard_main(
         .join(crate::quorum::METADATA_DIR)
         .join(crate::quorum::format::STATE_FILE);
     crate::shard::io::prime_device_probe(&probe).await?;
-    let state = ShardState::start(id, (*cfg).clone(), start.image, start.clean).await?;
+    let state = ShardState::start(
+        id,
+        (*cfg).clone(),
+        start.image,
+        start.clean,
+        start.health.clone(),
+    )
+    .await?;
     if !states_ready.arrive_and_wait(&stop).await {
         return Ok(state.shutdown().await);
     }
@@ -396,7 +416,17 @@ async fn shard_main(
         signals.serving.store(true, Ordering::SeqCst);
     }
     while !stop.load(Ordering::Relaxed) {
-        if id == controller::CONTROLLER_SHARD && signals.term.load(Ordering::SeqCst) {
+        let dir_failed = id == controller::CONTROLLER_SHARD && {
+            if let Some(cause) = metadata::plane().and_then(|p| p.storage_failure()) {
+                start.health.fail(&format!("metadata log: {cause}"));
+            }
+            start.health.failure().is_some()
+        };
+        if dir_failed {
+            tracing::error!("the log dir has failed: moving leadership away, then shutting down");
+        }
+        if id == controller::CONTROLLER_SHARD && (dir_failed || signals.term.load(Ordering::SeqCst))
+        {
             // Every shard still serves while leadership moves away.
             if let Some(plane) = metadata::plane() {
                 let r = &cfg.replication;

@@ -63,13 +63,14 @@ impl ShardState {
         cfg: BrokerConfig,
         catalog: Catalog,
         clean: bool,
+        health: crate::storage::LogDirHealth,
     ) -> anyhow::Result<Rc<Self>> {
         let state = Rc::new(ShardState {
             id,
             catalog: RefCell::new(Rc::new(Catalog::default())),
             table: RefCell::new(ShardTable::new(shard::count())),
             logs: RefCell::new(PartitionLogs::default()),
-            committer: Committer::new(),
+            committer: Committer::new(health.clone()),
             groups: crate::group::Coordinator::new(cfg.groups.clone()),
             tail_budget: TailBudget::new(cfg.tail_cache_bytes_per_shard),
             clean_start: clean,
@@ -93,6 +94,7 @@ impl ShardState {
             shard::spawn(Committer::run_periodic_sync(
                 move || st.logs.borrow().all(),
                 ms,
+                health,
             ))
             .detach();
         }

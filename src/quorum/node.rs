@@ -383,7 +383,9 @@ impl Node {
                     "metadata log storage failed; this node no longer takes part in the quorum");
                 *self.failed.borrow_mut() = Some(e.to_string());
                 self.fail_pending(|| QuorumError::Storage(e.to_string()));
-                return;
+                // The transport stays up: the broker's last words (its
+                // controlled shutdown) still reach the quorum leader.
+                std::future::pending::<()>().await;
             }
             let wait = next_tick.saturating_duration_since(Instant::now());
             let _ = shard::timeout(wait, self.wake.notified()).await;
@@ -548,6 +550,9 @@ impl Node {
     fn receive(self: &Rc<Self>, peer: u64, f: Frame) {
         match f {
             Frame::Raft(m) => {
+                if self.failed.borrow().is_some() {
+                    return; // no longer a member: it could not persist a thing
+                }
                 if m.from != peer {
                     tracing::warn!(
                         peer,
@@ -668,6 +673,12 @@ impl Node {
             }
         }
         self.decided.notify_all();
+    }
+
+    /// Why the metadata log's storage failed, if it did (the node has
+    /// stopped taking part in the quorum).
+    pub fn storage_failure(&self) -> Option<String> {
+        self.failed.borrow().clone()
     }
 
     /// Propose `data`; answers with its log index once committed. Not the

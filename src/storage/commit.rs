@@ -12,7 +12,7 @@ use super::appender::Appender;
 use super::format;
 use super::log::{Pending, SharedLog};
 use super::segment::{Segment, SegmentWriter};
-use super::{now_ms, StorageError};
+use super::{now_ms, LogDirHealth, StorageError};
 use crate::shard::io::DmaFile;
 use crate::shard::notify::Notify;
 
@@ -20,16 +20,23 @@ use crate::shard::notify::Notify;
 /// so the common round costs one DMA write, not three.
 const INDEX_PERSIST_BATCH: usize = 512;
 
-#[derive(Default)]
 pub struct Committer {
     dirty: RefCell<Vec<SharedLog>>,
     wake: Notify,
     stopping: std::cell::Cell<bool>,
+    /// Shared by every shard's committer: a write error on any of them
+    /// takes the dir offline for all.
+    health: LogDirHealth,
 }
 
 impl Committer {
-    pub fn new() -> Rc<Self> {
-        Rc::new(Self::default())
+    pub fn new(health: LogDirHealth) -> Rc<Self> {
+        Rc::new(Committer {
+            dirty: Default::default(),
+            wake: Notify::new(),
+            stopping: Default::default(),
+            health,
+        })
     }
 
     /// Call right after `PartitionLog::append`. The first pending append since
@@ -40,6 +47,10 @@ impl Committer {
             self.dirty.borrow_mut().push(log.clone());
             self.wake.notify_all();
         }
+    }
+
+    pub fn health(&self) -> &LogDirHealth {
+        &self.health
     }
 
     pub fn stop(&self) {
@@ -59,12 +70,16 @@ impl Committer {
                 wake.await;
                 continue;
             }
-            join_all(round.into_iter().map(flush_partition)).await;
+            join_all(round.into_iter().map(|l| flush_partition(l, &self.health))).await;
         }
     }
 
     /// Periodic fdatasync for `log.flush.interval.ms`.
-    pub async fn run_periodic_sync(logs: impl Fn() -> Vec<SharedLog>, interval_ms: u64) {
+    pub async fn run_periodic_sync(
+        logs: impl Fn() -> Vec<SharedLog>,
+        interval_ms: u64,
+        health: LogDirHealth,
+    ) {
         loop {
             crate::shard::sleep(Duration::from_millis(interval_ms)).await;
             for log in logs() {
@@ -72,8 +87,10 @@ impl Committer {
                     let l = log.borrow();
                     l.synced_offset < l.written_end && l.writer.is_some()
                 };
-                if dirty {
-                    let _ = sync_log(&log).await;
+                if dirty && health.failure().is_none() {
+                    if let Err(e) = sync_log(&log).await {
+                        health.check(&e);
+                    }
                 }
             }
         }
@@ -95,11 +112,19 @@ async fn sync_log(log: &SharedLog) -> Result<(), StorageError> {
 }
 
 /// Write everything pending on `log`, sync if asked, answer the waiters.
-async fn flush_partition(log: SharedLog) {
+async fn flush_partition(log: SharedLog, health: &LogDirHealth) {
     let (pending, writer) = {
         let mut l = log.borrow_mut();
         (std::mem::take(&mut l.pending), l.writer.take())
     };
+    if let Some(cause) = health.failure() {
+        let mut l = log.borrow_mut();
+        l.writer = writer;
+        roll_back(&mut l);
+        drop(l);
+        fail_all(pending.into(), LogDirHealth::offline_error(&cause));
+        return;
+    }
     let Some(mut writer) = writer else {
         // Only one flush per partition runs at a time, so a missing writer
         // means the log was closed under us.
@@ -149,16 +174,22 @@ async fn flush_partition(log: SharedLog) {
             // goes back to what is on disk.
             tracing::error!(topic = %l.topic, partition = l.partition, error = %e,
                 "append failed; rolling back to offset {}", l.written_end);
-            let written = l.written_end;
-            l.next_offset = written;
-            l.tail.truncate_from(written);
-            l.producers.truncate_from(written);
+            health.check(&e);
+            roll_back(&mut l);
             let mut all: Vec<Pending> = pending;
             all.extend(std::mem::take(&mut l.pending));
             drop(l);
             fail_all(all, e);
         }
     }
+}
+
+/// The log end goes back to what was written.
+fn roll_back(l: &mut super::log::PartitionLog) {
+    let written = l.written_end;
+    l.next_offset = written;
+    l.tail.truncate_from(written);
+    l.producers.truncate_from(written);
 }
 
 fn fail_all(pending: Vec<Pending>, e: StorageError) {

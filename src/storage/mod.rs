@@ -18,6 +18,63 @@ pub mod tail_cache;
 pub use log::{AppendInfo, LogConfig, PartitionLog};
 pub use read::{Chunk, FetchData};
 
+/// Kafka's LogDirFailureChannel. The first I/O error on the write path of a
+/// log (a failed write or fsync; a full disk is not one: it passes when
+/// space is freed) takes the log dir offline for good. After a failed fsync
+/// the kernel may have dropped the dirty pages, so what is on disk is no
+/// longer known: nothing more is written there, appends fail with an I/O
+/// error at once, and the broker shuts down as Kafka does when its last log
+/// dir fails. The next start recovers the dir from what reached the disk.
+#[derive(Clone, Default)]
+pub struct LogDirHealth(std::sync::Arc<LogDirHealthInner>);
+
+#[derive(Default)]
+struct LogDirHealthInner {
+    failed: std::sync::atomic::AtomicBool,
+    cause: std::sync::Mutex<Option<String>>,
+}
+
+impl LogDirHealth {
+    /// Take the dir offline for `cause`; the first cause is kept.
+    pub fn fail(&self, cause: &str) {
+        let mut c = self.0.cause.lock().unwrap_or_else(|e| e.into_inner());
+        if c.is_none() {
+            tracing::error!(
+                cause,
+                "log dir failed: it is offline until the broker restarts"
+            );
+            *c = Some(cause.to_string());
+        }
+        self.0
+            .failed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Why the dir is offline, if it is.
+    pub fn failure(&self) -> Option<String> {
+        if !self.0.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        self.0
+            .cause
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Note `e` if it means the dir failed.
+    pub fn check(&self, e: &StorageError) {
+        if let StorageError::Io(io) = e {
+            self.fail(&io.to_string());
+        }
+    }
+
+    /// The error an append gets once the dir is offline.
+    pub fn offline_error(cause: &str) -> StorageError {
+        StorageError::Io(std::io::Error::other(format!("log dir offline: {cause}")))
+    }
+}
+
 use format::BatchError;
 
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,16 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_with_setup(n, extra, |_, _| {})
+    }
+
+    /// `start`, after `setup(node id, data dir)` prepared each broker's
+    /// (empty) data directory.
+    pub fn start_with_setup(
+        n: usize,
+        extra: &[&str],
+        mut setup: impl FnMut(i32, &std::path::Path),
+    ) -> Cluster {
         let cports: Vec<u16> = (0..n).map(|_| super::free_port()).collect();
         let voters = cports
             .iter()
@@ -41,7 +51,14 @@ impl Cluster {
                     format!("controller.quorum.voters={voters}"),
                 ];
                 o.extend(extra.iter().map(|s| s.to_string()));
-                Broker::launch(super::DEFAULT_CORES, super::free_port(), &o)
+                Broker::launch_with_setup(
+                    super::DEFAULT_CORES,
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                    super::free_port(),
+                    None,
+                    &o,
+                    |dir| setup(i as i32 + 1, dir),
+                )
             })
             .collect();
         for b in brokers.iter_mut() {

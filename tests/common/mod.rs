@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod disk;
 pub mod netns;
 pub mod rdk;
 
@@ -188,6 +189,13 @@ impl Broker {
         self.spawn().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// How the process ended, once it has (it is reaped).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let st = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(st)
+    }
+
     /// Whether the process is still alive (it may have crashed on its own).
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
@@ -247,6 +255,18 @@ impl Broker {
         netns: Option<String>,
         extra_overrides: &[String],
     ) -> Broker {
+        Broker::launch_with_setup(cores, host, port, netns, extra_overrides, |_| {})
+    }
+
+    /// `launch_at`, after `setup` prepared the (empty) data directory.
+    pub fn launch_with_setup(
+        cores: u32,
+        host: IpAddr,
+        port: u16,
+        netns: Option<String>,
+        extra_overrides: &[String],
+        setup: impl FnOnce(&Path),
+    ) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("sluice-test-")
             .tempdir()
@@ -261,6 +281,8 @@ impl Broker {
             overrides: extra_overrides.to_vec(),
             runs: 0,
         };
+        fs::create_dir_all(b.data_dir()).unwrap();
+        setup(&b.data_dir());
         b.spawn_process();
         b
     }
