@@ -140,6 +140,10 @@ pub struct QuorumSettings {
     /// `controller.quorum.voters` as (node id, host, port); empty: this
     /// broker is a quorum of one.
     pub voters: Vec<(i32, String, u16)>,
+    /// `controller.quorum.bootstrap.servers` as (host, port). Without
+    /// voters it may name only this node (Kafka 4's single-node sample,
+    /// formatted `--standalone`): sluice's voter set is static.
+    pub bootstrap_servers: Vec<(String, u16)>,
     /// `controller.listener.names`.
     pub controller_listener_names: Vec<String>,
     /// This node's controller listener, from `listeners`.
@@ -166,6 +170,7 @@ impl Default for QuorumSettings {
     fn default() -> Self {
         Self {
             voters: Vec::new(),
+            bootstrap_servers: Vec::new(),
             controller_listener_names: vec!["CONTROLLER".into()],
             controller_listener: None,
             election_timeout_ms: 1_000,
@@ -248,6 +253,21 @@ fn parse_voters(k: &str, v: &str) -> Result<Vec<(i32, String, u16)>, ConfigError
     }
     if out.is_empty() {
         return Err(invalid(k, v, "no voters"));
+    }
+    Ok(out)
+}
+
+/// `host:port,...`.
+fn parse_bootstrap_servers(k: &str, v: &str) -> Result<Vec<(String, u16)>, ConfigError> {
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || invalid(k, v, "expected host:port,... (for example localhost:9093)");
+        let (host, port) = item.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        out.push((host.trim_matches(['[', ']']).to_string(), port));
+    }
+    if out.is_empty() {
+        return Err(invalid(k, v, "no servers"));
     }
     Ok(out)
 }
@@ -405,11 +425,39 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// Every node is a voter: it must be among the voters.
+    /// Every node is a voter: it must be among the voters. The voter set
+    /// is static (no KIP-853 voter changes): bootstrap servers without
+    /// voters may only name this node itself.
     fn check_quorum(&self) -> Result<(), ConfigError> {
         let q = &self.quorum;
         if q.voters.is_empty() {
+            let k = "controller.quorum.bootstrap.servers";
+            let others: Vec<String> = q
+                .bootstrap_servers
+                .iter()
+                .filter(|(h, p)| !self.is_own_controller(h, *p))
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect();
+            if !others.is_empty() {
+                return Err(invalid(
+                    k,
+                    &others.join(","),
+                    "names controllers other than this node, but sluice's quorum is a static \
+                     voter set (dynamic voters, KIP-853, are not supported): list every voter with \
+                     its node id in controller.quorum.voters=ID@HOST:PORT,...",
+                ));
+            }
+            if !q.bootstrap_servers.is_empty() {
+                tracing::info!(
+                    "controller.quorum.bootstrap.servers names only this node: a quorum of one (as Kafka formatted --standalone)"
+                );
+            }
             return Ok(());
+        }
+        if !q.bootstrap_servers.is_empty() {
+            tracing::info!(
+                "controller.quorum.voters is set: the static voter set is used and controller.quorum.bootstrap.servers is not needed"
+            );
         }
         let k = "controller.quorum.voters";
         let v = q
@@ -429,6 +477,24 @@ impl BrokerConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `host:port` is this node's controller listener.
+    fn is_own_controller(&self, host: &str, port: u16) -> bool {
+        let Some(l) = self.quorum.controller_listener else {
+            return false;
+        };
+        if l.port() != port {
+            return false;
+        }
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let same = host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip == l.ip());
+        same || (loopback && (l.ip().is_unspecified() || l.ip().is_loopback()))
     }
 
     /// Load `file` (if any), then apply `overrides` in order.
@@ -487,10 +553,9 @@ impl BrokerConfig {
                     }
                 }
                 "controller.quorum.voters" => cfg.quorum.voters = parse_voters(k, v)?,
-                "controller.quorum.bootstrap.servers" => tracing::warn!(
-                    key = k,
-                    "sluice forms its quorum from controller.quorum.voters (a fixed voter set); the bootstrap servers are not used"
-                ),
+                "controller.quorum.bootstrap.servers" => {
+                    cfg.quorum.bootstrap_servers = parse_bootstrap_servers(k, v)?
+                }
                 "controller.listener.names" => {
                     cfg.quorum.controller_listener_names = v
                         .split(',')
@@ -1051,6 +1116,65 @@ mod tests {
                 .voter_ids(7),
             vec![7]
         );
+    }
+
+    #[test]
+    fn bootstrap_servers_without_voters_may_name_only_this_node() {
+        let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+        // Kafka 4's config/server.properties (a single node, --standalone).
+        let c = BrokerConfig::load(
+            None,
+            &[
+                kv("node.id", "1"),
+                kv("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+                kv("controller.quorum.bootstrap.servers", "localhost:9093"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.quorum.voter_ids(1), vec![1]);
+        // Three controllers: would silently be three one-node clusters.
+        let e = BrokerConfig::load(
+            None,
+            &[
+                kv("node.id", "1"),
+                kv("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+                kv(
+                    "controller.quorum.bootstrap.servers",
+                    "localhost:9093,localhost:9095,localhost:9097",
+                ),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("controller.quorum.bootstrap.servers")
+                && e.contains("localhost:9095,localhost:9097")
+                && e.contains("controller.quorum.voters="),
+            "{e}"
+        );
+        // No controller listener here: the one named is someone else.
+        assert!(BrokerConfig::load(
+            None,
+            &[kv("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]
+        )
+        .is_err());
+        // With voters the static set is used.
+        let c = BrokerConfig::load(
+            None,
+            &[
+                kv("node.id", "1"),
+                kv(
+                    "controller.quorum.voters",
+                    "1@127.0.0.1:9093,2@127.0.0.1:9095",
+                ),
+                kv(
+                    "controller.quorum.bootstrap.servers",
+                    "127.0.0.1:9093,127.0.0.1:9095",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.quorum.voter_ids(1), vec![1, 2]);
     }
 
     #[test]

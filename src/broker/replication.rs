@@ -32,12 +32,18 @@ pub fn on_follower_fetch(log: &SharedLog, replica: i32, offset: i64) {
 /// `replica.lag.time.max.ms`), ask the controller, once at a time.
 pub fn maybe_alter_isr(log: &SharedLog, now: i64) {
     let lag_max_ms = local().cfg.replication.lag_time_max_ms as i64;
+    let image = local().catalog();
+    let eligible = |b: i32| image.brokers.get(&b).is_some_and(|b| !b.fenced);
     let change = {
         let mut l = log.borrow_mut();
+        // What a fenced broker fetched before no longer says what it holds
+        // (it may restart having lost its page cache): it must fetch again
+        // before it counts (KIP-903's concern).
+        l.replication.followers.retain(|b, _| eligible(*b));
         let epoch_start = l.epochs.last().map_or(0, |(_, s)| *s);
-        let Some(isr) = l
-            .replication
-            .wanted_isr(l.high_watermark, epoch_start, now, lag_max_ms)
+        let Some(isr) =
+            l.replication
+                .wanted_isr(l.high_watermark, epoch_start, now, lag_max_ms, eligible)
         else {
             return;
         };

@@ -175,6 +175,8 @@ pub struct Node {
     failed: RefCell<Option<String>>,
     role: Cell<StateRole>,
     leader: Cell<u64>,
+    /// After a storage failure: the lowest term whose leader it follows.
+    failed_term: Cell<u64>,
     peers: HashMap<u64, Rc<Peer>>,
     /// The cluster this node belongs to, once known: peers of another are
     /// refused.
@@ -236,6 +238,7 @@ impl Node {
             failed: RefCell::new(None),
             role: Cell::new(StateRole::Follower),
             leader: Cell::new(raft::INVALID_ID),
+            failed_term: Cell::new(0),
             peers: cfg
                 .peers
                 .iter()
@@ -383,6 +386,13 @@ impl Node {
                     "metadata log storage failed; this node no longer takes part in the quorum");
                 *self.failed.borrow_mut() = Some(e.to_string());
                 self.fail_pending(|| QuorumError::Storage(e.to_string()));
+                // A leader that cannot persist leads no more: the others
+                // elect one once its heartbeats stop.
+                let term = self.raw.borrow().raft.term;
+                self.failed_term.set(term + 1);
+                if self.role.replace(StateRole::Follower) == StateRole::Leader {
+                    self.leader.set(raft::INVALID_ID);
+                }
                 // The transport stays up: the broker's last words (its
                 // controlled shutdown) still reach the quorum leader.
                 std::future::pending::<()>().await;
@@ -551,7 +561,21 @@ impl Node {
         match f {
             Frame::Raft(m) => {
                 if self.failed.borrow().is_some() {
-                    return; // no longer a member: it could not persist a thing
+                    // No longer a member (it could not persist a thing), but
+                    // it still tracks who leads, so that its last words (a
+                    // controlled shutdown) reach the leader the others chose.
+                    use raft::prelude::MessageType;
+                    if matches!(
+                        m.get_msg_type(),
+                        MessageType::MsgHeartbeat
+                            | MessageType::MsgAppend
+                            | MessageType::MsgSnapshot
+                    ) && m.term >= self.failed_term.get()
+                    {
+                        self.failed_term.set(m.term);
+                        self.leader.set(m.from);
+                    }
+                    return;
                 }
                 if m.from != peer {
                     tracing::warn!(

@@ -138,6 +138,7 @@ impl Replication {
         epoch_start: i64,
         now_ms: i64,
         lag_max_ms: i64,
+        eligible: impl Fn(i32) -> bool,
     ) -> Option<Vec<i32>> {
         if !self.is_leader() || self.pending_isr.is_some() {
             return None;
@@ -150,8 +151,12 @@ impl Replication {
                 match self.followers.get(r) {
                     // A member stays while it has caught up recently.
                     Some(p) if self.isr.contains(r) => now_ms - p.caught_up_ms <= lag_max_ms,
-                    // A non-member joins once it has everything committed.
-                    Some(p) => p.log_end >= high_watermark && p.log_end >= epoch_start,
+                    // A non-member joins once it has everything committed,
+                    // if it may (Kafka's isReplicaIsrEligible: a fenced
+                    // broker may not, whatever it fetched before).
+                    Some(p) => {
+                        p.log_end >= high_watermark && p.log_end >= epoch_start && eligible(*r)
+                    }
                     // Not heard from since this leader took over: a member
                     // gets `lag_max_ms` from then (see `adopt`), others wait.
                     None => self.isr.contains(r),
@@ -226,22 +231,30 @@ mod tests {
         let mut r = leader();
         r.on_follower_fetch(2, 10, 10, 1_000);
         r.on_follower_fetch(3, 4, 10, 1_000);
-        assert_eq!(r.wanted_isr(4, 0, 20_000, 30_000), None);
+        assert_eq!(r.wanted_isr(4, 0, 20_000, 30_000, |_| true), None);
         // 3 never catches up: out after the lag limit.
         r.on_follower_fetch(2, 10, 10, 40_000);
         r.on_follower_fetch(3, 5, 10, 40_000);
-        assert_eq!(r.wanted_isr(5, 0, 40_000, 30_000), Some(vec![1, 2]));
+        assert_eq!(
+            r.wanted_isr(5, 0, 40_000, 30_000, |_| true),
+            Some(vec![1, 2])
+        );
         r.adopt(Role::Leader, &[1, 2, 3], &[1, 2], 1);
         // Below the high watermark it may not join; at it, it may.
         r.on_follower_fetch(3, 8, 10, 41_000);
-        assert_eq!(r.wanted_isr(10, 0, 41_000, 30_000), None);
+        assert_eq!(r.wanted_isr(10, 0, 41_000, 30_000, |_| true), None);
         r.on_follower_fetch(3, 10, 10, 42_000);
-        assert_eq!(r.wanted_isr(10, 0, 42_000, 30_000), Some(vec![1, 2, 3]));
+        assert_eq!(
+            r.wanted_isr(10, 0, 42_000, 30_000, |_| true),
+            Some(vec![1, 2, 3])
+        );
         // Not before this leader's epoch began.
-        assert_eq!(r.wanted_isr(10, 11, 42_000, 30_000), None);
+        assert_eq!(r.wanted_isr(10, 11, 42_000, 30_000, |_| true), None);
+        // A fenced broker does not join on what it fetched before.
+        assert_eq!(r.wanted_isr(10, 0, 42_000, 30_000, |b| b != 3), None);
         // While a change is pending nothing else is asked.
         r.pending_isr = Some(vec![1, 2, 3]);
-        assert_eq!(r.wanted_isr(10, 0, 42_000, 30_000), None);
+        assert_eq!(r.wanted_isr(10, 0, 42_000, 30_000, |_| true), None);
         r.adopt(Role::Leader, &[1, 2, 3], &[1, 2, 3], 2);
         assert_eq!(r.pending_isr, None);
     }
@@ -254,6 +267,6 @@ mod tests {
         r.on_follower_fetch(2, 20, 30, 2_000);
         r.on_follower_fetch(2, 30, 40, 3_000);
         assert_eq!(r.followers[&2].caught_up_ms, 2_000);
-        assert_eq!(r.wanted_isr(30, 0, 3_000, 30_000), None);
+        assert_eq!(r.wanted_isr(30, 0, 3_000, 30_000, |_| true), None);
     }
 }
