@@ -58,6 +58,10 @@ pub struct BrokerConfig {
     pub max_inflight_requests_per_connection: usize,
     /// Tail cache budget per shard.
     pub tail_cache_bytes_per_shard: usize,
+    /// `sluice.fetch.read.ahead.bytes`: memory per shard for reads started
+    /// ahead of sequential readers catching up from disk (one window per
+    /// partition at most; 0 turns read-ahead off).
+    pub read_ahead_bytes_per_shard: usize,
     pub cross_shard_queue_depth: usize,
     pub io_memory_bytes_per_shard: usize,
     /// Group coordinator and `__consumer_offsets` settings.
@@ -325,6 +329,7 @@ impl Default for BrokerConfig {
             request_read_timeout_ms: 30_000,
             max_inflight_requests_per_connection: 100,
             tail_cache_bytes_per_shard: 8 << 20,
+            read_ahead_bytes_per_shard: 16 << 20,
             cross_shard_queue_depth: 1024,
             io_memory_bytes_per_shard: 8 << 20,
             groups: crate::group::CoordinatorConfig::default(),
@@ -487,14 +492,17 @@ impl BrokerConfig {
         if l.port() != port {
             return false;
         }
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        let same = host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip == l.ip());
-        same || (loopback && (l.ip().is_unspecified() || l.ip().is_loopback()))
+        // This host's address: one a socket can bind to (a name is resolved).
+        let local = |ip: std::net::IpAddr| {
+            ip == l.ip()
+                || (l.ip().is_loopback() && ip.is_loopback())
+                || (l.ip().is_unspecified()
+                    && (ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_ok()))
+        };
+        use std::net::ToSocketAddrs;
+        (host, port)
+            .to_socket_addrs()
+            .is_ok_and(|mut addrs| addrs.any(|a| local(a.ip())))
     }
 
     /// Load `file` (if any), then apply `overrides` in order.
@@ -686,6 +694,7 @@ impl BrokerConfig {
                 "sluice.request.read.timeout.ms" => cfg.request_read_timeout_ms = positive(k, v)?,
                 "queued.max.requests" => cfg.max_inflight_requests_per_connection = positive(k, v)?,
                 "sluice.tail.cache.bytes" => cfg.tail_cache_bytes_per_shard = num(k, v)?,
+                "sluice.fetch.read.ahead.bytes" => cfg.read_ahead_bytes_per_shard = num(k, v)?,
                 "sluice.io.memory.bytes" => cfg.io_memory_bytes_per_shard = positive(k, v)?,
                 _ if k.starts_with("group.") || k.starts_with("offset") => {
                     group_key(&mut cfg.groups, k, v)?

@@ -388,8 +388,10 @@ impl Node {
                 self.fail_pending(|| QuorumError::Storage(e.to_string()));
                 // A leader that cannot persist leads no more: the others
                 // elect one once its heartbeats stop.
+                // A leader that steps down cannot hear another's append in
+                // its own term; a candidate may still learn this term's.
                 let term = self.raw.borrow().raft.term;
-                self.failed_term.set(term + 1);
+                self.failed_term.set(term);
                 if self.role.replace(StateRole::Follower) == StateRole::Leader {
                     self.leader.set(raft::INVALID_ID);
                 }
@@ -565,12 +567,14 @@ impl Node {
                     // it still tracks who leads, so that its last words (a
                     // controlled shutdown) reach the leader the others chose.
                     use raft::prelude::MessageType;
-                    if matches!(
-                        m.get_msg_type(),
-                        MessageType::MsgHeartbeat
-                            | MessageType::MsgAppend
-                            | MessageType::MsgSnapshot
-                    ) && m.term >= self.failed_term.get()
+                    if m.from == peer
+                        && matches!(
+                            m.get_msg_type(),
+                            MessageType::MsgHeartbeat
+                                | MessageType::MsgAppend
+                                | MessageType::MsgSnapshot
+                        )
+                        && m.term >= self.failed_term.get()
                     {
                         self.failed_term.set(m.term);
                         self.leader.set(m.from);

@@ -471,6 +471,8 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
     let new_end = seg.next_offset;
     let mut l = log.borrow_mut();
     l.segments.insert(base, seg);
+    // Whatever happens next, nothing cached from before the cut is served.
+    l.tail.truncate_from(new_end);
     let w = w?;
     l.writer = Some(w);
     l.next_offset = new_end;
