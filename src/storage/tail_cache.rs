@@ -8,64 +8,27 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-/// Shard-wide byte budgets shared by every partition on the shard: the
-/// tail caches (`sluice.tail.cache.bytes`) and the reads ahead of
-/// sequential readers (`sluice.fetch.read.ahead.bytes`).
+/// Shard-wide byte budget shared by every partition's cache on the shard.
 #[derive(Debug)]
 pub struct TailBudget {
     pub cap_bytes: usize,
     used_bytes: Cell<usize>,
-    pub read_ahead_cap_bytes: usize,
-    read_ahead_used_bytes: Cell<usize>,
 }
 
 impl TailBudget {
     pub fn new(cap_bytes: usize) -> Rc<Self> {
-        Self::with_read_ahead(cap_bytes, 0)
-    }
-    pub fn with_read_ahead(cap_bytes: usize, read_ahead_cap_bytes: usize) -> Rc<Self> {
         Rc::new(Self {
             cap_bytes,
             used_bytes: Cell::new(0),
-            read_ahead_cap_bytes,
-            read_ahead_used_bytes: Cell::new(0),
         })
     }
     pub fn used_bytes(&self) -> usize {
         self.used_bytes.get()
     }
-    pub fn read_ahead_used_bytes(&self) -> usize {
-        self.read_ahead_used_bytes.get()
-    }
-}
-
-/// A read of a segment started for the fetch a sequential reader will make
-/// next: the batch at `pos` is the one holding `offset`. Its bytes count
-/// against the shard's read-ahead budget until it is taken or dropped (a
-/// dropped read is cancelled).
-pub struct ReadAhead {
-    pub segment_base: i64,
-    pub offset: i64,
-    pub pos: u64,
-    pub read: crate::shard::Task<std::io::Result<crate::shard::io::ReadBuf>>,
-    bytes: usize,
-    budget: Rc<TailBudget>,
-}
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        let used = &self.budget.read_ahead_used_bytes;
-        used.set(used.get() - self.bytes);
-    }
 }
 
 pub struct TailCache {
     budget: Rc<TailBudget>,
-    /// At most one read ahead per partition (the latest sequential reader's).
-    read_ahead: Option<ReadAhead>,
-    /// Moves on at every truncation: a read ahead planned before one (its
-    /// fetch awaited across it) is not started.
-    generation: u64,
     /// (base offset, next offset, bytes of one or more whole batches), ascending.
     entries: VecDeque<(i64, i64, Bytes)>,
     bytes: usize,
@@ -75,76 +38,9 @@ impl TailCache {
     pub fn new(budget: Rc<TailBudget>) -> Self {
         Self {
             budget,
-            read_ahead: None,
-            generation: 0,
             entries: VecDeque::new(),
             bytes: 0,
         }
-    }
-
-    /// Start `read` (of `bytes` at `pos` of segment `segment_base`, where the
-    /// batch holding `offset` begins) for the next fetch, if the shard's
-    /// read-ahead budget has room; it replaces any earlier one.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    /// Drop the read ahead for `offset`: its reader found it in the cache
-    /// (it caught up), so it would only hold budget.
-    pub fn drop_read_ahead_at(&mut self, offset: i64) {
-        if self.read_ahead.as_ref().is_some_and(|r| r.offset == offset) {
-            self.read_ahead = None;
-        }
-    }
-
-    /// Start `read` (planned at `generation`) unless the log was truncated
-    /// since; see `read_ahead`.
-    pub fn read_ahead_if_current(
-        &mut self,
-        generation: u64,
-        segment_base: i64,
-        offset: i64,
-        pos: u64,
-        bytes: usize,
-        read: impl FnOnce() -> crate::shard::Task<std::io::Result<crate::shard::io::ReadBuf>>,
-    ) {
-        if generation == self.generation {
-            self.read_ahead(segment_base, offset, pos, bytes, read);
-        }
-    }
-
-    pub fn read_ahead(
-        &mut self,
-        segment_base: i64,
-        offset: i64,
-        pos: u64,
-        bytes: usize,
-        read: impl FnOnce() -> crate::shard::Task<std::io::Result<crate::shard::io::ReadBuf>>,
-    ) {
-        self.read_ahead = None;
-        let used = &self.budget.read_ahead_used_bytes;
-        if used.get() + bytes > self.budget.read_ahead_cap_bytes {
-            return;
-        }
-        used.set(used.get() + bytes);
-        self.read_ahead = Some(ReadAhead {
-            segment_base,
-            offset,
-            pos,
-            read: read(),
-            bytes,
-            budget: self.budget.clone(),
-        });
-    }
-
-    /// The read ahead for a fetch of `offset` in segment `segment_base`, if
-    /// one was started for exactly that.
-    pub fn take_read_ahead(&mut self, segment_base: i64, offset: i64) -> Option<ReadAhead> {
-        self.read_ahead
-            .as_ref()
-            .is_some_and(|r| r.segment_base == segment_base && r.offset == offset)
-            .then(|| self.read_ahead.take())
-            .flatten()
     }
 
     pub fn insert(&mut self, base: i64, next: i64, data: Bytes) {
@@ -185,11 +81,8 @@ impl TailCache {
         }
     }
 
-    /// Forget everything at or after `offset` (a failed write was rolled back,
-    /// or the log truncated): a read ahead may hold bytes about to change.
+    /// Forget everything at or after `offset` (a failed write was rolled back).
     pub fn truncate_from(&mut self, offset: i64) {
-        self.read_ahead = None;
-        self.generation += 1;
         while self.entries.back().is_some_and(|e| e.1 > offset) {
             let (_, _, b) = self.entries.pop_back().unwrap();
             self.bytes -= b.len();
@@ -255,44 +148,5 @@ mod tests {
         assert_eq!(budget.used_bytes(), 40);
         drop(c);
         assert_eq!(budget.used_bytes(), 0);
-    }
-
-    #[test]
-    fn read_aheads_are_bounded_matched_and_dropped() {
-        crate::shard::block_on(async {
-            let budget = TailBudget::with_read_ahead(100, 1000);
-            let mut c = TailCache::new(budget.clone());
-            let task = || crate::shard::spawn(async { Err(std::io::Error::other("not read")) });
-            c.read_ahead(0, 10, 500, 600, task);
-            assert_eq!(budget.read_ahead_used_bytes(), 600);
-            // Another partition of the shard gets none past the budget.
-            let mut d = TailCache::new(budget.clone());
-            d.read_ahead(0, 5, 0, 600, task);
-            assert!(d.take_read_ahead(0, 5).is_none());
-            assert_eq!(budget.read_ahead_used_bytes(), 600);
-            // Only the exact (segment, offset) takes it; taken and dropped,
-            // its bytes are free again.
-            assert!(c.take_read_ahead(0, 11).is_none());
-            assert!(c.take_read_ahead(1, 10).is_none());
-            let ra = c.take_read_ahead(0, 10).expect("the read ahead");
-            assert_eq!((ra.pos, ra.offset), (500, 10));
-            drop(ra);
-            assert_eq!(budget.read_ahead_used_bytes(), 0);
-            // Planned before a truncation: not started.
-            let planned = c.generation();
-            c.truncate_from(0);
-            c.read_ahead_if_current(planned, 0, 10, 500, 600, task);
-            assert!(c.take_read_ahead(0, 10).is_none());
-            // A truncation drops one in place; so does its reader being
-            // served from the cache.
-            c.read_ahead(0, 10, 500, 600, task);
-            c.truncate_from(20);
-            assert_eq!(budget.read_ahead_used_bytes(), 0);
-            c.read_ahead(0, 10, 500, 600, task);
-            c.drop_read_ahead_at(9);
-            assert_eq!(budget.read_ahead_used_bytes(), 600);
-            c.drop_read_ahead_at(10);
-            assert_eq!(budget.read_ahead_used_bytes(), 0);
-        });
     }
 }
