@@ -1285,6 +1285,38 @@ fn writes_flow(c: &Cluster, via: &[i32], topic: &str, partitions: i32, value: &s
     }
 }
 
+/// Partitions of the network-partition test's topic `split`.
+const SPLIT_PARTITIONS: i32 = 3;
+
+/// Cut `victim` off from the other brokers; run `during` while it is; the
+/// others must settle `split-p` among themselves (a leader and ISR of just
+/// them) and take acks=all writes on every partition; then heal.
+fn cut_off(
+    net: &mut common::netns::Net,
+    c: &Cluster,
+    victim: i32,
+    p: i32,
+    what: &str,
+    during: impl FnOnce(),
+) {
+    let rest: Vec<i32> = (1..=c.brokers.len() as i32)
+        .filter(|&b| b != victim)
+        .collect();
+    net.isolate(&[victim as usize]);
+    during();
+    until(&format!("split-{p} settled without {what}"), || {
+        settled(c, &rest, "split", p, &rest)
+    });
+    writes_flow(
+        c,
+        &rest,
+        "split",
+        SPLIT_PARTITIONS,
+        &format!("while {what} is cut off"),
+    );
+    net.heal();
+}
+
 /// Network partitions, in network namespaces the test makes (clients on
 /// their own host reach every broker; the cut is between brokers), while an
 /// idempotent acks=all producer writes to an RF 3 topic with
@@ -1304,7 +1336,7 @@ fn network_partitions_lose_no_acknowledged_record() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    const PARTITIONS: i32 = 3;
+    const PARTITIONS: i32 = SPLIT_PARTITIONS;
     const ALL: [i32; 3] = [1, 2, 3];
     let mut net = common::netns::Net::create(3);
     net.enter_client();
@@ -1330,26 +1362,15 @@ fn network_partitions_lose_no_acknowledged_record() {
         .map(|p| (p, partition_of(&c, q, "split", p).0))
         .find(|&(_, l)| l != q)
         .expect("a partition not led by the quorum leader");
-    let rest: Vec<i32> = ALL.into_iter().filter(|&b| b != leader).collect();
     eprintln!("isolating broker {leader}, leader of split-{p}");
-    net.isolate(&[leader as usize]);
-    let code = raw_acks_all(&c, leader, "split", p, 5000);
-    eprintln!("acks=all produce to the isolated leader: error code {code}");
-    assert_ne!(
-        code, 0,
-        "the isolated leader acknowledged an acks=all write it cannot replicate"
-    );
-    until("a new leader among the majority", || {
-        settled(&c, &rest, "split", p, &rest)
+    cut_off(&mut net, &c, leader, p, "the leader", || {
+        let code = raw_acks_all(&c, leader, "split", p, 5000);
+        eprintln!("acks=all produce to the isolated leader: error code {code}");
+        assert_ne!(
+            code, 0,
+            "the isolated leader acknowledged an acks=all write it cannot replicate"
+        );
     });
-    writes_flow(
-        &c,
-        &rest,
-        "split",
-        PARTITIONS,
-        "while the leader is cut off",
-    );
-    net.heal();
     whole(&c);
 
     // Follower isolation: a broker that leads neither the partition nor the
@@ -1358,44 +1379,25 @@ fn network_partitions_lose_no_acknowledged_record() {
     let p = 0;
     let leader = partition_of(&c, q, "split", p).0;
     let follower = ALL.into_iter().find(|&b| b != leader && b != q).unwrap();
-    let rest: Vec<i32> = ALL.into_iter().filter(|&b| b != follower).collect();
     eprintln!("isolating broker {follower}, follower of split-{p}");
-    net.isolate(&[follower as usize]);
-    until("the ISR drops the cut-off follower", || {
-        settled(&c, &rest, "split", p, &rest)
-    });
-    writes_flow(
-        &c,
-        &rest,
-        "split",
-        PARTITIONS,
-        "while a follower is cut off",
-    );
-    net.heal();
+    cut_off(&mut net, &c, follower, p, "a follower", || {});
     whole(&c);
 
     // Controller isolation.
     let q = c.quorum_leader();
     let rest: Vec<i32> = ALL.into_iter().filter(|&b| b != q).collect();
     eprintln!("isolating broker {q}, the quorum leader");
-    net.isolate(&[q as usize]);
-    until("a new quorum leader among the rest", || {
-        c.quorum_leader() != q
+    cut_off(&mut net, &c, q, 0, "the controller", || {
+        until("a new quorum leader among the rest", || {
+            c.quorum_leader() != q
+        });
+        until("the old controller fenced, its leaderships moved", || {
+            rest.iter().all(|&b| {
+                let m = metadata(c.broker(b));
+                !brokers_of(&m).iter().any(|&(id, _)| id == q)
+            }) && (0..PARTITIONS).all(|p| settled(&c, &rest, "split", p, &rest))
+        });
     });
-    until("the old controller fenced, its leaderships moved", || {
-        rest.iter().all(|&b| {
-            let m = metadata(c.broker(b));
-            !brokers_of(&m).iter().any(|&(id, _)| id == q)
-        }) && (0..PARTITIONS).all(|p| settled(&c, &rest, "split", p, &rest))
-    });
-    writes_flow(
-        &c,
-        &rest,
-        "split",
-        PARTITIONS,
-        "while the controller is cut off",
-    );
-    net.heal();
     whole(&c);
 
     stop.store(true, Ordering::Relaxed);

@@ -49,10 +49,6 @@ impl Committer {
         }
     }
 
-    pub fn health(&self) -> &LogDirHealth {
-        &self.health
-    }
-
     pub fn stop(&self) {
         self.stopping.set(true);
         self.wake.notify_all();

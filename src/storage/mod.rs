@@ -26,40 +26,22 @@ pub use read::{Chunk, FetchData};
 /// error at once, and the broker shuts down as Kafka does when its last log
 /// dir fails. The next start recovers the dir from what reached the disk.
 #[derive(Clone, Default)]
-pub struct LogDirHealth(std::sync::Arc<LogDirHealthInner>);
-
-#[derive(Default)]
-struct LogDirHealthInner {
-    failed: std::sync::atomic::AtomicBool,
-    cause: std::sync::Mutex<Option<String>>,
-}
+pub struct LogDirHealth(std::sync::Arc<std::sync::OnceLock<String>>);
 
 impl LogDirHealth {
     /// Take the dir offline for `cause`; the first cause is kept.
     pub fn fail(&self, cause: &str) {
-        let mut c = self.0.cause.lock().unwrap_or_else(|e| e.into_inner());
-        if c.is_none() {
+        if self.0.set(cause.to_string()).is_ok() {
             tracing::error!(
                 cause,
                 "log dir failed: it is offline until the broker restarts"
             );
-            *c = Some(cause.to_string());
         }
-        self.0
-            .failed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Why the dir is offline, if it is.
     pub fn failure(&self) -> Option<String> {
-        if !self.0.failed.load(std::sync::atomic::Ordering::SeqCst) {
-            return None;
-        }
-        self.0
-            .cause
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.0.get().cloned()
     }
 
     /// Note `e` if it means the dir failed.

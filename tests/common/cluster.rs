@@ -38,60 +38,61 @@ impl Cluster {
         mut setup: impl FnMut(i32, &std::path::Path),
     ) -> Cluster {
         let cports: Vec<u16> = (0..n).map(|_| super::free_port()).collect();
-        let voters = cports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut brokers: Vec<Broker> = (0..n)
-            .map(|i| {
-                let mut o = vec![
-                    format!("node.id={}", i + 1),
-                    format!("controller.quorum.voters={voters}"),
-                ];
-                o.extend(extra.iter().map(|s| s.to_string()));
-                Broker::launch_with_setup(
-                    super::DEFAULT_CORES,
-                    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-                    super::free_port(),
-                    None,
-                    &o,
-                    |dir| setup(i as i32 + 1, dir),
-                )
-            })
-            .collect();
-        for b in brokers.iter_mut() {
-            b.wait_until_ready();
-        }
-        Cluster {
-            brokers,
-            voters,
-            controller_ports: cports,
-        }
+        let voters = Cluster::voters(cports.iter().map(|p| format!("127.0.0.1:{p}")));
+        Cluster::launch(n, voters, cports, extra, |id, o| {
+            Broker::launch_with_setup(
+                super::DEFAULT_CORES,
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                super::free_port(),
+                None,
+                o,
+                |dir| setup(id, dir),
+            )
+        })
     }
 
     /// `n` brokers, broker i in namespace i of `net` on its own address
     /// (ports 9092, controller 9093).
     pub fn start_in(net: &super::netns::Net, n: usize, extra: &[&str]) -> Cluster {
-        let voters = (1..=n)
-            .map(|i| format!("{i}@{}:9093", net.broker_addr(i)))
+        let voters = Cluster::voters((1..=n).map(|i| format!("{}:9093", net.broker_addr(i))));
+        Cluster::launch(n, voters, vec![9093; n], extra, |id, o| {
+            let i = id as usize;
+            Broker::launch_at(
+                super::DEFAULT_CORES,
+                net.broker_addr(i),
+                9092,
+                Some(net.broker_ns(i)),
+                o,
+            )
+        })
+    }
+
+    /// `controller.quorum.voters` for node ids 1.. at these addresses.
+    fn voters(addrs: impl Iterator<Item = String>) -> String {
+        addrs
+            .enumerate()
+            .map(|(i, a)| format!("{}@{a}", i + 1))
             .collect::<Vec<_>>()
-            .join(",");
-        let mut brokers: Vec<Broker> = (1..=n)
-            .map(|i| {
+            .join(",")
+    }
+
+    /// Launch node ids 1..=n with `launch(id, overrides)`, all before any is
+    /// waited for (a quorum must be up before any listens).
+    fn launch(
+        n: usize,
+        voters: String,
+        controller_ports: Vec<u16>,
+        extra: &[&str],
+        mut launch: impl FnMut(i32, &[String]) -> Broker,
+    ) -> Cluster {
+        let mut brokers: Vec<Broker> = (1..=n as i32)
+            .map(|id| {
                 let mut o = vec![
-                    format!("node.id={i}"),
+                    format!("node.id={id}"),
                     format!("controller.quorum.voters={voters}"),
                 ];
                 o.extend(extra.iter().map(|s| s.to_string()));
-                Broker::launch_at(
-                    super::DEFAULT_CORES,
-                    net.broker_addr(i),
-                    9092,
-                    Some(net.broker_ns(i)),
-                    &o,
-                )
+                launch(id, &o)
             })
             .collect();
         for b in brokers.iter_mut() {
@@ -100,7 +101,7 @@ impl Cluster {
         Cluster {
             brokers,
             voters,
-            controller_ports: vec![9093; n],
+            controller_ports,
         }
     }
 
