@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod connect;
 pub mod group;
 pub mod handler;
 pub mod logging;

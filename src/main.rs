@@ -32,6 +32,8 @@ enum Cmd {
     LeaderElection(sluice::cli::LeaderElectionArgs),
     /// Move partitions' replicas between brokers (like kafka-reassign-partitions.sh).
     ReassignPartitions(sluice::cli::ReassignArgs),
+    /// Run Kafka Connect standalone with file connectors (like connect-standalone.sh).
+    ConnectStandalone(sluice::connect::StandaloneArgs),
     /// Benchmark any Kafka-compatible cluster: run workloads, compare, report.
     Bench(sluice::bench::BenchArgs),
 }
@@ -69,6 +71,10 @@ fn main() -> ExitCode {
         Cmd::MetadataQuorum(a) => sluice::cli::metadata_quorum(a),
         Cmd::LeaderElection(a) => sluice::cli::leader_election(a),
         Cmd::ReassignPartitions(a) => sluice::cli::reassign_partitions(a),
+        Cmd::ConnectStandalone(a) => {
+            sluice::logging::init("info");
+            sluice::connect::run_standalone(a)
+        }
         Cmd::Bench(a) => sluice::bench::main(a),
     };
     match result {
