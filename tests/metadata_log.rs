@@ -222,7 +222,8 @@ fn a_data_dir_of_the_previous_format_is_migrated_losing_nothing() {
 #[test]
 fn a_data_dir_of_another_cluster_is_refused() {
     let mut b = Broker::start(&[]);
-    b.terminate();
+    // A clean exit: this broker formatted the dir whose cluster id we change.
+    assert!(b.terminate().success(), "{}", b.logs());
     std::fs::write(
         b.data_dir().join("meta.properties"),
         "#\nnode.id=1\nversion=1\ncluster.id=some-other-cluster\n",

@@ -331,9 +331,10 @@ impl Broker {
             cmd.arg("--override").arg(o);
         }
         // Verbose enough to debug a failure without drowning the disk.
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
+        // `wait_ready` needs the broker's own "listening" line, whatever the
+        // caller's RUST_LOG: the most specific directive wins for its target.
+        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        cmd.env("RUST_LOG", format!("{filter},sluice::broker=info"));
         cmd.env("NO_COLOR", "1"); // plain text log file
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -351,7 +352,16 @@ impl Broker {
                 self.child = None;
                 return Err(format!("broker exited during startup with {st}"));
             }
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+            // A connection alone does not prove it is this broker: another
+            // process may hold the port for a moment (a killed broker's
+            // io_uring socket, a client's ephemeral port, a TCP self-connect),
+            // and a test that then stops "its" broker before it even started
+            // reads a data dir it never wrote. So wait for this run's own
+            // "listening on" line too, then for the port.
+            let listening = format!("broker listening on {}", self.addr());
+            if self.last_log().contains(&listening)
+                && TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok()
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {
