@@ -107,35 +107,58 @@ pub async fn handle(state: &State, req: FetchRequest, version: i16) -> Reply {
 
 /// Read every wanted partition in order, filling up to `max_bytes` (the first
 /// non-empty partition always gets its first batch, as in Kafka).
+///
+/// The answer is Kafka's sequential one, but partitions are read together
+/// (at most `fetch_reads_in_flight` at once) wherever what the earlier ones
+/// return cannot change their budget: while the partitions' own limits,
+/// added up, still fit in what is left of the request's. Such a read asks for
+/// at least one batch; if an earlier partition turns out to have answered,
+/// a first batch over the budget is dropped again, as a sequential read would
+/// not have taken it.
 async fn read_all(
     state: &State,
     layout: &[(TopicName, uuid::Uuid, Vec<Wanted>)],
     max_bytes: usize,
     who: Fetcher,
 ) -> (Vec<Got>, usize, Vec<(String, i32, i64)>) {
-    let mut out = Vec::new();
+    let wanted: Vec<&Wanted> = layout.iter().flat_map(|(_, _, parts)| parts).collect();
+    let in_flight = state.cfg.fetch_reads_in_flight.max(1);
+    let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut observed = Vec::new();
-    for (_, _, parts) in layout {
-        for w in parts {
-            let Some(topic) = &w.topic else {
-                out.push(Got {
-                    error: Some(ResponseError::UnknownTopicId),
-                    data: None,
-                });
-                continue;
-            };
-            // Kafka: each partition gets the smaller of its own limit and
-            // what is left of the request's; only the first batch of the
-            // first non-empty partition may exceed both.
-            let budget = w
-                .max_bytes
-                .min(max_bytes.saturating_sub(total))
-                .min(MAX_RECORDS_PER_PARTITION_BYTES);
-            let min_one_batch = total == 0;
-            let got = if budget == 0 && !min_one_batch {
-                Ok(None)
-            } else {
+    let mut i = 0;
+    while i < wanted.len() {
+        // The run of partitions from `i` whose budgets are their own limits
+        // whatever the earlier ones of the run return.
+        let mut room = max_bytes.saturating_sub(total);
+        let mut j = i;
+        while j < wanted.len() && j - i < in_flight {
+            let cap = partition_cap(wanted[j]);
+            if cap == 0 || cap > room || wanted[j].topic.is_none() {
+                break;
+            }
+            room -= cap;
+            j += 1;
+        }
+        let run: Vec<usize> = if j > i + 1 { (i..j).collect() } else { vec![i] };
+        let plans: Vec<(usize, usize, bool)> = if run.len() == 1 {
+            // Alone: exactly the sequential budget.
+            let budget = partition_cap(wanted[i]).min(max_bytes.saturating_sub(total));
+            vec![(i, budget, total == 0)]
+        } else {
+            run.iter()
+                .map(|&k| (k, partition_cap(wanted[k]), true))
+                .collect()
+        };
+        let reads = plans.iter().map(|&(k, budget, min_one_batch)| {
+            let w = wanted[k];
+            async move {
+                let Some(topic) = &w.topic else {
+                    return Err(ResponseError::UnknownTopicId);
+                };
+                if budget == 0 && !min_one_batch {
+                    return Ok(None);
+                }
                 let at = ReadAt {
                     offset: w.offset,
                     max_bytes: budget,
@@ -144,11 +167,20 @@ async fn read_all(
                     who,
                 };
                 read_one(state, topic, w.partition, at).await
-            };
+            }
+        });
+        let results = futures::future::join_all(reads).await;
+        for (&(k, budget, _), got) in plans.iter().zip(results) {
+            let w = wanted[k];
             match got {
-                Ok(Some(d)) => {
+                Ok(Some(mut d)) => {
+                    // Over budget is only ever the one first batch.
+                    if total > 0 && d.bytes() > budget {
+                        d.chunks.clear();
+                    }
                     total += d.bytes();
-                    observed.push((topic.clone(), w.partition, d.read_end));
+                    let topic = w.topic.clone().expect("read only with a topic");
+                    observed.push((topic, w.partition, d.read_end));
                     out.push(Got {
                         error: None,
                         data: Some(d),
@@ -164,8 +196,15 @@ async fn read_all(
                 }),
             }
         }
+        i = run[run.len() - 1] + 1;
     }
     (out, total, observed)
+}
+
+/// A partition's own limit on what it returns: its `max_bytes`, within what
+/// one partition's records may be in a response.
+fn partition_cap(w: &Wanted) -> usize {
+    w.max_bytes.min(MAX_RECORDS_PER_PARTITION_BYTES)
 }
 
 /// Where and how one partition is read.
