@@ -1,5 +1,6 @@
 //! Segment rolls on disk, retention advancing the log start offset, and
-//! ListOffsets by timestamp through the time index, seen by librdkafka.
+//! ListOffsets by timestamp through the time index, seen by librdkafka; and
+//! Fetch's size limits (KIP-74) over several partitions.
 
 mod common;
 
@@ -212,4 +213,112 @@ fn deleted_or_zeroed_index_files_are_rebuilt() {
     let found = c.offsets_for_times(tpl, rdk::TIMEOUT).unwrap();
     let off = found.elements()[0].offset();
     assert_eq!(off, Offset::Offset(5), "offsets_for_times");
+}
+
+/// One batch of `n` records of `RECORD_BYTES` to `partition`, by a raw
+/// Produce; returns the batch's size in bytes.
+fn produce_batch(s: &mut std::net::TcpStream, topic: &str, partition: i32, n: usize) -> usize {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let records: Vec<_> = (0..n)
+        .map(|_| (None, Some(bytes::Bytes::from(vec![7u8; RECORD_BYTES]))))
+        .collect();
+    let b = sluice::client::records::encode_batch(&records, 1_700_000_000_000).unwrap();
+    let size = b.len();
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(b))])]);
+    let r = common::call(s, 8, &req);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "{r:?}");
+    size
+}
+
+/// What Kafka answers (KIP-74): partitions in request order, each up to the
+/// smaller of its own limit and what is left of the request's, whole batches
+/// only, and only the first batch of the first non-empty partition may
+/// exceed both. sluice reads partitions of a fetch at once where it can; the
+/// answer must still be the sequential one.
+#[test]
+fn fetch_limits_are_kafkas_whatever_the_reads_run_together() {
+    let broker = Broker::start(&[]);
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("fetch-limits");
+    rdk::create_topic(&bs, &topic, 3);
+    let mut s = std::net::TcpStream::connect(broker.addr()).unwrap();
+    // p0 and p1: one batch of 30 records each; p2: three of 5.
+    let big0 = produce_batch(&mut s, &topic, 0, 30);
+    let big1 = produce_batch(&mut s, &topic, 1, 30);
+    let small: Vec<usize> = (0..3).map(|_| produce_batch(&mut s, &topic, 2, 5)).collect();
+    assert!(small[0] * 2 > 10_000 && small[0] < 10_000 && big0 > 10_000);
+
+    // (request max, [(partition, offset, partition max)]) -> bytes per partition.
+    let fetch = |s: &mut std::net::TcpStream, max: i32, parts: &[(i32, i64, i32)]| -> Vec<usize> {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        use kafka_protocol::messages::{FetchRequest, TopicName};
+        use kafka_protocol::protocol::StrBytes;
+        let req = FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(max)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|&(p, offset, pmax)| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(offset)
+                                .with_partition_max_bytes(pmax)
+                        })
+                        .collect(),
+                )]);
+        let r = common::call(s, 4, &req);
+        let got = &r.responses[0].partitions;
+        parts
+            .iter()
+            .map(|&(p, _, _)| {
+                let d = got.iter().find(|d| d.partition_index == p).unwrap();
+                assert_eq!(d.error_code, 0, "{d:?}");
+                d.records.as_ref().map_or(0, |b| b.len())
+            })
+            .collect()
+    };
+    // Room for every partition's limit (read together): p0's first batch
+    // over its limit is taken (nothing came before it), p1's is not, p2
+    // gets the batches that fit its limit.
+    assert_eq!(
+        fetch(&mut s, 1 << 20, &[(0, 0, 10_000), (1, 0, 10_000), (2, 0, 10_000)]),
+        vec![big0, 0, small[0]]
+    );
+    // The first partition gets one batch even over its own limit; after it,
+    // no partition's first batch may be over.
+    assert_eq!(
+        fetch(&mut s, 1 << 20, &[(2, 0, 1), (1, 0, 10_000), (0, 0, 10_000)]),
+        vec![small[0], 0, 0]
+    );
+    // A partition with nothing to give does not count as "before": the first
+    // non-empty one still gets its oversize batch.
+    assert_eq!(
+        fetch(&mut s, 1 << 20, &[(2, 15, 10_000), (1, 0, 10_000), (0, 0, 10_000)]),
+        vec![0, big1, 0]
+    );
+    // No room for the limits added up (read one after another): the
+    // request's max ends the answer after p0.
+    assert_eq!(
+        fetch(&mut s, 20_000, &[(0, 0, 1 << 20), (1, 0, 1 << 20), (2, 0, 1 << 20)]),
+        vec![big0, 0, 0]
+    );
+    // Everything fits.
+    assert_eq!(
+        fetch(&mut s, 1 << 20, &[(2, 0, 40_000), (0, 0, 40_000), (1, 0, 40_000)]),
+        vec![small.iter().sum::<usize>(), big0, big1]
+    );
 }
