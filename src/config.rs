@@ -58,6 +58,10 @@ pub struct BrokerConfig {
     pub max_inflight_requests_per_connection: usize,
     /// Tail cache budget per shard.
     pub tail_cache_bytes_per_shard: usize,
+    /// `sluice.fetch.read.ahead.bytes`: memory per shard for reads started
+    /// ahead of sequential readers catching up from disk (one window per
+    /// partition at most; 0 turns read-ahead off).
+    pub read_ahead_bytes_per_shard: usize,
     /// Partition reads one fetch request runs at once
     /// (`sluice.fetch.reads.in.flight`): each holds up to its partition's
     /// `max_bytes` of DMA memory while it reads.
@@ -329,6 +333,7 @@ impl Default for BrokerConfig {
             request_read_timeout_ms: 30_000,
             max_inflight_requests_per_connection: 100,
             tail_cache_bytes_per_shard: 8 << 20,
+            read_ahead_bytes_per_shard: 16 << 20,
             fetch_reads_in_flight: 8,
             cross_shard_queue_depth: 1024,
             io_memory_bytes_per_shard: 8 << 20,
@@ -694,6 +699,7 @@ impl BrokerConfig {
                 "sluice.request.read.timeout.ms" => cfg.request_read_timeout_ms = positive(k, v)?,
                 "queued.max.requests" => cfg.max_inflight_requests_per_connection = positive(k, v)?,
                 "sluice.tail.cache.bytes" => cfg.tail_cache_bytes_per_shard = num(k, v)?,
+                "sluice.fetch.read.ahead.bytes" => cfg.read_ahead_bytes_per_shard = num(k, v)?,
                 "sluice.fetch.reads.in.flight" => cfg.fetch_reads_in_flight = positive(k, v)?,
                 "sluice.io.memory.bytes" => cfg.io_memory_bytes_per_shard = positive(k, v)?,
                 _ if k.starts_with("group.") || k.starts_with("offset") => {

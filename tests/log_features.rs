@@ -254,7 +254,9 @@ fn fetch_limits_are_kafkas_whatever_the_reads_run_together() {
     // p0 and p1: one batch of 30 records each; p2: three of 5.
     let big0 = produce_batch(&mut s, &topic, 0, 30);
     let big1 = produce_batch(&mut s, &topic, 1, 30);
-    let small: Vec<usize> = (0..3).map(|_| produce_batch(&mut s, &topic, 2, 5)).collect();
+    let small: Vec<usize> = (0..3)
+        .map(|_| produce_batch(&mut s, &topic, 2, 5))
+        .collect();
     assert!(small[0] * 2 > 10_000 && small[0] < 10_000 && big0 > 10_000);
 
     // (request max, [(partition, offset, partition max)]) -> bytes per partition.
@@ -295,30 +297,50 @@ fn fetch_limits_are_kafkas_whatever_the_reads_run_together() {
     // over its limit is taken (nothing came before it), p1's is not, p2
     // gets the batches that fit its limit.
     assert_eq!(
-        fetch(&mut s, 1 << 20, &[(0, 0, 10_000), (1, 0, 10_000), (2, 0, 10_000)]),
+        fetch(
+            &mut s,
+            1 << 20,
+            &[(0, 0, 10_000), (1, 0, 10_000), (2, 0, 10_000)]
+        ),
         vec![big0, 0, small[0]]
     );
     // The first partition gets one batch even over its own limit; after it,
     // no partition's first batch may be over.
     assert_eq!(
-        fetch(&mut s, 1 << 20, &[(2, 0, 1), (1, 0, 10_000), (0, 0, 10_000)]),
+        fetch(
+            &mut s,
+            1 << 20,
+            &[(2, 0, 1), (1, 0, 10_000), (0, 0, 10_000)]
+        ),
         vec![small[0], 0, 0]
     );
     // A partition with nothing to give does not count as "before": the first
     // non-empty one still gets its oversize batch.
     assert_eq!(
-        fetch(&mut s, 1 << 20, &[(2, 15, 10_000), (1, 0, 10_000), (0, 0, 10_000)]),
+        fetch(
+            &mut s,
+            1 << 20,
+            &[(2, 15, 10_000), (1, 0, 10_000), (0, 0, 10_000)]
+        ),
         vec![0, big1, 0]
     );
     // No room for the limits added up (read one after another): the
     // request's max ends the answer after p0.
     assert_eq!(
-        fetch(&mut s, 20_000, &[(0, 0, 1 << 20), (1, 0, 1 << 20), (2, 0, 1 << 20)]),
+        fetch(
+            &mut s,
+            20_000,
+            &[(0, 0, 1 << 20), (1, 0, 1 << 20), (2, 0, 1 << 20)]
+        ),
         vec![big0, 0, 0]
     );
     // Everything fits.
     assert_eq!(
-        fetch(&mut s, 1 << 20, &[(2, 0, 40_000), (0, 0, 40_000), (1, 0, 40_000)]),
+        fetch(
+            &mut s,
+            1 << 20,
+            &[(2, 0, 40_000), (0, 0, 40_000), (1, 0, 40_000)]
+        ),
         vec![small.iter().sum::<usize>(), big0, big1]
     );
 }

@@ -72,7 +72,10 @@ impl ShardState {
             logs: RefCell::new(PartitionLogs::default()),
             committer: Committer::new(health.clone()),
             groups: crate::group::Coordinator::new(cfg.groups.clone()),
-            tail_budget: TailBudget::new(cfg.tail_cache_bytes_per_shard),
+            tail_budget: TailBudget::with_read_ahead(
+                cfg.tail_cache_bytes_per_shard,
+                cfg.read_ahead_bytes_per_shard,
+            ),
             clean_start: clean,
             controller_lock: futures::lock::Mutex::new(()),
             effective: RefCell::new(Rc::new(cfg.clone())),

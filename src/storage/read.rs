@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::format::{self, BatchError, BatchHeader};
 use super::log::SharedLog;
+use super::tail_cache::Pieces;
 use super::StorageError;
 use crate::shard::io::{DmaFile, ReadBuf};
 
@@ -191,6 +192,7 @@ pub async fn read_limited(
         .read(offset, end, max_bytes)
         .filter(|c| !c.is_empty());
     if let Some(cached) = cached {
+        log.borrow_mut().tail.drop_read_ahead_at(offset);
         if !min_one_batch && cached.first().is_some_and(|b| b.len() > max_bytes) {
             return Ok(empty(hw, start));
         }
@@ -202,39 +204,90 @@ pub async fn read_limited(
         });
     }
     ensure_index_loaded(log, offset);
-    let (file, pos, seg_size, index_slack) = {
-        let l = log.borrow();
+    let (file, index_pos, seg_size, seg_base, index_slack, ahead, generation) = {
+        let mut l = log.borrow_mut();
+        let generation = l.tail.generation();
         let slack = l.config.index_interval_bytes as usize;
         let Some(seg) = l.segment_for(offset) else {
             return Ok(empty(hw, start));
         };
-        (
+        let (file, pos, size, base) = (
             seg.reader.clone(),
             seg.index.position_for(offset),
             seg.size_bytes,
-            slack,
-        )
+            seg.base_offset,
+        );
+        let ahead = l.tail.take_read_ahead(base, offset);
+        (file, pos, size, base, slack, ahead, generation)
     };
-    let chunks = read_batches(
-        &file,
-        pos,
-        seg_size,
-        Want {
-            offset,
-            end,
-            max_bytes,
-            index_slack,
-            min_one_batch,
+    // A sequential reader's next bytes may be read already (or on their way).
+    let (pos, rope) = match ahead {
+        Some(mut ahead) => match (&mut ahead.read).await {
+            Ok(pieces) => (ahead.pos, Rope::of(ahead.pos, pieces)),
+            Err(_) => (index_pos, Rope::at(index_pos)),
         },
-        FETCH_READS,
-    )
-    .await?;
+        None => (index_pos, Rope::at(index_pos)),
+    };
+    let want = Want {
+        offset,
+        end,
+        max_bytes,
+        index_slack,
+        min_one_batch,
+    };
+    let (chunks, next) = read_batches(&file, pos, seg_size, rope, want, FETCH_READS).await?;
+    // Read the reader's next window now, while this answer travels: if it is
+    // catching up (its next batch is committed but older than the tail
+    // cache), its next fetch finds the bytes in memory.
+    if let Some(next) = next {
+        let behind = next.offset < end && !log.borrow().tail.holds(next.offset);
+        if behind && next.pos < seg_size {
+            // It starts at a batch: no index slack.
+            let len = read_window(FETCH_READS, max_bytes, 0).min(seg_size - next.pos);
+            let to = next.pos + len;
+            let ahead = Rope::of(next.pos, next.read);
+            log.borrow_mut().tail.read_ahead(
+                generation,
+                seg_base,
+                next.offset,
+                next.pos,
+                len as usize,
+                move || {
+                    crate::shard::spawn(async move {
+                        let mut rope = ahead;
+                        rope.extend_to(&file, to, FETCH_READS.piece_bytes).await?;
+                        Ok(rope.pieces)
+                    })
+                },
+            );
+        }
+    }
     Ok(FetchData {
         chunks,
         high_watermark: hw,
         log_start_offset: start,
         read_end: end,
     })
+}
+
+/// How much a fetch reads at first: the answer's bytes, the distance an
+/// index entry may lie before the wanted batch, and the next header; or the
+/// shape's minimum, whichever is larger.
+fn read_window(shape: ReadShape, max_bytes: usize, index_slack: usize) -> u64 {
+    shape.min_read_bytes.max(
+        max_bytes
+            .saturating_add(index_slack)
+            .saturating_add(format::BATCH_HEADER_BYTES),
+    ) as u64
+}
+
+/// Where a reader that took everything it was given goes on: the batch at
+/// `pos` holds `offset`, and `read` is what was read of the segment from
+/// there already.
+struct Next {
+    pos: u64,
+    offset: i64,
+    read: Pieces,
 }
 
 /// What a fetch asks of one partition.
@@ -279,8 +332,7 @@ const PIECES_IN_FLIGHT: usize = 16;
 struct Rope {
     start: u64,
     end: u64,
-    /// (position in the file, bytes), in order, without gaps.
-    pieces: Vec<(u64, ReadBuf)>,
+    pieces: Pieces,
 }
 
 impl Rope {
@@ -289,6 +341,20 @@ impl Rope {
             start: pos,
             end: pos,
             pieces: Vec::new(),
+        }
+    }
+
+    /// The rope `pieces` make, read from `pos` on (none: empty at `pos`).
+    fn of(pos: u64, pieces: Pieces) -> Rope {
+        let mut end = pos;
+        for (p, b) in &pieces {
+            assert_eq!(*p, end, "pieces start at pos and are contiguous");
+            end += b.len() as u64;
+        }
+        Rope {
+            start: pos,
+            end,
+            pieces,
         }
     }
 
@@ -361,6 +427,22 @@ impl Rope {
         }
         out
     }
+
+    /// What the rope holds from `pos` on, as slices of its pieces.
+    fn from(&self, pos: u64) -> Pieces {
+        if pos >= self.end {
+            return Vec::new();
+        }
+        let mut at = pos;
+        self.slices(pos, (self.end - pos) as usize)
+            .into_iter()
+            .map(|b| {
+                let p = at;
+                at += b.len() as u64;
+                (p, b)
+            })
+            .collect()
+    }
 }
 
 /// The whole batches from the one holding `offset` on (below `end`, at most
@@ -374,20 +456,19 @@ async fn read_batches(
     file: &DmaFile,
     pos: u64,
     seg_size: u64,
+    mut rope: Rope,
     want: Want,
     shape: ReadShape,
-) -> Result<Vec<Chunk>, StorageError> {
+) -> Result<(Vec<Chunk>, Option<Next>), StorageError> {
+    debug_assert_eq!(rope.start, pos, "the rope starts where the read does");
     let invalid = |at: u64, error: BatchError| {
         StorageError::Io(io::Error::other(format!("invalid batch at {at}: {error}")))
     };
-    let window = shape.min_read_bytes.max(
-        want.max_bytes
-            .saturating_add(want.index_slack)
-            .saturating_add(format::BATCH_HEADER_BYTES),
-    ) as u64;
-    let mut rope = Rope::at(pos);
+    let window = read_window(shape, want.max_bytes, want.index_slack);
     // (position, length) of the batches taken.
     let mut taken: Option<(u64, usize)> = None;
+    // The offset after the last batch taken.
+    let mut next_offset = want.offset;
     let mut at = pos;
     while at < seg_size {
         let left_in_segment = seg_size - at;
@@ -434,6 +515,7 @@ async fn read_batches(
             Some((_, len)) if *len + size <= want.max_bytes => *len += size,
             Some(_) => break,
         }
+        next_offset = header.next_offset();
         at += size as u64;
         if rope.end < at {
             rope.extend_to(file, at, shape.piece_bytes).await?;
@@ -444,15 +526,25 @@ async fn read_batches(
             }
         }
     }
-    let chunks: Vec<Chunk> = match taken {
-        Some((from, len)) => rope
-            .slices(from, len)
-            .into_iter()
-            .map(Chunk::Disk)
-            .collect(),
-        None => Vec::new(),
+    let Some((from, len)) = taken else {
+        return Ok((Vec::new(), None));
     };
-    Ok(chunks)
+    debug_assert_eq!(
+        from + len as u64,
+        at,
+        "batches taken end where the walk stopped"
+    );
+    let chunks = rope
+        .slices(from, len)
+        .into_iter()
+        .map(Chunk::Disk)
+        .collect();
+    let next = Next {
+        pos: at,
+        offset: next_offset,
+        read: rope.from(at),
+    };
+    Ok((chunks, Some(next)))
 }
 
 /// Older segments load their index files on first use.
@@ -642,7 +734,14 @@ mod tests {
                             .iter()
                             .find(|b| b.3 > offset)
                             .map_or(seg_size, |b| b.0 as u64);
-                        for pos in [holding, 0] {
+                        // From the index entry, from the segment's start, and
+                        // from the batch itself with bytes already read (as a
+                        // read ahead leaves them, in two pieces).
+                        let ahead = [700, seg_size.saturating_sub(holding)];
+                        let starts = [(holding, 0), (0, 0)]
+                            .into_iter()
+                            .chain(ahead.map(|n| (holding, n.min(seg_size - holding))));
+                        for (pos, read_ahead) in starts {
                             for (min_read, piece) in
                                 [(0, 1 << 20), (3_000, 1_000), (SCAN_CHUNK_BYTES, 64 << 10)]
                             {
@@ -657,9 +756,19 @@ mod tests {
                                     index_slack: 0,
                                     min_one_batch: min_one,
                                 };
-                                let chunks = read_batches(&file, pos, seg_size, want, shape)
-                                    .await
-                                    .unwrap();
+                                let mut pieces = Vec::new();
+                                let half = read_ahead / 2;
+                                for (p, n) in [(pos, half), (pos + half, read_ahead - half)] {
+                                    if n > 0 {
+                                        pieces
+                                            .push((p, file.read_at(p, n as usize).await.unwrap()));
+                                    }
+                                }
+                                let rope = Rope::of(pos, pieces);
+                                let (chunks, next) =
+                                    read_batches(&file, pos, seg_size, rope, want, shape)
+                                        .await
+                                        .unwrap();
                                 if chunks.len() > 1 {
                                     multi_read_answers += 1;
                                 }
@@ -674,13 +783,27 @@ mod tests {
                                     got.len(),
                                     want_bytes.len()
                                 );
+                                // Where the reader goes on, and what is read
+                                // of it already: the segment's bytes there.
+                                let next = next.map(|n| {
+                                    let read: Vec<u8> =
+                                        n.read.iter().flat_map(|(_, b)| b.to_vec()).collect();
+                                    let at = n.pos as usize;
+                                    assert_eq!(read[..], bytes[at..at + read.len()]);
+                                    (n.pos as usize, n.offset)
+                                });
+                                let exp_next = exp.map(|(p, l)| {
+                                    let last = batches.iter().find(|b| b.0 + b.1 == p + l);
+                                    (p + l, last.expect("a batch ends there").3)
+                                });
+                                assert_eq!(next, exp_next, "{want:?} pos {pos} {shape:?}");
                                 cases += 1;
                             }
                         }
                     }
                 }
             }
-            assert_eq!(cases, 9 * 5 * 3 * 2 * 3);
+            assert_eq!(cases, 9 * 5 * 3 * 4 * 3);
             // The small reads did make answers span reads.
             assert!(multi_read_answers > 0);
         });
@@ -702,10 +825,12 @@ mod tests {
                 index_slack: 0,
                 min_one_batch: true,
             };
+            let pos = batches[1].0 as u64;
             let r = read_batches(
                 &file,
-                batches[1].0 as u64,
+                pos,
                 bytes.len() as u64,
+                Rope::at(pos),
                 want,
                 FETCH_READS,
             )
@@ -713,7 +838,7 @@ mod tests {
             assert!(
                 matches!(r, Err(StorageError::Io(_))),
                 "{:?}",
-                r.map(|c| c.len())
+                r.map(|c| c.0.len())
             );
         });
     }
