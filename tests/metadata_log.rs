@@ -292,13 +292,24 @@ fn a_kraft_combined_config_runs() {
         .arg("broker")
         .arg(&cfg)
         .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
         .stderr(log.try_clone().unwrap())
         .stdout(log)
         .spawn()
         .unwrap();
     let bootstrap = format!("127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(&bootstrap).is_err() {
+    // Up means this broker says it listens and the port answers: another
+    // process may have taken the free port meanwhile.
+    // (Whatever address it binds: `listeners` may name none.)
+    let on_port = format!(":{port} ");
+    let up = || {
+        let log = std::fs::read_to_string(dir.path().join("broker.log")).unwrap_or_default();
+        log.lines()
+            .any(|l| l.contains("broker listening on ") && l.contains(&on_port))
+            && TcpStream::connect(&bootstrap).is_ok()
+    };
+    while !up() {
         if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
             let _ = child.kill();
             panic!(

@@ -203,14 +203,25 @@ fn kafka_0_9_quickstart_command_lines() {
         .arg("broker")
         .arg(&cfg)
         .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .unwrap();
     let _broker = FileBroker(child);
     let deadline = Instant::now() + TIMEOUT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Up means this broker says it listens and the port answers: another
+    // process may have taken the free port meanwhile.
+    // (Whatever address it binds: `listeners` may name none.)
+    let on_port = format!(":{port} ");
+    loop {
         let log = std::fs::read_to_string(tmp.path().join("broker.log")).unwrap_or_default();
+        let said = log
+            .lines()
+            .any(|l| l.contains("broker listening on ") && l.contains(&on_port));
+        if said && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
             "broker not up on port {port} (port=):\n{log}"
