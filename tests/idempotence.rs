@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::{rdk, Broker};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
-    TopicName, TransactionalId,
+    InitProducerIdRequest, InitProducerIdResponse, ProduceResponse, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -50,14 +48,7 @@ impl Wire {
     /// Produce `records` (already encoded batches) to partition 0 with
     /// acks=all; (error code, base offset, log start offset).
     fn produce(&mut self, topic: &str, records: Bytes) -> (i16, i64) {
-        let req = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.into())))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(records))])]);
+        let req = common::produce_request(topic, 0, records);
         let resp: ProduceResponse = common::call(&mut self.s, 9, &req);
         let p = &resp.responses[0].partition_responses[0];
         (p.error_code, p.base_offset)

@@ -218,23 +218,12 @@ fn deleted_or_zeroed_index_files_are_rebuilt() {
 /// One batch of `n` records of `RECORD_BYTES` to `partition`, by a raw
 /// Produce; returns the batch's size in bytes.
 fn produce_batch(s: &mut std::net::TcpStream, topic: &str, partition: i32, n: usize) -> usize {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ProduceRequest, TopicName};
-    use kafka_protocol::protocol::StrBytes;
     let records: Vec<_> = (0..n)
         .map(|_| (None, Some(bytes::Bytes::from(vec![7u8; RECORD_BYTES]))))
         .collect();
     let b = sluice::client::records::encode_batch(&records, 1_700_000_000_000).unwrap();
     let size = b.len();
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(b))])]);
-    let r = common::call(s, 8, &req);
+    let r = common::call(s, 8, &common::produce_request(topic, partition, b));
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "{r:?}");
     size
 }

@@ -245,7 +245,7 @@ pub async fn read_limited(
             // It starts at a batch: no index slack.
             let len = read_window(FETCH_READS, max_bytes, 0).min(seg_size - next.pos);
             let to = next.pos + len;
-            let ahead = Rope::of(next.pos, next.read);
+            let ahead = Rope::of(next.pos, next.rope.from(next.pos));
             log.borrow_mut().tail.read_ahead(
                 generation,
                 seg_base,
@@ -282,12 +282,12 @@ fn read_window(shape: ReadShape, max_bytes: usize, index_slack: usize) -> u64 {
 }
 
 /// Where a reader that took everything it was given goes on: the batch at
-/// `pos` holds `offset`, and `read` is what was read of the segment from
-/// there already.
+/// `pos` holds `offset`, and `rope` holds what was read of the segment (from
+/// `pos` on, it is what a read ahead need not read again).
 struct Next {
     pos: u64,
     offset: i64,
-    read: Pieces,
+    rope: Rope,
 }
 
 /// What a fetch asks of one partition.
@@ -542,7 +542,7 @@ async fn read_batches(
     let next = Next {
         pos: at,
         offset: next_offset,
-        read: rope.from(at),
+        rope,
     };
     Ok((chunks, Some(next)))
 }
@@ -786,8 +786,12 @@ mod tests {
                                 // Where the reader goes on, and what is read
                                 // of it already: the segment's bytes there.
                                 let next = next.map(|n| {
-                                    let read: Vec<u8> =
-                                        n.read.iter().flat_map(|(_, b)| b.to_vec()).collect();
+                                    let read: Vec<u8> = n
+                                        .rope
+                                        .from(n.pos)
+                                        .iter()
+                                        .flat_map(|(_, b)| b.to_vec())
+                                        .collect();
                                     let at = n.pos as usize;
                                     assert_eq!(read[..], bytes[at..at + read.len()]);
                                     (n.pos as usize, n.offset)

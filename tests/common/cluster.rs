@@ -7,8 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{call, rdk, sluice_bin, Broker};
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
 /// Fast sessions so fencing is seen within seconds.
 pub const FAST_SESSIONS: &[&str] = &[
@@ -139,7 +138,6 @@ impl Cluster {
 }
 
 pub fn one_record_produce(topic: &str, partition: i32) -> kafka_protocol::messages::ProduceRequest {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -164,14 +162,7 @@ pub fn one_record_produce(topic: &str, partition: i32) -> kafka_protocol::messag
         compression: Compression::None,
     };
     RecordBatchEncoder::encode(&mut b, &[r], &opts).unwrap();
-    kafka_protocol::messages::ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(b.freeze()))])])
+    super::produce_request(topic, partition, b.freeze())
 }
 
 pub fn init_producer_id(bootstrap: &str) -> i64 {

@@ -533,6 +533,25 @@ pub fn unique_topic(prefix: &str) -> String {
     )
 }
 
+/// A Produce of `records` (encoded batches) to one partition, acks=all.
+pub fn produce_request(
+    topic: &str,
+    partition: i32,
+    records: bytes::Bytes,
+) -> kafka_protocol::messages::ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+    kafka_protocol::messages::ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
 /// One request, one response, over a raw connection in Kafka's framing,
 /// encoded and decoded by kafka-protocol (not sluice's codecs).
 pub fn call<R: kafka_protocol::protocol::Request>(
