@@ -68,7 +68,8 @@ fn append(c: &mut Criterion) {
         x.iter_custom(|iters| {
             sluice::shard::block_on(async {
                 let _ = std::fs::remove_file(&path);
-                let mut a = Appender::open(&path, 0).await.unwrap();
+                let files = sluice::storage::files::OpenFiles::new(64);
+                let mut a = Appender::open(&files, &path, 0).await.unwrap();
                 let start = std::time::Instant::now();
                 for _ in 0..iters {
                     a.append(&b).await.unwrap();

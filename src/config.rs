@@ -62,6 +62,12 @@ pub struct BrokerConfig {
     /// ahead of sequential readers catching up from disk (one window per
     /// partition at most; 0 turns read-ahead off).
     pub read_ahead_bytes_per_shard: usize,
+    /// `sluice.log.open.files.max`: segment files (log, index, time index)
+    /// the broker keeps open at once, shared evenly by its shards; the least
+    /// recently used is closed when another is needed. Unset: three
+    /// quarters of RLIMIT_NOFILE (the rest is for connections); set above
+    /// that, it is lowered to it at start-up with a warning.
+    pub log_open_files_max: Option<usize>,
     /// Partition reads one fetch request runs at once
     /// (`sluice.fetch.reads.in.flight`): each holds up to its partition's
     /// `max_bytes` of DMA memory while it reads.
@@ -334,6 +340,7 @@ impl Default for BrokerConfig {
             max_inflight_requests_per_connection: 100,
             tail_cache_bytes_per_shard: 8 << 20,
             read_ahead_bytes_per_shard: 16 << 20,
+            log_open_files_max: None,
             fetch_reads_in_flight: 8,
             cross_shard_queue_depth: 1024,
             io_memory_bytes_per_shard: 8 << 20,
@@ -700,6 +707,7 @@ impl BrokerConfig {
                 "queued.max.requests" => cfg.max_inflight_requests_per_connection = positive(k, v)?,
                 "sluice.tail.cache.bytes" => cfg.tail_cache_bytes_per_shard = num(k, v)?,
                 "sluice.fetch.read.ahead.bytes" => cfg.read_ahead_bytes_per_shard = num(k, v)?,
+                "sluice.log.open.files.max" => cfg.log_open_files_max = Some(positive(k, v)?),
                 "sluice.fetch.reads.in.flight" => cfg.fetch_reads_in_flight = positive(k, v)?,
                 "sluice.io.memory.bytes" => cfg.io_memory_bytes_per_shard = positive(k, v)?,
                 _ if k.starts_with("group.") || k.starts_with("offset") => {

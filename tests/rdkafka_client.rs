@@ -272,3 +272,83 @@ fn dynamic_broker_configs_apply_at_once_and_persist() {
     let p = rdk::producer(&bs, &[("message.send.max.retries", "0")]);
     rdk::wait_delivery(rdk::send(&p, &topic, 0, None, &[7u8; 10_000]));
 }
+
+/// Descriptors the broker holds on files under `dir` (its partitions'
+/// segment files, when `dir` is one topic's partitions' parent and `prefix`
+/// names the topic).
+fn segment_fds(pid: u32, dir: &std::path::Path, topic: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|t| {
+                    t.starts_with(dir)
+                        && t.strip_prefix(dir)
+                            .ok()
+                            .and_then(|r| r.iter().next())
+                            .is_some_and(|d| d.to_string_lossy().starts_with(&format!("{topic}-")))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn more_partitions_than_open_files_all_take_writes_and_serve_reads() {
+    // 200 partitions whose segments roll every two 4 KiB records: about
+    // 1,800 segment files behind a limit of 48 open ones (24 per shard).
+    const OPEN_FILES: usize = 48;
+    const PARTS: i32 = 200;
+    const PER_PARTITION: usize = 5;
+    let mut broker = Broker::start_with_cores(
+        2,
+        &["sluice.log.open.files.max=48", "log.segment.bytes=10000"],
+    );
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("many");
+    rdk::create_topic(&bs, &topic, PARTS);
+    let value = |p: i32, seq: usize| format!("p{p}-{seq}-{}", "v".repeat(4000)).into_bytes();
+    let producer = rdk::producer(&bs, &[]);
+    for seq in 0..PER_PARTITION {
+        let sent: Vec<_> = (0..PARTS)
+            .map(|p| (p, rdk::send(&producer, &topic, p, None, &value(p, seq))))
+            .collect();
+        for (p, f) in sent {
+            let d = rdk::wait_delivery(f);
+            assert_eq!((d.partition, d.offset), (p, seq as i64));
+        }
+    }
+    let check = |broker: &Broker, when: &str| {
+        let parts = (0..PARTS).map(|p| (p, (0, PER_PARTITION as i64))).collect();
+        let got = rdk::consume_range(
+            &broker.bootstrap(),
+            &topic,
+            &parts,
+            Duration::from_secs(120),
+        );
+        for p in 0..PARTS {
+            let values: Vec<_> = got[&p].iter().map(|r| r.value.clone().unwrap()).collect();
+            let want: Vec<_> = (0..PER_PARTITION).map(|s| value(p, s)).collect();
+            assert!(values == want, "{when}: partition {p} read back wrong");
+        }
+        let segments = std::fs::read_dir(broker.data_dir().join(format!("{topic}-0")))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count();
+        assert!(segments >= 2, "{when}: segments did not roll ({segments})");
+        let held = segment_fds(broker.pid().unwrap(), &broker.data_dir(), &topic);
+        eprintln!("{when}: {held} descriptors on the topic's segment files");
+        assert!(
+            held <= OPEN_FILES,
+            "{when}: {held} segment files open, limit {OPEN_FILES}"
+        );
+    };
+    check(&broker, "after producing");
+    broker.restart();
+    check(&broker, "after a restart");
+}

@@ -78,7 +78,7 @@ fn wait_for_port(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
+pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.log_dir)
         .map_err(|e| anyhow::anyhow!("cannot create log.dirs {}: {e}", cfg.log_dir.display()))?;
     // Before anything reads or repairs the data: one broker per log dir.
@@ -155,6 +155,7 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
 
     let cpus = shard::available_cpus();
     let nr_shards = if cfg.smp == 0 { cpus.len() } else { cfg.smp };
+    cfg.log_open_files_max = Some(log_open_files(cfg.log_open_files_max, nr_shards));
     let rt = RuntimeConfig {
         cpus,
         nr_shards,
@@ -230,13 +231,55 @@ pub fn run(cfg: BrokerConfig) -> anyhow::Result<()> {
 /// soft limit to the hard one so the default per-shard io memory fits.
 fn raise_resource_limits() {
     raise_limit(libc::RLIMIT_MEMLOCK);
-    // Three files per partition: 10k partitions need 30k descriptors.
+    // Segment files are bounded by `sluice.log.open.files.max`, derived from
+    // this limit; connections take the rest.
     if let Some(n) = raise_limit(libc::RLIMIT_NOFILE) {
         tracing::debug!(
             open_files_limit = n,
             "raised RLIMIT_NOFILE to its hard limit"
         );
     }
+}
+
+/// Segment files the broker may keep open (`sluice.log.open.files.max`):
+/// as configured, or three quarters of RLIMIT_NOFILE, never more than that
+/// (connections, listeners and io_uring rings need the rest), and at least
+/// the per-shard minimum.
+fn log_open_files(configured: Option<usize>, shards: usize) -> usize {
+    // SAFETY: getrlimit on our own process into a local struct.
+    let nofile = unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur as usize
+        } else {
+            1024
+        }
+    };
+    let room = nofile / 4 * 3;
+    let floor = crate::storage::files::MIN_OPEN_FILES_PER_SHARD * shards;
+    let n = match configured {
+        Some(n) if n > room => {
+            tracing::warn!(
+                configured = n,
+                open_files_limit = nofile,
+                using = room,
+                "sluice.log.open.files.max is more than three quarters of RLIMIT_NOFILE; lowered"
+            );
+            room
+        }
+        Some(n) => n,
+        None => room,
+    };
+    let n = n.max(floor);
+    tracing::info!(
+        log_open_files_max = n,
+        per_shard = n / shards,
+        "segment files kept open at most"
+    );
+    n
 }
 
 /// Raise a soft resource limit to its hard limit; the new value if raised.

@@ -9,11 +9,11 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::appender::Appender;
+use super::files::OpenFiles;
 use super::format;
 use super::log::{Pending, SharedLog};
 use super::segment::{Segment, SegmentWriter};
 use super::{now_ms, LogDirHealth, StorageError};
-use crate::shard::io::DmaFile;
 use crate::shard::notify::Notify;
 
 /// Index entries are written to their files in chunks of at least this many,
@@ -318,8 +318,11 @@ pub async fn roll_segment(
     base_offset: i64,
     now: i64,
 ) -> Result<(), StorageError> {
-    let dir = log.borrow().dir.clone();
-    let (seg, new_writer) = create_segment(&dir, base_offset, now).await?;
+    let (dir, files) = {
+        let l = log.borrow();
+        (l.dir.clone(), l.files.clone())
+    };
+    let (seg, new_writer) = create_segment(&files, &dir, base_offset, now).await?;
     persist_active_index(log, writer, true).await?;
     let old = std::mem::replace(writer, new_writer);
     log.borrow_mut().segments.insert(base_offset, seg);
@@ -337,19 +340,23 @@ pub async fn roll_segment(
 
 /// Create the three files of a new segment (and make their names durable).
 pub async fn create_segment(
+    files: &Rc<OpenFiles>,
     dir: &std::path::Path,
     base_offset: i64,
     now: i64,
 ) -> Result<(Segment, SegmentWriter), StorageError> {
-    let log_path = format::segment_file(dir, base_offset, "log");
+    let log = files
+        .open(&format::segment_file(dir, base_offset, "log"), true)
+        .await?;
+    let index = format::segment_file(dir, base_offset, "index");
+    let time_index = format::segment_file(dir, base_offset, "timeindex");
     let w = SegmentWriter {
-        log: Appender::open(&log_path, 0).await?,
-        index: Appender::open(&format::segment_file(dir, base_offset, "index"), 0).await?,
-        time_index: Appender::open(&format::segment_file(dir, base_offset, "timeindex"), 0).await?,
+        log: Appender::over(log.clone(), 0).await?,
+        index: Appender::open(files, &index, 0).await?,
+        time_index: Appender::open(files, &time_index, 0).await?,
     };
     std::fs::File::open(dir)?.sync_all()?;
-    let reader = DmaFile::open_read(&log_path).await?;
-    Ok((Segment::new(dir, base_offset, reader, now), w))
+    Ok((Segment::new(dir, base_offset, log, now), w))
 }
 
 /// Trim padding, flush and close a writer's three files.

@@ -92,6 +92,8 @@ pub struct PartitionLog {
     pub dir: PathBuf,
     pub config: LogConfig,
     pub segments: BTreeMap<i64, Segment>,
+    /// The shard's open-file cache, which every segment file goes through.
+    pub files: Rc<super::files::OpenFiles>,
     /// Write handles of the last segment; taken by the committer while it writes.
     pub writer: Option<SegmentWriter>,
     pub log_start_offset: i64,

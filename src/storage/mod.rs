@@ -3,6 +3,7 @@
 pub mod appender;
 pub mod commit;
 pub mod dir_lock;
+pub mod files;
 pub mod format;
 pub mod index;
 pub mod log;

@@ -212,13 +212,28 @@ pub async fn read_limited(
             return Ok(empty(hw, start));
         };
         let (file, pos, size, base) = (
-            seg.reader.clone(),
+            seg.file.clone(),
             seg.index.position_for(offset),
             seg.size_bytes,
             seg.base_offset,
         );
         let ahead = l.tail.take_read_ahead(base, offset);
         (file, pos, size, base, slack, ahead, generation)
+    };
+    let file = match file.file().await {
+        Ok(f) => f,
+        // Retention deleted the segment while this fetch looked it up (its
+        // descriptor had been closed, so the file could not be opened
+        // again): the offset is below the log start now, as Kafka answers.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && offset < log.borrow().log_start_offset => {
+            let l = log.borrow();
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                start: l.log_start_offset,
+                end: l.next_offset,
+            });
+        }
+        Err(e) => return Err(e.into()),
     };
     // A sequential reader's next bytes may be read already (or on their way).
     let (pos, rope) = match ahead {
@@ -585,12 +600,9 @@ pub async fn offset_of_max_timestamp(log: &SharedLog) -> Result<Option<(i64, i64
         let l = log.borrow();
         let seg = &l.segments[&base];
         let at = seg.index.offset_of_max_timestamp();
-        (
-            seg.reader.clone(),
-            seg.index.position_for(at),
-            seg.size_bytes,
-        )
+        (seg.file.clone(), seg.index.position_for(at), seg.size_bytes)
     };
+    let file = file.file().await?;
     // The index points at (or before) the batch; older index files may
     // only narrow it to the segment, so scan from there.
     for start in [pos, 0] {
@@ -630,11 +642,12 @@ pub async fn offset_for_timestamp(
             }
             let from = seg.index.time_scan_start(ts).max(l.log_start_offset);
             (
-                seg.reader.clone(),
+                seg.file.clone(),
                 seg.index.position_for(from),
                 seg.size_bytes,
             )
         };
+        let file = file.file().await?;
         let mut scan = Scanner::new(&file, pos, end, false);
         while let Some(item) = scan.next().await? {
             let Scanned::Batch { header, bytes, .. } = item else {

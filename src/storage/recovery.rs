@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use super::appender::Appender;
 use super::commit::create_segment;
+use super::files::OpenFiles;
 use super::format;
 use super::index::SegmentIndex;
 use super::log::{snapshot_files, write_atomically, LogConfig, PartitionLog, SharedLog};
@@ -35,6 +36,8 @@ pub struct OpenParams {
     /// its log end as soon as it adopts the role.
     pub high_watermark: Option<i64>,
     pub tail_budget: Rc<TailBudget>,
+    /// The shard's open-file cache.
+    pub files: Rc<OpenFiles>,
     /// This broker's id (the replica the log belongs to).
     pub me: i32,
 }
@@ -91,16 +94,17 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
     let mut segments = BTreeMap::new();
     let writer;
     if bases.is_empty() {
-        let (seg, w) = create_segment(&dir, 0, now).await?;
+        let (seg, w) = create_segment(&p.files, &dir, 0, now).await?;
         segments.insert(0, seg);
         writer = w;
     } else {
         for (i, &base) in bases.iter().enumerate() {
             let last = i + 1 == bases.len();
             let path = format::segment_file(&dir, base, "log");
-            let reader = DmaFile::open_read(&path).await?;
-            let mut seg = Segment::new(&dir, base, reader, file_mtime_ms(&path).unwrap_or(now));
-            seg.size_bytes = seg.reader.file_size().await?;
+            let file = p.files.open(&path, false).await?;
+            let size_bytes = file.file().await?.file_size().await?;
+            let mut seg = Segment::new(&dir, base, file, file_mtime_ms(&path).unwrap_or(now));
+            seg.size_bytes = size_bytes;
             seg.next_offset = bases.get(i + 1).copied().unwrap_or(base);
             seg.index_loaded = false;
             if !last && !index_files_usable(&seg) {
@@ -128,6 +132,7 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
         dir,
         config: p.config,
         segments,
+        files: p.files.clone(),
         writer: Some(writer),
         log_start_offset: log_start,
         next_offset: next,
@@ -192,7 +197,8 @@ async fn load_producer_state(log: &mut PartitionLog) -> Result<(), StorageError>
     let mut batches = 0u64;
     let first_base = log.segment_for(from).map_or(from, |s| s.base_offset);
     for seg in log.segments.range(first_base..).map(|(_, s)| s) {
-        let mut scan = super::read::Scanner::new(&seg.reader, 0, seg.size_bytes, false);
+        let file = seg.file.file().await?;
+        let mut scan = super::read::Scanner::new(&file, 0, seg.size_bytes, false);
         while let Some(Scanned::Batch { header, .. }) = scan.next().await? {
             if header.last_offset() >= from && header.base_offset < end {
                 log.producers.replay(&header);
@@ -284,9 +290,9 @@ async fn recover_active(
     }
     seg.size_bytes = valid_end;
     seg.next_offset = next_offset;
-    let mut log = Appender::open(&seg.path("log"), valid_end).await?;
+    let mut log = Appender::over(seg.file.clone(), valid_end).await?;
     if file_len > valid_end {
-        let padding_only = all_zero(&seg.reader, valid_end, file_len).await?;
+        let padding_only = all_zero(&*seg.file.file().await?, valid_end, file_len).await?;
         let (pos, error) = cut.expect("a shorter valid length comes from an invalid batch");
         if padding_only {
             tracing::info!(segment = %seg.path("log").display(), bytes = file_len - valid_end,
@@ -311,8 +317,9 @@ async fn recover_active(
         seg.index.times_persisted = 0;
         (0, 0)
     };
-    let mut index = Appender::open(&seg.path("index"), index_len).await?;
-    let mut time_index = Appender::open(&seg.path("timeindex"), time_len).await?;
+    let files = seg.file.files().clone();
+    let mut index = Appender::open(&files, &seg.path("index"), index_len).await?;
+    let mut time_index = Appender::open(&files, &seg.path("timeindex"), time_len).await?;
     if !trusted {
         // Cut what lies past the kept entries, so a crash before the next
         // clean close cannot leave stale entries to be read back.
@@ -427,11 +434,12 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
             seg.index_loaded = true;
         }
         (
-            seg.reader.clone(),
+            seg.file.clone(),
             seg.index.position_for(offset),
             seg.size_bytes,
         )
     };
+    let file = file.file().await?;
     let mut cut_at = size;
     let mut scan = Scanner::new(&file, from, size, false);
     while let Some(item) = scan.next().await? {
@@ -516,7 +524,8 @@ pub async fn truncate_fully_and_start_at(log: &SharedLog, offset: i64) -> Result
         }
         l.dir.clone()
     };
-    let created = create_segment(&dir, offset, now_ms()).await;
+    let files = log.borrow().files.clone();
+    let created = create_segment(&files, &dir, offset, now_ms()).await;
     let mut l = log.borrow_mut();
     let (seg, w) = match created {
         Ok(x) => x,
@@ -585,7 +594,8 @@ async fn scan_tail(
         }
     }
     let mut cut = None;
-    let mut scan = Scanner::new(&seg.reader, scan_from, file_len, true);
+    let file = seg.file.file().await?;
+    let mut scan = Scanner::new(&file, scan_from, file_len, true);
     let mut first = true;
     while let Some(item) = scan.next().await? {
         match item {
@@ -629,15 +639,18 @@ async fn rebuild_closed_segment_index(
     interval: u64,
 ) -> Result<(), StorageError> {
     seg.index = SegmentIndex::new(seg.base_offset);
-    let mut scan = Scanner::new(&seg.reader, 0, seg.size_bytes, false);
+    let file = seg.file.file().await?;
+    let mut scan = Scanner::new(&file, 0, seg.size_bytes, false);
     while let Some(Scanned::Batch { pos, header, .. }) = scan.next().await? {
         seg.index.on_batch(&header, pos, interval);
     }
+    drop(file);
     seg.index.seal();
+    let files = seg.file.files().clone();
     let mut w = SegmentWriter {
-        log: Appender::open(&seg.path("log"), seg.size_bytes).await?,
-        index: Appender::open(&seg.path("index"), 0).await?,
-        time_index: Appender::open(&seg.path("timeindex"), 0).await?,
+        log: Appender::over(seg.file.clone(), seg.size_bytes).await?,
+        index: Appender::open(&files, &seg.path("index"), 0).await?,
+        time_index: Appender::open(&files, &seg.path("timeindex"), 0).await?,
     };
     w.index.truncate(0).await?;
     w.time_index.truncate(0).await?;

@@ -2,18 +2,18 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use super::appender::Appender;
+use super::files::FileHandle;
 use super::format::{self, OffsetEntry, TimeEntry};
 use super::index::SegmentIndex;
-use crate::shard::io::DmaFile;
 
 pub struct Segment {
     pub base_offset: i64,
     pub dir: PathBuf,
-    /// Read handle; the writer has its own.
-    pub reader: Rc<DmaFile>,
+    /// The `.log` file, through the shard's open-file cache; the active
+    /// segment's writer appends through the same handle.
+    pub file: FileHandle,
     /// Bytes of complete, written batches (what readers may see).
     pub size_bytes: u64,
     /// Offset after the last batch in this segment.
@@ -34,11 +34,11 @@ pub struct SegmentWriter {
 }
 
 impl Segment {
-    pub fn new(dir: &Path, base_offset: i64, reader: DmaFile, created_ms: i64) -> Self {
+    pub fn new(dir: &Path, base_offset: i64, file: FileHandle, created_ms: i64) -> Self {
         Self {
             base_offset,
             dir: dir.to_path_buf(),
-            reader: Rc::new(reader),
+            file,
             size_bytes: 0,
             next_offset: base_offset,
             index: SegmentIndex::new(base_offset),
