@@ -54,16 +54,7 @@ fn committed(c: &BaseConsumer, topic: &str, partitions: i32) -> Vec<Offset> {
 }
 
 fn offsets_segments(broker: &Broker) -> usize {
-    std::fs::read_dir(broker.data_dir().join("__consumer_offsets-0"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "log")
-        })
-        .count()
+    common::log_segments(&broker.data_dir().join("__consumer_offsets-0"))
 }
 
 #[test]

@@ -248,16 +248,7 @@ fn producer_state_survives_restarts_through_snapshots_and_the_log() {
         next_offset += 5;
     }
     let last = |seq: i32| batch(pid, 0, seq - 5, 5, "r199");
-    let segments = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "log")
-        })
-        .count();
+    let segments = common::log_segments(&dir);
     assert!(segments > 5, "expected many segments, got {segments}");
     assert!(
         snapshot_files(&dir).len() >= segments - 1,

@@ -330,16 +330,7 @@ fn more_partitions_than_open_files_all_take_writes_and_serve_reads() {
             let want: Vec<_> = (0..PER_PARTITION).map(|s| value(p, s)).collect();
             assert!(values == want, "{when}: partition {p} read back wrong");
         }
-        let segments = std::fs::read_dir(broker.data_dir().join(format!("{topic}-0")))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "log")
-            })
-            .count();
+        let segments = common::log_segments(&broker.data_dir().join(format!("{topic}-0")));
         assert!(segments >= 2, "{when}: segments did not roll ({segments})");
         let held = segment_fds(broker.pid().unwrap(), &broker.data_dir(), &topic);
         eprintln!("{when}: {held} descriptors on the topic's segment files");

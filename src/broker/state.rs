@@ -294,7 +294,6 @@ impl ShardState {
         // One partition that cannot open (no descriptors, a bad disk) must not
         // keep the others closed: open all that can, report the failures.
         let mut failed = Vec::new();
-        drop(kept);
         for (topic, p) in mine {
             // Borrowed, not cloned: a topic's image holds all its partitions,
             // and a clone per partition made opening 10k of them quadratic.

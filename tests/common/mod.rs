@@ -522,6 +522,20 @@ pub fn truncate_file(path: &Path, new_len: u64) {
         .unwrap();
 }
 
+/// How many segments (`.log` files) a partition directory holds.
+pub fn log_segments(partition_dir: &Path) -> usize {
+    std::fs::read_dir(partition_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count()
+}
+
 /// A topic name unique within the test process, readable in broker logs.
 pub fn unique_topic(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
