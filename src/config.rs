@@ -19,6 +19,33 @@ pub enum ConfigError {
     },
 }
 
+/// Each shard's budget for request bytes when `queued.max.request.bytes` is
+/// unset: about thirty 1 MB produce requests in flight per core, which keeps
+/// the disk busy (group commit) while bounding the broker's memory.
+pub const DEFAULT_REQUEST_MEMORY_BYTES_PER_SHARD: usize = 32 << 20;
+
+/// `queued.max.request.bytes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestMemory {
+    /// Unset: `DEFAULT_REQUEST_MEMORY_BYTES_PER_SHARD` on each shard.
+    Default,
+    /// -1, Kafka's default: no byte limit (`queued.max.requests` still is one).
+    Unlimited,
+    /// For the whole broker, split evenly between its shards.
+    Bytes(usize),
+}
+
+impl RequestMemory {
+    /// One shard's budget, `None` for no limit.
+    pub fn per_shard(self, shards: usize) -> Option<usize> {
+        match self {
+            RequestMemory::Default => Some(DEFAULT_REQUEST_MEMORY_BYTES_PER_SHARD),
+            RequestMemory::Unlimited => None,
+            RequestMemory::Bytes(n) => Some((n / shards.max(1)).max(1)),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub broker_id: i32,
@@ -56,6 +83,12 @@ pub struct BrokerConfig {
     pub request_read_timeout_ms: u64,
     /// Requests one connection may have in flight before reading pauses.
     pub max_inflight_requests_per_connection: usize,
+    /// `queued.max.request.bytes` (Kafka's KIP-72 key): bytes of requests
+    /// read and not yet done with, for the whole broker, shared evenly by the
+    /// shards; once used up, no shard reads another request until some come
+    /// back. Unset: `DEFAULT_REQUEST_MEMORY_BYTES_PER_SHARD` per shard
+    /// (Kafka's default is -1, no limit, which is accepted as such).
+    pub queued_max_request_bytes: RequestMemory,
     /// Tail cache budget per shard.
     pub tail_cache_bytes_per_shard: usize,
     /// `sluice.fetch.read.ahead.bytes`: memory per shard for reads started
@@ -338,6 +371,7 @@ impl Default for BrokerConfig {
             connections_max_idle_ms: 600_000,
             request_read_timeout_ms: 30_000,
             max_inflight_requests_per_connection: 100,
+            queued_max_request_bytes: RequestMemory::Default,
             tail_cache_bytes_per_shard: 8 << 20,
             read_ahead_bytes_per_shard: 16 << 20,
             log_open_files_max: None,
@@ -705,11 +739,19 @@ impl BrokerConfig {
                 "connections.max.idle.ms" => cfg.connections_max_idle_ms = positive(k, v)?,
                 "sluice.request.read.timeout.ms" => cfg.request_read_timeout_ms = positive(k, v)?,
                 "queued.max.requests" => cfg.max_inflight_requests_per_connection = positive(k, v)?,
+                "queued.max.request.bytes" => {
+                    cfg.queued_max_request_bytes = match num::<i64>(k, v)? {
+                        -1 => RequestMemory::Unlimited,
+                        n if n > 0 => RequestMemory::Bytes(n as usize),
+                        _ => return Err(invalid(k, v, "must be positive, or -1 for no limit")),
+                    }
+                }
                 "sluice.tail.cache.bytes" => cfg.tail_cache_bytes_per_shard = num(k, v)?,
                 "sluice.fetch.read.ahead.bytes" => cfg.read_ahead_bytes_per_shard = num(k, v)?,
                 "sluice.log.open.files.max" => cfg.log_open_files_max = Some(positive(k, v)?),
                 "sluice.fetch.reads.in.flight" => cfg.fetch_reads_in_flight = positive(k, v)?,
                 "sluice.io.memory.bytes" => cfg.io_memory_bytes_per_shard = positive(k, v)?,
+                "sluice.log.write.max.bytes" => cfg.log.write_max_bytes = positive(k, v)?,
                 _ if k.starts_with("group.") || k.starts_with("offset") => {
                     group_key(&mut cfg.groups, k, v)?
                 }
@@ -857,6 +899,7 @@ fn is_known_broker_key(k: &str) -> bool {
         "socket.request.max.bytes",
         "max.connections",
         "queued.max.requests",
+        "queued.max.request.bytes",
         "connections.max.idle.ms",
         "port",
         "host.name",
@@ -1042,6 +1085,26 @@ mod tests {
         assert_eq!(c.num_partitions, 6, "flags override the file");
         assert_eq!(c.log.retention_ms, 3_600_000);
         assert_eq!(c.log_dir, PathBuf::from("/tmp/k"));
+    }
+
+    #[test]
+    fn queued_max_request_bytes_is_split_between_shards_and_minus_one_is_no_limit() {
+        let load = |v: &str| {
+            BrokerConfig::load(None, &[("queued.max.request.bytes".into(), v.into())])
+                .map(|c| c.queued_max_request_bytes)
+        };
+        let unset = BrokerConfig::load(None, &[])
+            .unwrap()
+            .queued_max_request_bytes;
+        assert_eq!(
+            unset.per_shard(4),
+            Some(DEFAULT_REQUEST_MEMORY_BYTES_PER_SHARD)
+        );
+        assert_eq!(load("-1").unwrap().per_shard(4), None);
+        assert_eq!(load("100000000").unwrap().per_shard(4), Some(25_000_000));
+        assert_eq!(load("1").unwrap().per_shard(4), Some(1), "never zero");
+        assert!(load("0").is_err());
+        assert!(load("-2").is_err());
     }
 
     #[test]

@@ -64,24 +64,10 @@ fn read_frame(s: &mut TcpStream) -> Vec<u8> {
 /// proving the broker survived and still serves new connections.
 fn assert_serves(broker: &mut Broker) {
     let version = 3;
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::ApiVersions as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
     let req = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("sluice-tests"))
         .with_client_software_version(StrBytes::from_static_str("0.1"));
-    let mut body = BytesMut::new();
-    header
-        .encode(
-            &mut body,
-            ApiKey::ApiVersions.request_header_version(version),
-        )
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
+    let frame = common::request_frame(version, 7, &req);
 
     let exchange = TcpStream::connect(broker.addr()).and_then(|mut s| {
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -370,4 +356,69 @@ fn a_log_dir_that_is_a_file_is_refused_clearly() {
         "the message should name {}:\n{err}",
         file.display()
     );
+}
+
+/// `queued.max.request.bytes` (KIP-72): once the shard's request memory is
+/// used up, no connection of that shard has another request read until a
+/// request gives its bytes back. A fetch waiting for data holds its (small)
+/// share; with a budget of 1 byte, a second connection's ApiVersions is read
+/// only once that fetch is answered. With the default budget it is answered
+/// while the fetch still waits.
+#[test]
+fn a_used_up_request_memory_holds_back_reading_until_bytes_come_back() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    const FETCH_WAIT_MS: i32 = 4000;
+    for (limit, held_back) in [(Some("queued.max.request.bytes=1"), true), (None, false)] {
+        // One shard: both connections share its budget.
+        let broker = Broker::start_with_cores(1, limit.as_slice());
+        let topic = common::unique_topic("request-memory");
+        common::rdk::create_topic(&broker.bootstrap(), &topic, 1);
+        let fetch = FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(FETCH_WAIT_MS)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let mut waiting = connect(broker.addr());
+        waiting
+            .write_all(&common::request_frame(4, 1, &fetch))
+            .unwrap();
+        // Time for the broker to read the fetch (it takes microseconds).
+        std::thread::sleep(Duration::from_millis(1000));
+        let mut other = connect(broker.addr());
+        let versions = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("sluice-tests"))
+            .with_client_software_version(StrBytes::from_static_str("0.1"));
+        other
+            .write_all(&common::request_frame(3, 2, &versions))
+            .unwrap();
+        let _ = read_frame(&mut other);
+        // Was the fetch answered before the ApiVersions (it waits 4 s for
+        // records that never come)?
+        waiting.set_nonblocking(true).unwrap();
+        let mut first = [0u8; 4];
+        let fetch_answered = match waiting.read(&mut first) {
+            Ok(n) => n > 0,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+            Err(e) => panic!("reading the fetch response: {e}"),
+        };
+        assert_eq!(
+            fetch_answered,
+            held_back,
+            "budget {limit:?}: the second connection's request {} wait for the fetch",
+            if held_back { "must" } else { "must not" }
+        );
+        // Both connections still work: the fetch answers in time.
+        waiting.set_nonblocking(false).unwrap();
+        if !fetch_answered {
+            let _ = read_frame(&mut waiting);
+        }
+        assert_serves(&mut { broker });
+    }
 }

@@ -21,17 +21,37 @@ fn value_of(partition: i32, seq: usize) -> Vec<u8> {
 
 #[test]
 fn produce_100k_over_8_partitions_and_consume_in_order() {
+    produce_and_consume_in_order(&[], RECORDS);
+}
+
+/// `queued.max.request.bytes=1`: each shard reads one request at a time
+/// (a request larger than the whole budget still goes through alone), and
+/// librdkafka's pipelined produce still gets every record in, in order.
+#[test]
+fn a_request_memory_smaller_than_one_request_serves_pipelined_produce() {
+    produce_and_consume_in_order(&["queued.max.request.bytes=1"], RECORDS / 5);
+}
+
+/// `sluice.log.write.max.bytes=4096`: appends queued behind one fsync are
+/// written one block at a time (a larger batch alone); offsets, index and
+/// order come out as with one large write.
+#[test]
+fn writes_cut_into_pieces_keep_every_record_in_order() {
+    produce_and_consume_in_order(&["sluice.log.write.max.bytes=4096"], RECORDS / 5);
+}
+
+fn produce_and_consume_in_order(overrides: &[&str], records: usize) {
     // Two shards: partitions are spread over cores, which is what we want to
     // exercise here.
-    let broker = Broker::start_with_cores(2, &[]);
+    let broker = Broker::start_with_cores(2, overrides);
     let bs = broker.bootstrap();
     let topic = common::unique_topic("bulk");
     rdk::create_topic(&bs, &topic, PARTITIONS);
 
     let producer = rdk::producer(&bs, &[]);
     let t0 = Instant::now();
-    let mut futures = Vec::with_capacity(RECORDS);
-    for i in 0..RECORDS {
+    let mut futures = Vec::with_capacity(records);
+    for i in 0..records {
         let p = (i % PARTITIONS as usize) as i32;
         let seq = i / PARTITIONS as usize;
         let key = seq
@@ -54,13 +74,13 @@ fn produce_100k_over_8_partitions_and_consume_in_order() {
         let prev = acked.insert((p, d.offset), (key, i / PARTITIONS as usize));
         assert!(prev.is_none(), "offset {p}/{} acknowledged twice", d.offset);
     }
-    eprintln!("produced {RECORDS} records in {:?}", t0.elapsed());
+    eprintln!("produced {records} records in {:?}", t0.elapsed());
 
     let got = rdk::consume_all(&bs, &topic, PARTITIONS, Duration::from_secs(120));
     eprintln!("produced+consumed in {:?}", t0.elapsed());
     let mut total = 0;
     for (p, recs) in &got {
-        let expected = RECORDS / PARTITIONS as usize;
+        let expected = records / PARTITIONS as usize;
         assert_eq!(recs.len(), expected, "partition {p}: record count");
         for (seq, r) in recs.iter().enumerate() {
             // Offsets are dense from 0 and each record is the one the producer
@@ -82,7 +102,7 @@ fn produce_100k_over_8_partitions_and_consume_in_order() {
         }
         total += recs.len();
     }
-    assert_eq!(total, RECORDS);
+    assert_eq!(total, records);
 }
 
 /// Each codec in its own topic. The broker stores batches as sent, so the

@@ -1506,3 +1506,33 @@ fn a_leader_whose_disk_fails_hands_over_its_leadership() {
     });
     replicas_agree(&c, "fragile", 0, &[1, 2, 3]);
 }
+
+/// `queued.max.request.bytes=1`: a leader's shard reads one request at a
+/// time. A produce waiting for its follower must have given its bytes back
+/// by then, or the follower's fetch (the only thing that can end the wait)
+/// is never read and every acks=all produce times out.
+#[test]
+fn acks_all_waiting_for_followers_does_not_hold_back_their_fetches() {
+    let mut extra = FAST_SESSIONS.to_vec();
+    extra.push("queued.max.request.bytes=1");
+    let c = Cluster::start(2, &extra);
+    create_topic(&c, "tight", 2, 1, &[]);
+    let (leader, replicas, isr) = partition_of(&c, 1, "tight", 0);
+    assert_eq!(sorted(isr), sorted(replicas), "both replicas in sync");
+    let p = rdk::producer(
+        &c.broker(leader).bootstrap(),
+        &[
+            ("acks", "all"),
+            ("message.timeout.ms", "20000"),
+            ("linger.ms", "1"),
+        ],
+    );
+    let sent: Vec<_> = (0..2000)
+        .map(|i| rdk::send(&p, "tight", 0, None, format!("r{i}").as_bytes()))
+        .collect();
+    for f in sent {
+        rdk::wait_delivery(f);
+    }
+    let got = rdk::consume_all(&c.broker(leader).bootstrap(), "tight", 1, rdk::TIMEOUT);
+    assert_eq!(got.values().map(Vec::len).sum::<usize>(), 2000);
+}

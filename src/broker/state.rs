@@ -32,6 +32,9 @@ pub struct ShardState {
     tail_budget: Rc<TailBudget>,
     /// Every segment file of this shard's partitions is opened through it.
     pub files: Rc<crate::storage::files::OpenFiles>,
+    /// Bytes of requests this shard's connections have read and not yet
+    /// done with (`queued.max.request.bytes`, this shard's share).
+    pub request_memory: crate::shard::budget::Budget,
     clean_start: bool,
     /// Serialises catalogue changes (used on the controller shard only).
     pub controller_lock: futures::lock::Mutex<()>,
@@ -81,6 +84,9 @@ impl ShardState {
             files: crate::storage::files::OpenFiles::new(
                 (cfg.log_open_files_max.unwrap_or(usize::MAX) / shard::count())
                     .max(crate::storage::files::MIN_OPEN_FILES_PER_SHARD),
+            ),
+            request_memory: crate::shard::budget::Budget::new(
+                cfg.queued_max_request_bytes.per_shard(shard::count()),
             ),
             clean_start: clean,
             controller_lock: futures::lock::Mutex::new(()),

@@ -72,6 +72,11 @@ pub async fn handle(
     api: ApiKey,
     body: Option<RequestKind>,
     peer: std::rc::Rc<str>,
+    // The request's share of `queued.max.request.bytes`: held until this
+    // returns, except that Produce gives back each partition's records as
+    // soon as they are stored, before any wait for replication (a follower's
+    // fetch must still be read for that wait to end).
+    mut memory: crate::shard::budget::Permit,
 ) -> Option<Response> {
     let version = header.request_api_version;
     let client_id = || {
@@ -85,7 +90,9 @@ pub async fn handle(
         None => Some(api_versions::unsupported_version()),
         Some(RequestKind::ApiVersions(_)) => Some(api_versions::handle().into()),
         Some(RequestKind::Metadata(r)) => Some(metadata::handle(&state, r, version).await.into()),
-        Some(RequestKind::Produce(r)) => produce::handle(&state, r, version).await.map(Into::into),
+        Some(RequestKind::Produce(r)) => produce::handle(&state, r, version, &mut memory)
+            .await
+            .map(Into::into),
         Some(RequestKind::Fetch(r)) => Some(fetch::handle(&state, r, version).await),
         Some(RequestKind::ListOffsets(r)) => {
             Some(list_offsets::handle(&state, r, version).await.into())

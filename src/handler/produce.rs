@@ -3,14 +3,23 @@ use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{BrokerId, ResponseKind};
+use kafka_protocol::messages::{BrokerId, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{on_partition, storage_error_code};
 use crate::broker::state::local;
 use crate::broker::State;
+use crate::shard::budget::Permit;
+use crate::storage::log::AppendInfo;
 use crate::storage::{format, now_ms};
+
+/// A partition's records once stored on its shard: answered, or (acks=all)
+/// still to be replicated up to `end`.
+enum Stored {
+    Done(Outcome),
+    Replicating { end: i64, info: AppendInfo },
+}
 
 /// Per-partition outcome, owned so it can come back from another shard.
 struct Outcome {
@@ -22,6 +31,16 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn stored(info: AppendInfo) -> Self {
+        Outcome {
+            error: None,
+            message: None,
+            base_offset: info.base_offset,
+            log_append_time_ms: info.log_append_time_ms,
+            log_start_offset: info.log_start_offset,
+        }
+    }
+
     fn err(e: ResponseError, message: Option<String>) -> Self {
         Outcome {
             error: Some(e),
@@ -33,7 +52,12 @@ impl Outcome {
     }
 }
 
-pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<ResponseKind> {
+pub async fn handle(
+    state: &State,
+    req: ProduceRequest,
+    version: i16,
+    memory: &mut Permit,
+) -> Option<ResponseKind> {
     let acks = req.acks;
     let timeout_ms = req.timeout_ms.max(0) as u64;
     if req.transactional_id.is_some() {
@@ -50,7 +74,12 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
         return reply_all(req, version, ResponseError::InvalidRequiredAcks, acks);
     }
     let catalog = state.catalog();
-    let mut topics = Vec::with_capacity(req.topic_data.len());
+    // Every partition of every topic runs at once (as Kafka appends them
+    // all, then waits for them all): a partition waiting for followers must
+    // not hold back another's records, whose request memory would then stay
+    // taken while followers' fetches wait to be read.
+    let mut layout = Vec::with_capacity(req.topic_data.len());
+    let mut futures = Vec::new();
     for t in req.topic_data {
         // v13+ names topics by id.
         let name = if version >= 13 {
@@ -58,9 +87,14 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
         } else {
             Some(t.name.0.to_string())
         };
-        let parts = t.partition_data.into_iter().map(|p| {
+        // The request's strings are slices of its frame: the response gets
+        // its own copy of the name, so the frame goes once its records do.
+        let t_name = TopicName(StrBytes::from_string(t.name.0.as_str().to_owned()));
+        layout.push((t_name, t.topic_id, t.partition_data.len()));
+        for p in t.partition_data {
             let name = name.clone();
-            async move {
+            let share = memory.split(p.records.as_ref().map_or(0, |r| r.len()));
+            futures.push(async move {
                 let index = p.index;
                 let Some(name) = name else {
                     return (index, Outcome::err(ResponseError::UnknownTopicId, None));
@@ -87,59 +121,92 @@ pub async fn handle(state: &State, req: ProduceRequest, version: i16) -> Option<
                         }
                     }
                 }
-                let out = on_partition(state, &name, index, move |log| async move {
+                // Stored first (written, and fsync'ed for acks=all); then the
+                // records' share of the request memory goes back, before any
+                // wait for followers (whose fetches must still be read for it
+                // to end), as Kafka releases a request's buffer before its
+                // delayed produce waits.
+                let stored = on_partition(state, &name, index, move |log| async move {
                     let (isr, min_isr) = {
                         let l = log.borrow();
                         (l.replication.isr.len() as i32, l.config.min_insync_replicas)
                     };
                     if acks == -1 && isr < min_isr {
-                        return Outcome::err(
+                        return Stored::Done(Outcome::err(
                             ResponseError::NotEnoughReplicas,
                             Some(format!(
                                 "the in-sync replicas ({isr}) are fewer than min.insync.replicas ({min_isr})"
                             )),
-                        );
+                        ));
                     }
                     let appended = log.borrow_mut().append(&records, acks == -1, now_ms());
+                    // Stored bytes are a copy: the frame can go.
+                    drop(records);
                     let (info, done) = match appended {
                         Ok(x) => x,
-                        Err(e) => return Outcome::err(storage_error_code(&e), Some(e.to_string())),
+                        Err(e) => {
+                            return Stored::Done(Outcome::err(
+                                storage_error_code(&e),
+                                Some(e.to_string()),
+                            ))
+                        }
                     };
                     // Everything up to here must be replicated for acks=all.
                     let end = log.borrow().next_offset;
                     local().committer.appended(&log);
-                    if acks != 0 {
-                        match done.await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => {
-                                return Outcome::err(storage_error_code(&e), Some(e.to_string()))
-                            }
-                            Err(_) => return Outcome::err(ResponseError::KafkaStorageError, None),
-                        }
+                    // acks=0 waits too (no answer goes out): its request
+                    // memory must cover its bytes until they are written, or
+                    // a client outrunning the disk would queue them unbounded.
+                    let failed = match done.await {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(Outcome::err(storage_error_code(&e), Some(e.to_string()))),
+                        Err(_) => Some(Outcome::err(ResponseError::KafkaStorageError, None)),
+                    };
+                    if let Some(o) = failed {
+                        return Stored::Done(o);
+                    }
+                    let committed = log.borrow().high_watermark >= end;
+                    if acks == -1 && !committed {
+                        return Stored::Replicating { end, info };
                     }
                     if acks == -1 {
+                        // Committed already: the checks (leadership, ISR) only.
                         if let Err(e) = await_replication(&log, end, timeout_ms).await {
-                            return e;
+                            return Stored::Done(e);
                         }
                     }
-                    Outcome {
-                        error: None,
-                        message: None,
-                        base_offset: info.base_offset,
-                        log_append_time_ms: info.log_append_time_ms,
-                        log_start_offset: info.log_start_offset,
-                    }
+                    Stored::Done(Outcome::stored(info))
                 })
                 .await;
+                drop(share);
+                let out = match stored {
+                    None => None,
+                    Some(Stored::Done(o)) => Some(o),
+                    Some(Stored::Replicating { end, info }) => {
+                        on_partition(state, &name, index, move |log| async move {
+                            match await_replication(&log, end, timeout_ms).await {
+                                Ok(()) => Outcome::stored(info),
+                                Err(e) => e,
+                            }
+                        })
+                        .await
+                    }
+                };
                 (
                     index,
                     out.unwrap_or_else(|| Outcome::err(state.not_served_error(&name, index), None)),
                 )
-            }
-        });
-        let results = join_all(parts).await;
-        topics.push((t.name, t.topic_id, results));
+            });
+        }
     }
+    // The rest of the request's bytes (header, names) are held by nothing
+    // now: names were copied, records each keep their own share.
+    drop(memory.split(usize::MAX));
+    let mut results = join_all(futures).await.into_iter();
+    let topics: Vec<_> = layout
+        .into_iter()
+        .map(|(name, id, n)| (name, id, results.by_ref().take(n).collect::<Vec<_>>()))
+        .collect();
     if acks == 0 {
         return None;
     }

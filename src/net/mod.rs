@@ -125,6 +125,10 @@ async fn connection(stream: shard::net::Stream, state: State, peer: Rc<str>) -> 
                     max: state.cfg.socket_request_max_bytes,
                 });
             }
+            // The frame's bytes count against this shard's request memory
+            // until the handler is done with them; while it is used up, this
+            // connection reads nothing more (the client's sends back up in TCP).
+            let permit = state.request_memory.take(size as usize).await;
             let mut frame = BytesMut::zeroed(size as usize);
             shard::timeout(read_timeout, rd.read_exact(&mut frame))
                 .await
@@ -146,10 +150,9 @@ async fn connection(stream: shard::net::Stream, state: State, peer: Rc<str>) -> 
             };
             let (st, peer) = (state.clone(), peer.clone());
             let header = parsed.header;
-            let task =
-                shard::spawn(
-                    async move { crate::handler::handle(st, header, api, body, peer).await },
-                );
+            let task = shard::spawn(async move {
+                crate::handler::handle(st, header, api, body, peer, permit).await
+            });
             if tx.send(task).await.is_err() {
                 return Ok(());
             }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::StrBytes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
@@ -45,8 +46,17 @@ pub fn parse_header(mut frame: Bytes) -> Result<Parsed, RequestError> {
             version.clamp(api.valid_versions().min, api.valid_versions().max),
         )
     };
-    let header = RequestHeader::decode(&mut frame, header_version)
+    let mut header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| RequestError::BadHeader(e.to_string()))?;
+    // Decoded strings are slices of the frame: owned copies here, so a
+    // handler holding the header does not keep a whole (1 MB) produce frame
+    // alive after it has stored the records.
+    header.client_id = header
+        .client_id
+        .map(|c| StrBytes::from_string(c.as_str().to_owned()));
+    for v in header.unknown_tagged_fields.values_mut() {
+        *v = Bytes::copy_from_slice(v);
+    }
     Ok(Parsed {
         header,
         api,

@@ -5,6 +5,7 @@
 //! `submit_to`, `spawn`, `sleep` and the I/O wrappers in `io` and `net`, so a
 //! runtime swap stays a local change.
 
+pub mod budget;
 pub mod io;
 pub mod net;
 pub mod notify;

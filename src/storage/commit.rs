@@ -214,12 +214,14 @@ async fn write_pending(
         if roll {
             roll_segment(log, writer, pending[i].base_offset, now).await?;
         }
-        // Take the longest run that fits the active segment without a roll.
+        // Take the longest run that fits the active segment without a roll
+        // and one write's bound.
         let mut j = i + 1;
         let mut run_bytes = pending[i].bytes.len() as u64;
         {
             let l = log.borrow();
             while j < pending.len()
+                && run_bytes + pending[j].bytes.len() as u64 <= l.config.write_max_bytes
                 && !l.should_roll(
                     run_bytes + pending[j].bytes.len() as u64,
                     pending[j].next_offset,

@@ -41,6 +41,13 @@ pub struct LogConfig {
     pub timestamp_after_max_ms: i64,
     /// `compression.type`: batches in another codec are re-encoded.
     pub compression: super::recompress::TopicCompression,
+    /// Largest single write of a partition's pending appends
+    /// (`sluice.log.write.max.bytes`, broker-wide): a longer round is
+    /// written in several, so its DMA staging stays this small instead of
+    /// growing with everything queued behind one fsync (seen: 32 MB writes
+    /// pushing the broker's peak RSS from about 120 to 230 MB, at the same
+    /// throughput). One append larger than this is still one write.
+    pub write_max_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -62,6 +69,7 @@ impl Default for LogConfig {
             // Kafka 4's default (KIP-1030): an hour into the future.
             timestamp_after_max_ms: 3_600_000,
             compression: Default::default(),
+            write_max_bytes: 4 << 20,
         }
     }
 }

@@ -566,6 +566,31 @@ pub fn produce_request(
                 .with_records(Some(records))])])
 }
 
+/// One request in Kafka's framing (size prefix, header, body), encoded by
+/// kafka-protocol.
+pub fn request_frame<R: kafka_protocol::protocol::Request>(
+    version: i16,
+    correlation_id: i32,
+    req: &R,
+) -> Vec<u8> {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, R::header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
 /// One request, one response, over a raw connection in Kafka's framing,
 /// encoded and decoded by kafka-protocol (not sluice's codecs).
 pub fn call<R: kafka_protocol::protocol::Request>(
@@ -573,22 +598,10 @@ pub fn call<R: kafka_protocol::protocol::Request>(
     version: i16,
     req: &R,
 ) -> R::Response {
-    use bytes::{Buf, BufMut, Bytes, BytesMut};
-    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
-    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, R::header_version(version))
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
+    use bytes::{Buf, Bytes};
+    use kafka_protocol::messages::ResponseHeader;
+    use kafka_protocol::protocol::{Decodable, HeaderVersion};
+    let frame = request_frame(version, 7, req);
     s.write_all(&frame).unwrap();
     let mut size = [0u8; 4];
     s.read_exact(&mut size).unwrap();
