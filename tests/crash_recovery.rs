@@ -339,6 +339,32 @@ fn checkpointed(data: &std::path::Path, file: &str, topic: &str) -> Option<i64> 
 /// Kafka's checkpoint files are written and kept current; after a kill -9
 /// recovery checks the active segment only from the recovery point on (and
 /// still cuts garbage found past it); a clean stop leaves final values.
+/// kill -9, then garbage after the last batch of the partition's active
+/// segment (a torn write), then a restart (`machine_too`: as after a crash of
+/// the machine, which leaves no record of the boot the run began in). The
+/// restart's log lines, and the segment's size before it.
+fn crash_with_a_torn_tail(broker: &mut Broker, topic: &str, machine_too: bool) -> (String, u64) {
+    let data = broker.data_dir();
+    broker.kill9();
+    if machine_too {
+        std::fs::remove_file(data.join(".sluice_boot_id")).unwrap();
+    }
+    let seg = last_segment(&data.join(format!("{topic}-0")));
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[0x5a; 300]).unwrap();
+    drop(f);
+    let seg_bytes = std::fs::metadata(&seg).unwrap().len();
+    let marker = broker.logs().lines().count();
+    broker.restart();
+    let log = broker
+        .logs()
+        .lines()
+        .skip(marker)
+        .collect::<Vec<_>>()
+        .join("\n");
+    (log, seg_bytes)
+}
+
 #[test]
 fn checkpoint_files_and_recovery_from_the_recovery_point() {
     let mut broker = Broker::start(&[
@@ -374,19 +400,9 @@ fn checkpoint_files_and_recovery_from_the_recovery_point() {
 
     // Crash, with garbage after the last batch (a torn write past the
     // recovery point): recovery starts at the recovery point and cuts it.
-    broker.kill9();
-    let seg = last_segment(&data.join(format!("{topic}-0")));
-    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
-    std::io::Write::write_all(&mut f, &[0x5a; 300]).unwrap();
-    drop(f);
-    let marker = broker.logs().lines().count();
-    broker.restart();
-    let log = broker
-        .logs()
-        .lines()
-        .skip(marker)
-        .collect::<Vec<_>>()
-        .join("\n");
+    // The machine "restarts" too: without the record of the boot the last
+    // run began in, only what was fsync'ed (the recovery point) is certain.
+    let (log, _) = crash_with_a_torn_tail(&mut broker, &topic, true);
     assert!(
         log.contains("checked the segment from its recovery point"),
         "recovery read the whole segment:\n{log}"
@@ -404,6 +420,47 @@ fn checkpoint_files_and_recovery_from_the_recovery_point() {
     ] {
         assert_eq!(checkpointed(&data, file, &topic), Some(end), "{file}");
     }
+}
+
+/// kill -9 of the process alone (the machine stays up): every write it
+/// completed is in the files, so recovery checks a tail only from its last
+/// index entry, however old the recovery point, and still cuts a torn end.
+#[test]
+fn after_kill_9_of_the_process_alone_a_tail_is_checked_from_its_last_index_entry() {
+    let mut broker = Broker::start(&[
+        // No recovery point is checkpointed during the test.
+        "log.flush.offset.checkpoint.interval.ms=3600000",
+        "log.index.interval.bytes=256",
+    ]);
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("process-only");
+    rdk::create_topic(&bs, &topic, 1);
+    // 600 batches of 5, each past the index interval: index entries reach
+    // their file 512 at a time, so most of the segment is behind the last.
+    let first = produce_rounds(&bs, &topic, 3000, 5, "a");
+    let (log, seg_bytes) = crash_with_a_torn_tail(&mut broker, &topic, false);
+    let line = log
+        .lines()
+        .find(|l| l.contains("checked the segment from its last index entry"))
+        .unwrap_or_else(|| panic!("recovery did not start at the last index entry:\n{log}"));
+    let checked: u64 = line
+        .split("bytes_checked=")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no bytes_checked in {line}"));
+    assert!(
+        checked * 3 < seg_bytes,
+        "checked {checked} of the segment's {seg_bytes} bytes"
+    );
+    assert!(log.contains("truncated a torn or corrupt tail"), "{log}");
+    assert_eq!(read_partition0(&bs, &topic), first, "records changed");
+    let more = produce_rounds(&bs, &topic, 10, 10, "after");
+    assert_eq!(
+        more[0].0,
+        first.len() as i64,
+        "the log goes on after the last record"
+    );
 }
 
 /// A crash can leave a segment with a zero-filled tail (blocks allocated,

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::config::BrokerConfig;
 use crate::shard::{self, RuntimeConfig};
+use crate::storage::recovery::PreviousStop;
 use crate::storage::{format, LogDirHealth};
 pub use state::ShardState;
 
@@ -123,13 +124,7 @@ pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
     // (A Mutex only because the catalogue's lazy id index is not Sync.)
     let image = Arc::new(std::sync::Mutex::new(image));
     let metadata_log = Arc::new(std::sync::Mutex::new(Some(metadata_log)));
-    let marker = cfg.log_dir.join(format::CLEAN_SHUTDOWN_FILE);
-    let clean = marker.exists();
-    if clean {
-        std::fs::remove_file(&marker)?;
-    } else if !fresh {
-        tracing::info!("no clean-shutdown marker: partition tails will be checked");
-    }
+    let previous_stop = crate::storage::recovery::previous_stop(&cfg.log_dir, fresh)?;
     // `stop`: every shard shuts down now. `term`: SIGTERM/SIGINT, which a
     // serving broker answers with a controlled shutdown first (shard 0 moves
     // its leadership away, then sets `stop`); one still starting just stops.
@@ -195,7 +190,7 @@ pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
                 .then(|| metadata_log.lock().expect("not poisoned").take())
                 .flatten(),
             meta_cluster_id: meta_cluster_id.clone(),
-            clean,
+            previous_stop,
             health: health2.clone(),
         };
         async move {
@@ -209,8 +204,10 @@ pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
         }
     })?;
     if let Some(cause) = health.failure() {
-        // No checkpoints and no clean-shutdown marker: the next start
-        // checks every tail against what reached the disk.
+        // No checkpoints, no clean-shutdown marker and no boot id: the next
+        // start checks every tail against what was fsync'ed, even in this
+        // boot (a failing device may not hold what it said it wrote).
+        let _ = std::fs::remove_file(cfg.log_dir.join(format::BOOT_ID_FILE));
         anyhow::bail!(
             "log dir {} failed ({cause}); the broker shut down, as Kafka does when its last log dir fails",
             cfg.log_dir.display()
@@ -222,7 +219,7 @@ pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
     let mut offsets = std::mem::take(&mut *closed.lock().expect("not poisoned"));
     offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     checkpoint::write_all(&cfg.log_dir, &offsets)?;
-    std::fs::write(&marker, b"")?;
+    std::fs::write(cfg.log_dir.join(format::CLEAN_SHUTDOWN_FILE), b"")?;
     tracing::info!("clean shutdown complete");
     Ok(())
 }
@@ -338,7 +335,7 @@ struct ShardStart {
     image: crate::cluster::Catalog,
     metadata_log: Option<crate::quorum::CommittedLog>,
     meta_cluster_id: Option<String>,
-    clean: bool,
+    previous_stop: PreviousStop,
     /// The log dir's, shared by every shard.
     health: LogDirHealth,
 }
@@ -366,7 +363,7 @@ async fn shard_main(
         id,
         (*cfg).clone(),
         start.image,
-        start.clean,
+        start.previous_stop,
         start.health.clone(),
     )
     .await?;

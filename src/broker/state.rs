@@ -12,7 +12,7 @@ use crate::config::BrokerConfig;
 use crate::shard::{self, ShardId, ShardTable};
 use crate::storage::commit::{close_writer, persist_active_index, Committer};
 use crate::storage::log::SharedLog;
-use crate::storage::recovery::{open_partition, OpenParams};
+use crate::storage::recovery::{open_partition, OpenParams, PreviousStop};
 use crate::storage::tail_cache::TailBudget;
 use crate::storage::{now_ms, retention};
 
@@ -35,7 +35,8 @@ pub struct ShardState {
     /// Bytes of requests this shard's connections have read and not yet
     /// done with (`queued.max.request.bytes`, this shard's share).
     pub request_memory: crate::shard::budget::Budget,
-    clean_start: bool,
+    /// How the last run on this log dir ended (how much of a tail to check).
+    previous_stop: PreviousStop,
     /// Serialises catalogue changes (used on the controller shard only).
     pub controller_lock: futures::lock::Mutex<()>,
     /// Set while `apply_catalog` runs: the reopen loop then waits its turn,
@@ -67,7 +68,7 @@ impl ShardState {
         id: ShardId,
         cfg: BrokerConfig,
         catalog: Catalog,
-        clean: bool,
+        previous_stop: PreviousStop,
         health: crate::storage::LogDirHealth,
     ) -> anyhow::Result<Rc<Self>> {
         let state = Rc::new(ShardState {
@@ -88,11 +89,11 @@ impl ShardState {
             request_memory: crate::shard::budget::Budget::new(
                 cfg.queued_max_request_bytes.per_shard(shard::count()),
             ),
-            clean_start: clean,
+            previous_stop,
             controller_lock: futures::lock::Mutex::new(()),
             effective: RefCell::new(Rc::new(cfg.clone())),
             applying: std::cell::Cell::new(false),
-            recovery_points: if clean {
+            recovery_points: if previous_stop == PreviousStop::Clean {
                 Default::default()
             } else {
                 super::checkpoint::read_recovery_points(&cfg.log_dir)
@@ -316,7 +317,7 @@ impl ShardState {
                 partition: p,
                 topic_id: meta.id,
                 config,
-                clean: self.clean_start,
+                previous_stop: self.previous_stop,
                 recovery_point: self.recovery_points.get(&(topic.clone(), p)).copied(),
                 high_watermark: self.high_watermarks.get(&(topic.clone(), p)).copied(),
                 tail_budget: self.tail_budget.clone(),

@@ -20,6 +20,12 @@ use crate::shard::notify::Notify;
 /// so the common round costs one DMA write, not three.
 const INDEX_PERSIST_BATCH: usize = 512;
 
+/// ... or once this much log lies past the last entry in the file (large
+/// batches make few entries): after a kill -9, recovery checks a tail from
+/// its last index entry on (see `PreviousStop::ProcessOnly`), so this bounds
+/// that check per partition.
+const INDEX_PERSIST_LOG_BYTES: u64 = 32 << 20;
+
 pub struct Committer {
     dirty: RefCell<Vec<SharedLog>>,
     wake: Notify,
@@ -268,8 +274,13 @@ async fn write_pending(
             }
             seg.size_bytes = pos;
             assert_eq!(seg.size_bytes, writer.log.len());
-            let persist =
-                seg.index.offsets.len() - seg.index.offsets_persisted >= INDEX_PERSIST_BATCH;
+            let unpersisted = seg.index.offsets.len() - seg.index.offsets_persisted;
+            let persisted_to = match seg.index.offsets_persisted {
+                0 => 0,
+                n => seg.index.offsets[n - 1].position as u64,
+            };
+            let persist = unpersisted >= INDEX_PERSIST_BATCH
+                || (unpersisted > 0 && pos - persisted_to >= INDEX_PERSIST_LOG_BYTES);
             l.written_end = run.last().unwrap().next_offset;
             l.unsynced_messages += records;
             // Replica fetches wait on the log end, consumers on the high

@@ -299,6 +299,10 @@ pub fn parse_segment_file(name: &str) -> Option<i64> {
 /// Written at clean shutdown, removed at start: its presence means the logs were
 /// flushed and closed, so recovery can skip scanning tails (Kafka's name).
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+/// The kernel's boot id when the broker last started on this log dir
+/// (`/proc/sys/kernel/random/boot_id`, one line). A run that ends without a
+/// clean shutdown in the same boot lost only its process, not the machine.
+pub const BOOT_ID_FILE: &str = ".sluice_boot_id";
 pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
 pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 pub const META_PROPERTIES_FILE: &str = "meta.properties";

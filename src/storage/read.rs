@@ -15,6 +15,10 @@ use crate::shard::io::{DmaFile, ReadBuf};
 /// batches, small enough to stay a fraction of a shard's DMA memory.
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
 
+/// Read-ahead of a header-only walk: many small batches per read, and only
+/// this much of a large batch (a 1 MB batch costs one 64 KiB read, not 1 MB).
+const HEADER_SCAN_CHUNK_BYTES: usize = 64 << 10;
+
 /// Record bytes on their way to a consumer. `Disk` is the DMA buffer the read
 /// landed in (no copy), `Mem` is a shared tail-cache buffer (no copy).
 pub enum Chunk {
@@ -59,6 +63,7 @@ pub struct Scanner<'a> {
     end: u64,
     buf: Option<(u64, ReadBuf)>,
     verify_crc: bool,
+    chunk_bytes: usize,
 }
 
 pub enum Scanned {
@@ -79,6 +84,16 @@ impl<'a> Scanner<'a> {
             end,
             buf: None,
             verify_crc,
+            chunk_bytes: SCAN_CHUNK_BYTES,
+        }
+    }
+
+    /// A scanner for `next_header` only: it reads batch headers and skips
+    /// the bytes between them (no CRC check, which needs them).
+    pub fn headers(file: &'a DmaFile, pos: u64, end: u64) -> Self {
+        Self {
+            chunk_bytes: HEADER_SCAN_CHUNK_BYTES,
+            ..Self::new(file, pos, end, false)
         }
     }
 
@@ -90,11 +105,30 @@ impl<'a> Scanner<'a> {
             }
         }
         let want = len
-            .max(SCAN_CHUNK_BYTES)
+            .max(self.chunk_bytes)
             .min((self.end - self.pos) as usize);
         let b = self.file.read_at(self.pos, want).await?;
         self.buf = Some((self.pos, b.clone()));
         Ok(b.slice(0, len.min(b.len())).expect("in range"))
+    }
+
+    /// The next batch's position and header, without reading its records.
+    /// `None` at the end, or at bytes that are not a whole batch (torn,
+    /// corrupt or padding); `pos` then stays at them.
+    pub async fn next_header(&mut self) -> io::Result<Option<(u64, BatchHeader)>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let left = (self.end - self.pos) as usize;
+        let pos = self.pos;
+        let head = self.window(format::BATCH_HEADER_BYTES.min(left)).await?;
+        match format::parse_header(&head) {
+            Ok(header) if header.size_bytes <= left => {
+                self.pos += header.size_bytes as u64;
+                Ok(Some((pos, header)))
+            }
+            _ => Ok(None),
+        }
     }
 
     pub async fn next(&mut self) -> io::Result<Option<Scanned>> {
@@ -722,6 +756,46 @@ mod tests {
             }
         }
         taken
+    }
+
+    #[test]
+    fn a_header_walk_finds_the_batches_a_full_scan_finds_and_stops_at_a_torn_one() {
+        // Batches far larger than the walk's reads, and many per read.
+        let sizes = [1, 2000, 3, 1, 1500, 1, 1, 1, 4];
+        let (mut bytes, batches) = segment(&sizes, 100);
+        let whole = bytes.len();
+        // A torn last batch: its header says more bytes than are there.
+        let (torn, _) = segment(&[50], 100);
+        bytes.extend_from_slice(&torn[..torn.len() / 2]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.log");
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(
+            batches[1].1 > 3 * HEADER_SCAN_CHUNK_BYTES,
+            "the test needs batches much larger than the walk's reads"
+        );
+        crate::shard::block_on(async move {
+            let file = DmaFile::open_read(&path).await.unwrap();
+            let mut walk = Scanner::headers(&file, 0, bytes.len() as u64);
+            let mut found = Vec::new();
+            while let Some((pos, h)) = walk.next_header().await.unwrap() {
+                found.push((pos as usize, h.size_bytes, h.base_offset, h.next_offset()));
+            }
+            assert_eq!(found, batches);
+            assert_eq!(walk.pos as usize, whole, "stops at the torn batch");
+            // The full scan agrees, and reads every byte to do it.
+            let mut scan = Scanner::new(&file, 0, bytes.len() as u64, true);
+            let mut scanned = Vec::new();
+            while let Some(Scanned::Batch { pos, header, .. }) = scan.next().await.unwrap() {
+                scanned.push((
+                    pos as usize,
+                    header.size_bytes,
+                    header.base_offset,
+                    header.next_offset(),
+                ));
+            }
+            assert_eq!(scanned, found);
+        });
     }
 
     #[test]

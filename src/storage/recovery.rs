@@ -18,14 +18,83 @@ use super::{now_ms, StorageError};
 use crate::shard::io::DmaFile;
 use crate::shard::notify::Notify;
 
+/// How the previous run of the broker on this log dir ended, as far as
+/// start-up can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreviousStop {
+    /// The clean-shutdown marker: logs flushed and closed, indexes complete.
+    Clean,
+    /// No marker, but that run began in this boot of the machine: its
+    /// process died (kill -9, a crash), the kernel did not. Every write it
+    /// completed is in the files, fsync'ed or not; only one in flight at the
+    /// end may be missing. A tail is checked from its last index entry (an
+    /// entry reaches its file only after the batches it points to).
+    ProcessOnly,
+    /// No marker, and the machine may have restarted since: only what was
+    /// fsync'ed is certain, so tails are checked from the recovery point.
+    Unknown,
+}
+
+const BOOT_ID_SOURCE: &str = "/proc/sys/kernel/random/boot_id";
+
+/// How the last run on `dir` ended: the clean-shutdown marker (removed
+/// now), else whether that run began in this boot of the machine. Records
+/// this boot for the next start. `fresh`: a new log dir (nothing to say).
+pub fn previous_stop(dir: &Path, fresh: bool) -> std::io::Result<PreviousStop> {
+    let boot_id = std::fs::read_to_string(BOOT_ID_SOURCE).ok();
+    previous_stop_in(dir, fresh, boot_id.as_deref().map(str::trim))
+}
+
+fn previous_stop_in(
+    dir: &Path,
+    fresh: bool,
+    boot_id: Option<&str>,
+) -> std::io::Result<PreviousStop> {
+    let marker = dir.join(format::CLEAN_SHUTDOWN_FILE);
+    let boot_file = dir.join(format::BOOT_ID_FILE);
+    let last_boot = std::fs::read_to_string(&boot_file).ok();
+    let stop = if marker.exists() {
+        std::fs::remove_file(&marker)?;
+        PreviousStop::Clean
+    } else if boot_id
+        .is_some_and(|id| !id.is_empty() && last_boot.as_deref().map(str::trim) == Some(id))
+    {
+        tracing::info!(
+            "no clean-shutdown marker, but the last run began in this boot of the machine: \
+             its process stopped, the machine did not; partition tails will be checked from \
+             their last index entry"
+        );
+        PreviousStop::ProcessOnly
+    } else {
+        if !fresh {
+            tracing::info!("no clean-shutdown marker: partition tails will be checked from their recovery points");
+        }
+        PreviousStop::Unknown
+    };
+    // Before this run writes anything: a record of an older boot must not
+    // vouch for writes of this one.
+    // Failing that (a full disk), an older record is left: it names this
+    // boot only if a run of this boot wrote it, which stays true.
+    let recorded = match boot_id {
+        Some(id) if !id.is_empty() => write_atomically(&boot_file, format!("{id}\n").as_bytes()),
+        _ => match std::fs::remove_file(&boot_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(file = %boot_file.display(), error = %e, "could not record this boot's id");
+    }
+    Ok(stop)
+}
+
 pub struct OpenParams {
     pub root: PathBuf,
     pub topic: String,
     pub partition: i32,
     pub topic_id: uuid::Uuid,
     pub config: LogConfig,
-    /// The previous run shut down cleanly: trust file sizes and indexes.
-    pub clean: bool,
+    pub previous_stop: PreviousStop,
     /// From `recovery-point-offset-checkpoint`: every batch below it was
     /// fsync'ed, so an unclean start checks only the batches from it on.
     pub recovery_point: Option<i64>,
@@ -118,7 +187,7 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
         writer = recover_active(
             seg,
             p.config.index_interval_bytes,
-            p.clean,
+            p.previous_stop,
             p.recovery_point,
         )
         .await?;
@@ -198,8 +267,9 @@ async fn load_producer_state(log: &mut PartitionLog) -> Result<(), StorageError>
     let first_base = log.segment_for(from).map_or(from, |s| s.base_offset);
     for seg in log.segments.range(first_base..).map(|(_, s)| s) {
         let file = seg.file.file().await?;
-        let mut scan = super::read::Scanner::new(&file, 0, seg.size_bytes, false);
-        while let Some(Scanned::Batch { header, .. }) = scan.next().await? {
+        // Headers are all the replay needs: the records are not read.
+        let mut scan = super::read::Scanner::headers(&file, 0, seg.size_bytes);
+        while let Some((_, header)) = scan.next_header().await? {
             if header.last_offset() >= from && header.base_offset < end {
                 log.producers.replay(&header);
                 batches += 1;
@@ -244,18 +314,23 @@ fn index_files_usable(seg: &Segment) -> bool {
 async fn recover_active(
     seg: &mut Segment,
     interval: u64,
-    clean: bool,
+    previous: PreviousStop,
     recovery_point: Option<i64>,
 ) -> Result<SegmentWriter, StorageError> {
     let file_len = seg.size_bytes;
     // Clean restart: the indexes are complete, so only the bytes after the last
     // index entry (about one index interval) are read. Unclean restart with a
     // recovery point: the index up to the recovery point is kept and the scan
-    // starts at its last entry below it. Otherwise scan it all.
-    let trusted = clean && seg.load_indexes();
+    // starts at its last entry below it (after only the process died: at its
+    // last entry, checked against the log). Otherwise scan it all.
+    let trusted = previous == PreviousStop::Clean && seg.load_indexes();
+    let check_below = match previous {
+        PreviousStop::ProcessOnly => Some(i64::MAX),
+        _ => recovery_point,
+    };
     let mut resume = None;
     if !trusted {
-        if let Some(r) = recovery_point.filter(|r| *r > seg.base_offset) {
+        if let Some(r) = check_below.filter(|r| *r > seg.base_offset) {
             if seg.load_indexes() {
                 let base = seg.base_offset;
                 let i = seg
@@ -284,9 +359,16 @@ async fn recover_active(
                 .expect("a scan from the start has nothing to disagree with")
         }
     };
-    if resume.is_some() {
-        tracing::info!(segment = %seg.path("log").display(), from_offset = resume.map(|r| r.1),
-            "checked the segment from its recovery point");
+    if let Some((pos, offset)) = resume {
+        let segment = seg.path("log");
+        let bytes_checked = file_len - pos;
+        if previous == PreviousStop::ProcessOnly {
+            tracing::info!(segment = %segment.display(), from_offset = offset, bytes_checked,
+                "checked the segment from its last index entry (the process stopped, not the machine)");
+        } else {
+            tracing::info!(segment = %segment.display(), from_offset = offset, bytes_checked,
+                "checked the segment from its recovery point");
+        }
     }
     seg.size_bytes = valid_end;
     seg.next_offset = next_offset;
@@ -440,22 +522,16 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
         )
     };
     let file = file.file().await?;
-    let mut cut_at = size;
-    let mut scan = Scanner::new(&file, from, size, false);
-    while let Some(item) = scan.next().await? {
-        match item {
-            Scanned::Batch { pos, header, .. } => {
-                if header.next_offset() > offset {
-                    cut_at = pos;
-                    break;
-                }
-            }
-            Scanned::Invalid { pos, .. } => {
-                cut_at = pos;
-                break;
-            }
+    let mut scan = Scanner::headers(&file, from, size);
+    // Cut at the first batch reaching `offset`, or at bytes that are not a
+    // batch (the walk stops on them), or nowhere (the end).
+    let cut_at = loop {
+        match scan.next_header().await? {
+            Some((pos, header)) if header.next_offset() > offset => break pos,
+            Some(_) => {}
+            None => break scan.pos,
         }
-    }
+    };
     let writer = {
         let mut l = log.borrow_mut();
         let seg = l.segments.get_mut(&base).unwrap();
@@ -475,7 +551,7 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
         l.segments.remove(&base).unwrap()
     };
     let mut seg = writer;
-    let w = recover_active(&mut seg, interval, false, None).await;
+    let w = recover_active(&mut seg, interval, PreviousStop::Unknown, None).await;
     let new_end = seg.next_offset;
     let mut l = log.borrow_mut();
     l.segments.insert(base, seg);
@@ -640,8 +716,8 @@ async fn rebuild_closed_segment_index(
 ) -> Result<(), StorageError> {
     seg.index = SegmentIndex::new(seg.base_offset);
     let file = seg.file.file().await?;
-    let mut scan = Scanner::new(&file, 0, seg.size_bytes, false);
-    while let Some(Scanned::Batch { pos, header, .. }) = scan.next().await? {
+    let mut scan = Scanner::headers(&file, 0, seg.size_bytes);
+    while let Some((pos, header)) = scan.next_header().await? {
         seg.index.on_batch(&header, pos, interval);
     }
     drop(file);
@@ -659,4 +735,41 @@ async fn rebuild_closed_segment_index(
     seg.index.mark_persisted(&new);
     seg.index_loaded = true;
     super::commit::close_writer(w).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_previous_stop_is_told_by_the_marker_then_by_the_boot_the_last_run_began_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let boot = d.join(format::BOOT_ID_FILE);
+        let stop = |fresh, id| previous_stop_in(d, fresh, id).unwrap();
+        // A new dir: nothing to go by; this boot is recorded.
+        assert_eq!(stop(true, Some("boot-a")), PreviousStop::Unknown);
+        assert_eq!(std::fs::read_to_string(&boot).unwrap(), "boot-a\n");
+        // Stopped without the marker, machine up since: only the process died.
+        assert_eq!(stop(false, Some("boot-a")), PreviousStop::ProcessOnly);
+        // The machine restarted in between: only fsync'ed data is certain.
+        assert_eq!(stop(false, Some("boot-b")), PreviousStop::Unknown);
+        assert_eq!(std::fs::read_to_string(&boot).unwrap(), "boot-b\n");
+        // The marker wins, and is used up.
+        std::fs::write(d.join(format::CLEAN_SHUTDOWN_FILE), b"").unwrap();
+        assert_eq!(stop(false, Some("boot-c")), PreviousStop::Clean);
+        assert!(!d.join(format::CLEAN_SHUTDOWN_FILE).exists());
+        // No boot id to be had: never ProcessOnly, and no stale record left.
+        assert_eq!(stop(false, None), PreviousStop::Unknown);
+        assert!(!boot.exists());
+        assert_eq!(stop(false, None), PreviousStop::Unknown);
+    }
+
+    #[test]
+    fn this_machine_has_a_boot_id() {
+        // ProcessOnly depends on it; on a kernel without it every unclean
+        // start would check from the recovery point (safe, but slower).
+        let id = std::fs::read_to_string(BOOT_ID_SOURCE).unwrap();
+        assert_eq!(id.trim().len(), 36, "{id:?}");
+    }
 }
