@@ -363,9 +363,15 @@ impl ShardState {
             shard::sleep(Duration::from_millis(10)).await;
         }
         let logs = std::mem::take(&mut *self.logs.borrow_mut());
-        for log in logs.all() {
-            close_log(&log, true).await;
-        }
+        // Several at once: each close waits on its own writes and fdatasync,
+        // which overlap on the device (10,000 partitions closed one after
+        // another took 8 s).
+        use futures::StreamExt;
+        futures::stream::iter(logs.all())
+            .for_each_concurrent(CLOSE_LOGS_AT_ONCE, |log| async move {
+                close_log(&log, true).await
+            })
+            .await;
         // Closed: written, fsync'ed and final.
         logs.iter()
             .map(|(t, p, log)| {
@@ -490,6 +496,9 @@ async fn reopen_loop(state: Rc<ShardState>) {
 /// Close one log's writer; the log refuses appends afterwards. With
 /// `snapshot`, also write the producer state at the log end (clean shutdown:
 /// the next start reads no batch to rebuild it).
+/// Logs a shard closes at once when it shuts down.
+const CLOSE_LOGS_AT_ONCE: usize = 64;
+
 async fn close_log(log: &SharedLog, snapshot: bool) {
     log.borrow_mut().closed = true;
     // Wait for an in-flight flush to hand the writer back.
@@ -513,7 +522,9 @@ async fn close_log(log: &SharedLog, snapshot: bool) {
     }
     let mut l = log.borrow_mut();
     let end = l.written_end;
-    if snapshot && l.snapshot_offset != Some(end) {
+    // As Kafka's takeSnapshot: only when there is something new to say (an
+    // empty log replays nothing at the next start anyway).
+    if snapshot && l.snapshot_offset != Some(end) && end > l.log_start_offset {
         if let Err(e) = l.write_producer_snapshot(end) {
             tracing::warn!(topic = %l.topic, partition = l.partition, error = %e,
                 "could not write the producer snapshot");
