@@ -165,11 +165,10 @@ pub async fn handle(
                     if let Some(o) = failed {
                         return Stored::Done(o);
                     }
-                    let committed = log.borrow().high_watermark >= end;
-                    if acks == -1 && !committed {
-                        return Stored::Replicating { end, info };
-                    }
                     if acks == -1 {
+                        if log.borrow().high_watermark < end {
+                            return Stored::Replicating { end, info };
+                        }
                         // Committed already: the checks (leadership, ISR) only.
                         if let Err(e) = await_replication(&log, end, timeout_ms).await {
                             return Stored::Done(e);

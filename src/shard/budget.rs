@@ -31,6 +31,7 @@ impl Budget {
         }))
     }
 
+    #[cfg(test)]
     pub fn used_bytes(&self) -> usize {
         self.0.used_bytes.get()
     }
@@ -70,6 +71,7 @@ pub struct Permit {
 }
 
 impl Permit {
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }

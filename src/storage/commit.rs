@@ -226,15 +226,14 @@ async fn write_pending(
         let mut run_bytes = pending[i].bytes.len() as u64;
         {
             let l = log.borrow();
-            while j < pending.len()
-                && run_bytes + pending[j].bytes.len() as u64 <= l.config.write_max_bytes
-                && !l.should_roll(
-                    run_bytes + pending[j].bytes.len() as u64,
-                    pending[j].next_offset,
-                    now,
-                )
-            {
-                run_bytes += pending[j].bytes.len() as u64;
+            while j < pending.len() {
+                let with_next = run_bytes + pending[j].bytes.len() as u64;
+                if with_next > l.config.write_max_bytes
+                    || l.should_roll(with_next, pending[j].next_offset, now)
+                {
+                    break;
+                }
+                run_bytes = with_next;
                 j += 1;
             }
         }
