@@ -24,6 +24,9 @@ pub enum ConfigError {
 /// the disk busy (group commit) while bounding the broker's memory.
 pub const DEFAULT_REQUEST_MEMORY_BYTES_PER_SHARD: usize = 32 << 20;
 
+/// Upper bound of `sluice.log.preallocate.bytes`: a segment's worth.
+const MAX_PREALLOCATE_BYTES: u64 = 1 << 30;
+
 /// `queued.max.request.bytes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestMemory {
@@ -752,6 +755,12 @@ impl BrokerConfig {
                 "sluice.fetch.reads.in.flight" => cfg.fetch_reads_in_flight = positive(k, v)?,
                 "sluice.io.memory.bytes" => cfg.io_memory_bytes_per_shard = positive(k, v)?,
                 "sluice.log.write.max.bytes" => cfg.log.write_max_bytes = positive(k, v)?,
+                "sluice.log.preallocate.bytes" => {
+                    cfg.log.preallocate_bytes = num(k, v)?;
+                    if cfg.log.preallocate_bytes > MAX_PREALLOCATE_BYTES {
+                        return Err(invalid(k, v, "must be at most 1 GiB (0 = off)"));
+                    }
+                }
                 _ if k.starts_with("group.") || k.starts_with("offset") => {
                     group_key(&mut cfg.groups, k, v)?
                 }
@@ -1105,6 +1114,21 @@ mod tests {
         assert_eq!(load("1").unwrap().per_shard(4), Some(1), "never zero");
         assert!(load("0").is_err());
         assert!(load("-2").is_err());
+    }
+
+    #[test]
+    fn preallocate_bytes_defaults_to_64_kib_and_zero_turns_it_off() {
+        let load = |v: &str| {
+            BrokerConfig::load(None, &[("sluice.log.preallocate.bytes".into(), v.into())])
+                .map(|c| c.log.preallocate_bytes)
+        };
+        let unset = BrokerConfig::load(None, &[]).unwrap().log.preallocate_bytes;
+        assert_eq!(unset, crate::storage::log::DEFAULT_PREALLOCATE_BYTES);
+        assert_eq!(unset, 64 << 10);
+        assert_eq!(load("0").unwrap(), 0);
+        assert_eq!(load("1048576").unwrap(), 1 << 20);
+        assert!(load("-1").is_err());
+        assert!(load("2147483648").is_err(), "more than a segment");
     }
 
     #[test]

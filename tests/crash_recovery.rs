@@ -486,3 +486,47 @@ fn zero_filled_segment_tail_is_cut() {
         "the log goes on right after the last record"
     );
 }
+
+/// Small acks=all appends write zeros ahead of themselves
+/// (`sluice.log.preallocate.bytes`, 64 KiB by default), so the next ones
+/// overwrite allocated blocks. The zeros never count: kill -9 leaves them
+/// past the last batch and recovery cuts them; a clean stop trims them.
+#[test]
+fn zeros_written_ahead_of_small_appends_are_cut_after_kill_9_and_trimmed_at_a_clean_stop() {
+    let mut broker = Broker::start(&[]);
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("ahead");
+    rdk::create_topic(&bs, &topic, 1);
+    let sent = produce_rounds(&bs, &topic, 200, 20, "a");
+    let seg = last_segment(&broker.data_dir().join(format!("{topic}-0")));
+    let batches_end = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).unwrap();
+        (
+            common::segment_batches(&bytes).len() as u64,
+            bytes.len() as u64,
+        )
+    };
+    let (end, on_disk) = batches_end(&seg);
+    assert!(end > 0 && end < 64 << 10, "{end} bytes of batches");
+    assert_eq!(on_disk, 64 << 10, "the file holds zeros up to 64 KiB");
+
+    broker.kill9();
+    broker.restart();
+    assert_eq!(read_partition0(&bs, &topic), sent);
+    assert!(
+        broker.logs().contains("trimmed zeros after the last batch"),
+        "recovery says what it cut"
+    );
+    let more = produce_rounds(&bs, &topic, 10, 10, "after");
+    assert_eq!(
+        more[0].0, 200,
+        "the log goes on right after the last record"
+    );
+
+    let status = broker.terminate();
+    assert!(status.success(), "clean shutdown exited with {status}");
+    let (end, on_disk) = batches_end(&seg);
+    assert_eq!(end, on_disk, "a clean stop leaves only batches in the file");
+    broker.restart();
+    assert_eq!(read_partition0(&bs, &topic), [sent, more].concat());
+}

@@ -24,7 +24,8 @@ fn segment(b: &Broker, topic: &str, partition: i32) -> PathBuf {
 /// The bytes of the first segment of a partition on a broker (empty if it
 /// has none yet).
 fn segment_bytes(b: &Broker, topic: &str, partition: i32) -> Vec<u8> {
-    fs::read(segment(b, topic, partition)).unwrap_or_default()
+    let bytes = fs::read(segment(b, topic, partition)).unwrap_or_default();
+    common::segment_batches(&bytes).to_vec()
 }
 
 /// The partition's (leader, replicas, isr) as broker `asked` says.
@@ -346,7 +347,7 @@ fn partition_logs(b: &Broker, topic: &str, partition: i32) -> BTreeMap<String, V
         .map(|e| {
             (
                 e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).unwrap_or_default(),
+                common::segment_batches(&fs::read(e.path()).unwrap_or_default()).to_vec(),
             )
         })
         .collect()

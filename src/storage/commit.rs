@@ -330,11 +330,12 @@ pub async fn roll_segment(
     base_offset: i64,
     now: i64,
 ) -> Result<(), StorageError> {
-    let (dir, files) = {
+    let (dir, files, preallocate_bytes) = {
         let l = log.borrow();
-        (l.dir.clone(), l.files.clone())
+        (l.dir.clone(), l.files.clone(), l.config.preallocate_bytes)
     };
-    let (seg, new_writer) = create_segment(&files, &dir, base_offset, now).await?;
+    let (seg, new_writer) =
+        create_segment(&files, &dir, base_offset, now, preallocate_bytes).await?;
     persist_active_index(log, writer, true).await?;
     let old = std::mem::replace(writer, new_writer);
     log.borrow_mut().segments.insert(base_offset, seg);
@@ -356,6 +357,7 @@ pub async fn create_segment(
     dir: &std::path::Path,
     base_offset: i64,
     now: i64,
+    preallocate_bytes: u64,
 ) -> Result<(Segment, SegmentWriter), StorageError> {
     let log = files
         .open(&format::segment_file(dir, base_offset, "log"), true)
@@ -363,7 +365,9 @@ pub async fn create_segment(
     let index = format::segment_file(dir, base_offset, "index");
     let time_index = format::segment_file(dir, base_offset, "timeindex");
     let w = SegmentWriter {
-        log: Appender::over(log.clone(), 0).await?,
+        log: Appender::over(log.clone(), 0)
+            .await?
+            .preallocating(preallocate_bytes),
         index: Appender::open(files, &index, 0).await?,
         time_index: Appender::open(files, &time_index, 0).await?,
     };

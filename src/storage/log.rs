@@ -48,6 +48,12 @@ pub struct LogConfig {
     /// pushing the broker's peak RSS from about 120 to 230 MB, at the same
     /// throughput). One append larger than this is still one write.
     pub write_max_bytes: u64,
+    /// `sluice.log.preallocate.bytes`: an append smaller than this that
+    /// goes past the zeros already written ahead writes zeros on up to the
+    /// next multiple of it, so the following small appends (and their
+    /// fdatasyncs) change no file-system metadata. Costs at most this much
+    /// disk per active segment (trimmed when it closes); 0 = off.
+    pub preallocate_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -70,9 +76,16 @@ impl Default for LogConfig {
             timestamp_after_max_ms: 3_600_000,
             compression: Default::default(),
             write_max_bytes: 4 << 20,
+            preallocate_bytes: DEFAULT_PREALLOCATE_BYTES,
         }
     }
 }
+
+/// Default of `sluice.log.preallocate.bytes`: with small appends (4 KiB
+/// batches over 100 partitions, acks=all) it took records/s up 1.3-1.6x
+/// and cut broker CPU per record from 6.1 to 3.7 us; disk use grows by at
+/// most this per partition.
+pub const DEFAULT_PREALLOCATE_BYTES: u64 = 64 << 10;
 
 /// Appended batches not yet written; written in order by the committer.
 pub struct Pending {

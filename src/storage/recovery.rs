@@ -163,7 +163,7 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
     let mut segments = BTreeMap::new();
     let writer;
     if bases.is_empty() {
-        let (seg, w) = create_segment(&p.files, &dir, 0, now).await?;
+        let (seg, w) = create_segment(&p.files, &dir, 0, now, p.config.preallocate_bytes).await?;
         segments.insert(0, seg);
         writer = w;
     } else {
@@ -189,6 +189,7 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
             p.config.index_interval_bytes,
             p.previous_stop,
             p.recovery_point,
+            p.config.preallocate_bytes,
         )
         .await?;
     }
@@ -316,6 +317,7 @@ async fn recover_active(
     interval: u64,
     previous: PreviousStop,
     recovery_point: Option<i64>,
+    preallocate_bytes: u64,
 ) -> Result<SegmentWriter, StorageError> {
     let file_len = seg.size_bytes;
     // Clean restart: the indexes are complete, so only the bytes after the last
@@ -372,13 +374,15 @@ async fn recover_active(
     }
     seg.size_bytes = valid_end;
     seg.next_offset = next_offset;
-    let mut log = Appender::over(seg.file.clone(), valid_end).await?;
+    let mut log = Appender::over(seg.file.clone(), valid_end)
+        .await?
+        .preallocating(preallocate_bytes);
     if file_len > valid_end {
         let padding_only = all_zero(&*seg.file.file().await?, valid_end, file_len).await?;
         let (pos, error) = cut.expect("a shorter valid length comes from an invalid batch");
         if padding_only {
             tracing::info!(segment = %seg.path("log").display(), bytes = file_len - valid_end,
-                "trimmed block padding after the last batch");
+                "trimmed zeros after the last batch (block padding, or space written ahead)");
         } else {
             tracing::warn!(segment = %seg.path("log").display(), position = pos, bytes_cut = file_len - valid_end,
                 first_lost_offset = next_offset, %error,
@@ -492,7 +496,7 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
             .map(|()| start);
     }
     close_writer_quietly(writer).await;
-    let (interval, base) = {
+    let (config, base) = {
         let mut l = log.borrow_mut();
         let base = *l
             .segments
@@ -505,7 +509,7 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
             let seg = l.segments.remove(&b).unwrap();
             delete_segment_files(&seg);
         }
-        (l.config.index_interval_bytes, base)
+        (l.config.clone(), base)
     };
     // The position of the first batch at or past `offset`.
     let (file, from, size) = {
@@ -551,7 +555,14 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
         l.segments.remove(&base).unwrap()
     };
     let mut seg = writer;
-    let w = recover_active(&mut seg, interval, PreviousStop::Unknown, None).await;
+    let w = recover_active(
+        &mut seg,
+        config.index_interval_bytes,
+        PreviousStop::Unknown,
+        None,
+        config.preallocate_bytes,
+    )
+    .await;
     let new_end = seg.next_offset;
     let mut l = log.borrow_mut();
     l.segments.insert(base, seg);
@@ -601,7 +612,8 @@ pub async fn truncate_fully_and_start_at(log: &SharedLog, offset: i64) -> Result
         l.dir.clone()
     };
     let files = log.borrow().files.clone();
-    let created = create_segment(&files, &dir, offset, now_ms()).await;
+    let preallocate_bytes = log.borrow().config.preallocate_bytes;
+    let created = create_segment(&files, &dir, offset, now_ms(), preallocate_bytes).await;
     let mut l = log.borrow_mut();
     let (seg, w) = match created {
         Ok(x) => x,

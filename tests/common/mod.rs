@@ -522,6 +522,22 @@ pub fn truncate_file(path: &Path, new_len: u64) {
         .unwrap();
 }
 
+/// The whole record batches at the start of a segment file's bytes: the log
+/// a reader sees. After them a running broker's active segment holds zeros
+/// (block padding, and space written ahead of small appends), as many as its
+/// own writes left, so replicas' files differ there and only there.
+pub fn segment_batches(bytes: &[u8]) -> &[u8] {
+    let mut pos = 0;
+    while pos + 12 <= bytes.len() {
+        let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap());
+        if len <= 0 || pos + 12 + len as usize > bytes.len() {
+            break;
+        }
+        pos += 12 + len as usize;
+    }
+    &bytes[..pos]
+}
+
 /// How many segments (`.log` files) a partition directory holds.
 pub fn log_segments(partition_dir: &Path) -> usize {
     std::fs::read_dir(partition_dir)
