@@ -136,6 +136,7 @@ fn cross_shard(c: &mut Criterion) {
                 nr_shards: 2,
                 cross_shard_queue_depth: 64,
                 io_memory_bytes: 1 << 20,
+                sched_slice_us: None,
             };
             sluice::shard::run(cfg, move |id| {
                 let (out, done) = (out.clone(), done.clone());

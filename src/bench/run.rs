@@ -242,6 +242,7 @@ fn drive(o: &RunOptions, plan: Arc<Plan>, mut result: RunResult) -> Outcome {
             nr_shards: o.shards,
             cross_shard_queue_depth: 16,
             io_memory_bytes: IO_MEMORY_BYTES,
+            sched_slice_us: None,
         };
         std::thread::Builder::new()
             .name("bench-runtime".into())

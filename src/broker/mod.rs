@@ -156,6 +156,7 @@ pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
         nr_shards,
         cross_shard_queue_depth: cfg.cross_shard_queue_depth,
         io_memory_bytes: cfg.io_memory_bytes_per_shard,
+        sched_slice_us: (cfg.shard_sched_slice_us > 0).then_some(cfg.shard_sched_slice_us),
     };
     let cfg = Arc::new(cfg);
     let failed = Arc::new(AtomicBool::new(false));

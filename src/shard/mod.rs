@@ -9,6 +9,7 @@ pub mod budget;
 pub mod io;
 pub mod net;
 pub mod notify;
+pub mod sched;
 pub mod table;
 pub mod waker_guard;
 
@@ -68,6 +69,9 @@ pub struct RuntimeConfig {
     pub cross_shard_queue_depth: usize,
     /// Memory glommio pre-registers for DMA buffers per shard.
     pub io_memory_bytes: usize,
+    /// Scheduler slice asked for each shard thread (`sched::set_slice_us`);
+    /// `None` leaves the kernel's default.
+    pub sched_slice_us: Option<u64>,
 }
 
 /// CPUs this process may run on, in order.
@@ -107,10 +111,17 @@ where
     for (id, (txs, rxs)) in senders.into_iter().zip(receivers).enumerate() {
         let cpu = cfg.cpus[id % cfg.cpus.len()];
         let main = main.clone();
+        let slice_us = cfg.sched_slice_us;
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
             .io_memory(cfg.io_memory_bytes)
             .spawn(move || {
+                if let Some(us) = slice_us {
+                    match sched::set_slice_us(us) {
+                        Ok(()) => tracing::debug!(shard = id, slice_us = ?sched::slice_us(), "scheduler slice set"),
+                        Err(e) => tracing::warn!(shard = id, error = %e, "could not set the shard's scheduler slice"),
+                    }
+                }
                 guard_root(async move {
                     // A sender's connect waits for its receiver's, so both sides
                     // of every pair must connect concurrently or shards deadlock.
@@ -402,6 +413,7 @@ mod tests {
             nr_shards: 2,
             cross_shard_queue_depth: 16,
             io_memory_bytes: 1 << 20,
+            sched_slice_us: None,
         };
         let (t, c, r, d) = (
             threads.clone(),
