@@ -1114,12 +1114,15 @@ mod tests {
         assert_eq!(c.log_dir, PathBuf::from("/tmp/k"));
     }
 
+    /// The configuration with one key set, as `--override key=value` sets it.
+    fn with(key: &str, v: &str) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::load(None, &[(key.into(), v.into())])
+    }
+
     #[test]
     fn queued_max_request_bytes_is_split_between_shards_and_minus_one_is_no_limit() {
-        let load = |v: &str| {
-            BrokerConfig::load(None, &[("queued.max.request.bytes".into(), v.into())])
-                .map(|c| c.queued_max_request_bytes)
-        };
+        let load =
+            |v: &str| with("queued.max.request.bytes", v).map(|c| c.queued_max_request_bytes);
         let unset = BrokerConfig::load(None, &[])
             .unwrap()
             .queued_max_request_bytes;
@@ -1136,10 +1139,7 @@ mod tests {
 
     #[test]
     fn shard_sched_slice_is_in_the_kernels_range_or_off() {
-        let load = |v: &str| {
-            BrokerConfig::load(None, &[("sluice.shard.sched.slice.us".into(), v.into())])
-                .map(|c| c.shard_sched_slice_us)
-        };
+        let load = |v: &str| with("sluice.shard.sched.slice.us", v).map(|c| c.shard_sched_slice_us);
         let unset = BrokerConfig::load(None, &[]).unwrap().shard_sched_slice_us;
         assert_eq!(unset, DEFAULT_SHARD_SCHED_SLICE_US);
         assert_eq!(load("0").unwrap(), 0);
@@ -1150,10 +1150,8 @@ mod tests {
 
     #[test]
     fn preallocate_bytes_defaults_to_64_kib_and_zero_turns_it_off() {
-        let load = |v: &str| {
-            BrokerConfig::load(None, &[("sluice.log.preallocate.bytes".into(), v.into())])
-                .map(|c| c.log.preallocate_bytes)
-        };
+        let load =
+            |v: &str| with("sluice.log.preallocate.bytes", v).map(|c| c.log.preallocate_bytes);
         let unset = BrokerConfig::load(None, &[]).unwrap().log.preallocate_bytes;
         assert_eq!(unset, crate::storage::log::DEFAULT_PREALLOCATE_BYTES);
         assert_eq!(unset, 64 << 10);

@@ -82,8 +82,9 @@ impl Default for LogConfig {
 }
 
 /// Default of `sluice.log.preallocate.bytes`: with small appends (4 KiB
-/// batches over 100 partitions, acks=all) it took records/s up 1.3-1.6x
-/// and cut broker CPU per record from 6.1 to 3.7 us; disk use grows by at
+/// batches over 100 partitions, acks=all) it took records/s up 1.46x and
+/// cut broker CPU per record from 6.5 to 4.4 us (medians of 3 paired runs,
+/// perf/results/2026-12-06T05-55-06Z-small-keyed); disk use grows by at
 /// most this per partition.
 pub const DEFAULT_PREALLOCATE_BYTES: u64 = 64 << 10;
 

@@ -496,7 +496,7 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
             .map(|()| start);
     }
     close_writer_quietly(writer).await;
-    let (config, base) = {
+    let (interval, preallocate_bytes, base) = {
         let mut l = log.borrow_mut();
         let base = *l
             .segments
@@ -509,7 +509,11 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
             let seg = l.segments.remove(&b).unwrap();
             delete_segment_files(&seg);
         }
-        (l.config.clone(), base)
+        (
+            l.config.index_interval_bytes,
+            l.config.preallocate_bytes,
+            base,
+        )
     };
     // The position of the first batch at or past `offset`.
     let (file, from, size) = {
@@ -557,10 +561,10 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
     let mut seg = writer;
     let w = recover_active(
         &mut seg,
-        config.index_interval_bytes,
+        interval,
         PreviousStop::Unknown,
         None,
-        config.preallocate_bytes,
+        preallocate_bytes,
     )
     .await;
     let new_end = seg.next_offset;
