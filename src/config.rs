@@ -119,6 +119,10 @@ pub struct BrokerConfig {
     /// thread asks for (Linux 6.12+; 0 = the kernel's default). A short
     /// slice lets a shard that wakes preempt whatever runs on its core.
     pub shard_sched_slice_us: u64,
+    /// `sluice.metrics.listener` (`host:port`): where `GET /metrics` serves
+    /// the broker's latency histograms in Prometheus' format. Off (`None`)
+    /// by default, so no port is taken that the user did not name.
+    pub metrics_listener: Option<SocketAddr>,
     /// Group coordinator and `__consumer_offsets` settings.
     pub groups: crate::group::CoordinatorConfig,
     /// The metadata quorum (KRaft's keys).
@@ -390,6 +394,7 @@ impl Default for BrokerConfig {
             fetch_reads_in_flight: 8,
             cross_shard_queue_depth: 1024,
             shard_sched_slice_us: DEFAULT_SHARD_SCHED_SLICE_US,
+            metrics_listener: None,
             io_memory_bytes_per_shard: 8 << 20,
             groups: crate::group::CoordinatorConfig::default(),
             quorum: QuorumSettings::default(),
@@ -772,6 +777,21 @@ impl BrokerConfig {
                         return Err(invalid(k, v, "must be 100..=100000 (the kernel's range), or 0 for the kernel's default"));
                     }
                 }
+                "sluice.metrics.listener" => {
+                    cfg.metrics_listener = if v.trim().is_empty() {
+                        None
+                    } else {
+                        let bad = || invalid(k, v, "expected host:port (for example 127.0.0.1:9644), or empty for off");
+                        match v.trim().parse::<SocketAddr>() {
+                            Ok(a) => Some(a),
+                            Err(_) => {
+                                let (host, port) = v.trim().rsplit_once(':').ok_or_else(bad)?;
+                                let port: u16 = port.parse().map_err(|_| bad())?;
+                                Some(socket_addr(k, v, host, port)?)
+                            }
+                        }
+                    };
+                }
                 "sluice.log.write.max.bytes" => cfg.log.write_max_bytes = positive(k, v)?,
                 "sluice.log.preallocate.bytes" => {
                     cfg.log.preallocate_bytes = num(k, v)?;
@@ -1117,6 +1137,26 @@ mod tests {
     /// The configuration with one key set, as `--override key=value` sets it.
     fn with(key: &str, v: &str) -> Result<BrokerConfig, ConfigError> {
         BrokerConfig::load(None, &[(key.into(), v.into())])
+    }
+
+    #[test]
+    fn the_metrics_listener_is_off_unless_named() {
+        let load = |v: &str| with("sluice.metrics.listener", v).map(|c| c.metrics_listener);
+        assert_eq!(
+            BrokerConfig::load(None, &[]).unwrap().metrics_listener,
+            None
+        );
+        assert_eq!(load("").unwrap(), None);
+        assert_eq!(
+            load("localhost:9644").unwrap(),
+            Some("127.0.0.1:9644".parse().unwrap())
+        );
+        assert_eq!(
+            load("[::1]:9644").unwrap(),
+            Some("[::1]:9644".parse().unwrap())
+        );
+        assert!(load("9644").is_err());
+        assert!(load("127.0.0.1:port").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod connect;
 pub mod group;
 pub mod handler;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod quorum;

@@ -218,7 +218,8 @@ fn check_healthy_run(dir: &Path, out: &std::process::Output) -> RunResult {
 #[test]
 fn runs_against_a_broker_then_compare_and_report() {
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    let broker = Broker::start(&[]);
+    let metrics = format!("127.0.0.1:{}", common::free_port());
+    let broker = Broker::start(&[&format!("sluice.metrics.listener={metrics}")]);
     let pid = broker.pid().unwrap().to_string();
     let root = tempfile::tempdir().unwrap();
     let (a, b) = (root.path().join("a"), root.path().join("b"));
@@ -237,6 +238,8 @@ fn runs_against_a_broker_then_compare_and_report() {
             "1",
             "--broker-pid",
             &pid,
+            "--broker-metrics",
+            &metrics,
         ],
     );
     let ra = check_healthy_run(&a, &out);
@@ -245,6 +248,24 @@ fn runs_against_a_broker_then_compare_and_report() {
         stdout.contains("produce") && stdout.contains("p99.9"),
         "no end table:\n{stdout}"
     );
+    // The broker's own latencies over the window sit beside the client's:
+    // every acknowledged acks=all record went through a write and an
+    // fdatasync, each produce request waited for both.
+    let bl = ra
+        .broker_latency_us
+        .as_ref()
+        .expect("broker latencies in result.json");
+    assert_eq!(bl.error, None);
+    let sync = bl.log_fdatasync.as_ref().expect("fdatasyncs in the window");
+    let produce = bl
+        .produce_request
+        .as_ref()
+        .expect("produce requests in the window");
+    // (Not `writes >= syncs`: a round may straddle the window's start.)
+    assert!(bl.log_write.as_ref().is_some_and(|w| w.count > 0));
+    assert!(sync.count > 0 && produce.count > 0, "{bl:?}");
+    assert!(sync.p50 <= sync.p99 && sync.p99 <= sync.p99_9 && sync.p99_9 <= sync.max);
+    assert!(stdout.contains("fdatasync"), "no broker table:\n{stdout}");
     // B: fixed rate, keyed, compressed, two subscriptions of two consumers.
     let out = bench_run(
         &broker.bootstrap(),
@@ -317,6 +338,13 @@ fn runs_against_a_broker_then_compare_and_report() {
     assert!(out.status.success(), "{}", show_output(&out));
     let md = std::fs::read_to_string(root.path().join("report.md")).unwrap();
     assert!(md.contains("| max |") && md.contains("| keyed |"), "{md}");
+    // Run A named the broker's metrics, B did not.
+    assert_eq!(
+        md.matches("Broker-side, over the measured window").count(),
+        1,
+        "{md}"
+    );
+    assert!(md.contains("| fdatasync | "), "{md}");
     assert!(
         md.contains("](a/chart.svg)") && md.contains("](b/chart.svg)"),
         "{md}"

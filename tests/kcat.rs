@@ -205,3 +205,43 @@ fn fetch_answers_stay_within_the_request_limit() {
         assert!(l.starts_with(&format!("{i:02}")), "record {i} out of order");
     }
 }
+
+/// `GET /metrics` (`sluice.metrics.listener`) counts what a real client's
+/// acks=all produces cost the broker: each was written, fdatasync'd and
+/// answered, and each shows in its histogram.
+#[test]
+fn metrics_count_the_writes_fdatasyncs_and_requests_of_acks_all_produces() {
+    use sluice::metrics::{http::scrape, parse_histogram, LOG_FDATASYNC, LOG_WRITE, REQUEST};
+    let metrics = format!("127.0.0.1:{}", common::free_port());
+    let broker = Broker::start(&[&format!("sluice.metrics.listener={metrics}")]);
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("kcat-metrics");
+    let read = || scrape(&metrics, std::time::Duration::from_secs(10)).expect("metrics scrape");
+    produce(&bs, &topic, 0, &[], "warm\n");
+    let before = read();
+    for i in 0..3 {
+        produce(&bs, &topic, 0, &[], &format!("m{i}\n"));
+    }
+    let after = read();
+    let since = |name: &str, labels: &str| {
+        let a = parse_histogram(&after, name, labels)
+            .unwrap_or_else(|| panic!("{name} {labels}:\n{after}"));
+        a.since(&parse_histogram(&before, name, labels).unwrap_or_default())
+    };
+    // Three separate clients, each waiting for its ack: three rounds at least.
+    let (produces, syncs, writes) = (
+        since(REQUEST, "api=\"Produce\""),
+        since(LOG_FDATASYNC, ""),
+        since(LOG_WRITE, ""),
+    );
+    assert!(produces.count() >= 3, "{produces:?}");
+    assert!(syncs.count() >= 3, "{syncs:?}");
+    assert!(writes.count() >= syncs.count(), "{writes:?}");
+    assert!(since(REQUEST, "api=\"Metadata\"").count() >= 3);
+    // What a produce waited for is part of its time.
+    assert!(produces.sum_us > 0 && syncs.sum_us > 0);
+    assert_eq!(
+        consume(&bs, &topic, "%s\n", &[]),
+        ["warm", "m0", "m1", "m2"]
+    );
+}

@@ -88,6 +88,11 @@ struct RunArgs {
     /// The broker's pid, to report its CPU seconds (local brokers only).
     #[arg(long)]
     broker_pid: Option<u32>,
+    /// The broker's metrics listener (`sluice.metrics.listener`, host:port),
+    /// to report its fdatasync, write and request latencies over the
+    /// measured window beside the client's.
+    #[arg(long, value_name = "HOST:PORT")]
+    broker_metrics: Option<String>,
     /// Keep the benchmark topics afterwards (default: delete them).
     #[arg(long)]
     keep_topics: bool,
@@ -234,6 +239,7 @@ fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
         output_dir: dir.clone(),
         shards,
         broker_pid: a.broker_pid,
+        broker_metrics: a.broker_metrics.clone(),
         keep_topics: a.keep_topics,
         topic_prefix: a.topic_prefix.clone(),
         replication_factor: a.replication_factor,

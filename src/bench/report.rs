@@ -98,6 +98,29 @@ pub fn render(dir: &Path) -> Result<String, BenchError> {
         if let Some(e) = &r.error {
             let _ = writeln!(s, "**Incomplete:** {e}\n");
         }
+        if let Some(b) = &r.broker_latency_us {
+            let _ = writeln!(
+                s,
+                "Broker-side, over the measured window (`--broker-metrics`):\n\n| | count | p50 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|"
+            );
+            for (label, q) in b.rows() {
+                if let Some(q) = q {
+                    let _ = writeln!(
+                        s,
+                        "| {label} | {} | {} | {} | {} | {} |",
+                        q.count,
+                        fmt_us(q.p50),
+                        fmt_us(q.p99),
+                        fmt_us(q.p99_9),
+                        fmt_us(q.max)
+                    );
+                }
+            }
+            if let Some(e) = &b.error {
+                let _ = writeln!(s, "\n(broker metrics not read: {e})");
+            }
+            let _ = writeln!(s);
+        }
         let rel = d.strip_prefix(dir).unwrap_or(d).join(CHART_FILE);
         if d.join(CHART_FILE).is_file() {
             let _ = writeln!(s, "![{} chart]({})", r.name, rel.display());

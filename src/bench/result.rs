@@ -135,6 +135,89 @@ pub struct RunResult {
     pub e2e_latency_us: Latency,
     pub cpu: Cpu,
     pub timeline: Vec<Sample>,
+    /// The broker's own latencies over the measured window, when it was
+    /// given with `--broker-metrics` (absent in older results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_latency_us: Option<BrokerLatency>,
+}
+
+/// One broker-side latency distribution over the measured window, from the
+/// broker's histograms (each value is its bucket's upper bound: at most
+/// 12.5% high).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BrokerQuantiles {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub max: u64,
+}
+
+impl BrokerQuantiles {
+    pub fn of(c: &crate::metrics::Counts) -> Option<Self> {
+        let n = c.count();
+        (n > 0).then(|| BrokerQuantiles {
+            count: n,
+            mean: c.sum_us as f64 / n as f64,
+            p50: c.quantile_us(0.50).unwrap_or(0),
+            p99: c.quantile_us(0.99).unwrap_or(0),
+            p99_9: c.quantile_us(0.999).unwrap_or(0),
+            max: c.max_us().unwrap_or(0),
+        })
+    }
+}
+
+/// What the broker measured itself over the run's measured window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BrokerLatency {
+    /// One fdatasync of a partition's segment.
+    pub log_fdatasync: Option<BrokerQuantiles>,
+    /// One DMA write of a partition's appends.
+    pub log_write: Option<BrokerQuantiles>,
+    /// Produce requests, read to answered.
+    pub produce_request: Option<BrokerQuantiles>,
+    /// Fetch requests, read to answered (long polls included).
+    pub fetch_request: Option<BrokerQuantiles>,
+    /// Why the broker's metrics could not be read, when they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl BrokerLatency {
+    /// The difference of two scrapes of `GET /metrics`.
+    pub fn between(before: &str, after: &str) -> Self {
+        use crate::metrics::{parse_histogram, LOG_FDATASYNC, LOG_WRITE, REQUEST};
+        let window = |name: &str, labels: &str| {
+            let a = parse_histogram(after, name, labels)?;
+            let b = parse_histogram(before, name, labels).unwrap_or_default();
+            BrokerQuantiles::of(&a.since(&b))
+        };
+        BrokerLatency {
+            log_fdatasync: window(LOG_FDATASYNC, ""),
+            log_write: window(LOG_WRITE, ""),
+            produce_request: window(REQUEST, "api=\"Produce\""),
+            fetch_request: window(REQUEST, "api=\"Fetch\""),
+            error: None,
+        }
+    }
+
+    pub fn failed(error: String) -> Self {
+        BrokerLatency {
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+
+    /// (label, quantiles) in report order.
+    pub fn rows(&self) -> [(&'static str, &Option<BrokerQuantiles>); 4] {
+        [
+            ("fdatasync", &self.log_fdatasync),
+            ("log write", &self.log_write),
+            ("produce req", &self.produce_request),
+            ("fetch req", &self.fetch_request),
+        ]
+    }
 }
 
 impl RunResult {
@@ -204,6 +287,34 @@ pub fn summary(r: &RunResult) -> String {
         "cpu             client {:.2} s, broker {broker}, wall {:.1} s",
         r.cpu.client_s, r.cpu.wall_s
     );
+    if let Some(b) = &r.broker_latency_us {
+        let _ = writeln!(
+            s,
+            "{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}",
+            "broker", "count", "p50", "p99", "p99.9", "max"
+        );
+        for (label, q) in b.rows() {
+            match q {
+                Some(q) => {
+                    let _ = writeln!(
+                        s,
+                        "  {label:<14}{:>10}{:>10}{:>10}{:>10}{:>10}",
+                        q.count,
+                        fmt_us(q.p50),
+                        fmt_us(q.p99),
+                        fmt_us(q.p99_9),
+                        fmt_us(q.max)
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "  {label:<14}{:>10}", 0);
+                }
+            }
+        }
+        if let Some(e) = &b.error {
+            let _ = writeln!(s, "  (broker metrics not read: {e})");
+        }
+    }
     if let Some(e) = &r.error {
         let _ = writeln!(s, "INCOMPLETE: {e}");
     }

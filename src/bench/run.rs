@@ -13,7 +13,9 @@ use hdrhistogram::Histogram;
 use super::cpu;
 use super::plan::{self, Plan, SetupOptions};
 use super::progress::Progress;
-use super::result::{Cpu, Latency, RunResult, Sample, Throughput, Totals, FORMAT_VERSION};
+use super::result::{
+    BrokerLatency, Cpu, Latency, RunResult, Sample, Throughput, Totals, FORMAT_VERSION,
+};
 use super::stats::{new_histogram, Shared};
 use super::workload::Workload;
 use super::{consumer, producer, ShardCtx};
@@ -37,6 +39,9 @@ pub struct RunOptions {
     pub output_dir: PathBuf,
     pub shards: usize,
     pub broker_pid: Option<u32>,
+    /// The broker's `sluice.metrics.listener` (host:port): its own latencies
+    /// over the measured window go beside the client's.
+    pub broker_metrics: Option<String>,
     pub keep_topics: bool,
     pub topic_prefix: Option<String>,
     pub replication_factor: i16,
@@ -166,6 +171,7 @@ pub fn run(o: &RunOptions) -> Outcome {
         e2e_latency_us: Latency::default(),
         cpu: Cpu::default(),
         timeline: Vec::new(),
+        broker_latency_us: None,
     };
     let mut outcome = match plan::prepare(w, &setup) {
         Ok(plan) => {
@@ -269,6 +275,13 @@ fn drive(o: &RunOptions, plan: Arc<Plan>, mut result: RunResult) -> Outcome {
     };
     let zero = Snapshot::default();
     let mut window_start = (start, zero);
+    let scrape = || {
+        o.broker_metrics
+            .as_ref()
+            .map(|a| crate::metrics::http::scrape(a, o.connect_timeout))
+    };
+    let mut metrics_start = scrape();
+    let mut metrics_end = None;
     let mut window_end: Option<(Instant, Snapshot)> = None;
     let mut backlog_end = (start, zero);
     let mut deadline = match phase {
@@ -332,10 +345,12 @@ fn drive(o: &RunOptions, plan: Arc<Plan>, mut result: RunResult) -> Outcome {
         match phase {
             Phase::Warmup if elapsed_s >= w.warmup_seconds => {
                 window_start = (now, Snapshot::take(&shared));
+                metrics_start = scrape();
                 phase = Phase::Measure;
             }
             Phase::Measure if now >= deadline => {
                 window_end = Some((now, Snapshot::take(&shared)));
+                metrics_end = scrape();
                 shared.stop_producing.set();
                 deadline = now + o.drain_timeout;
                 phase = Phase::Drain;
@@ -377,16 +392,19 @@ fn drive(o: &RunOptions, plan: Arc<Plan>, mut result: RunResult) -> Outcome {
             Phase::BacklogSettle if done_producing => {
                 backlog_end = (now, Snapshot::take(&shared));
                 window_start = backlog_end;
+                metrics_start = scrape();
                 shared.consumers_go.set();
                 deadline = now + Duration::from_secs_f64(w.test_duration_seconds);
                 phase = Phase::CatchUp;
             }
             Phase::CatchUp if caught_up(&shared) => {
                 window_end = Some((now, Snapshot::take(&shared)));
+                metrics_end = scrape();
                 phase = Phase::Done;
             }
             Phase::CatchUp if now >= deadline => {
                 window_end = Some((now, Snapshot::take(&shared)));
+                metrics_end = scrape();
                 shared.fail(format!(
                     "consumers did not read the backlog within testDurationSeconds ({} s)",
                     w.test_duration_seconds
@@ -419,6 +437,15 @@ fn drive(o: &RunOptions, plan: Arc<Plan>, mut result: RunResult) -> Outcome {
     let (end_t, end_snap) = window_end.unwrap_or((stopped_at, Snapshot::take(&shared)));
     let window_s = (end_t - window_start.0).as_secs_f64();
     result.measured_s = window_s;
+    if let Some(start) = metrics_start {
+        let end = metrics_end
+            .or_else(scrape)
+            .expect("scraped at the start, so at the end");
+        result.broker_latency_us = Some(match (start, end) {
+            (Ok(a), Ok(b)) => BrokerLatency::between(&a, &b),
+            (Err(e), _) | (_, Err(e)) => BrokerLatency::failed(e),
+        });
+    }
     if catch_up {
         let build_s = (backlog_end.0 - start).as_secs_f64();
         let b = if backlog_end.1.produced_msgs > 0 {

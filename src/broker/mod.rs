@@ -173,6 +173,15 @@ pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
         (cfg.clone(), stop.clone(), failed.clone(), closed.clone());
     let health = LogDirHealth::default();
     let health2 = health.clone();
+    let metrics = crate::metrics::BrokerMetrics::new(nr_shards);
+    let metrics_server = match cfg.metrics_listener {
+        Some(addr) => Some(crate::metrics::http::start(
+            addr,
+            metrics.clone(),
+            stop.clone(),
+        )?),
+        None => None,
+    };
     let signals = Signals { term, serving };
     shard::run(rt, move |id| {
         let (cfg, stop, failed, barriers, closed, signals) = (
@@ -193,6 +202,7 @@ pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
             meta_cluster_id: meta_cluster_id.clone(),
             previous_stop,
             health: health2.clone(),
+            metrics: metrics.shard(id),
         };
         async move {
             let ended = shard_main(id, cfg, start, stop.clone(), signals, barriers).await;
@@ -204,6 +214,12 @@ pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
             }
         }
     })?;
+    if let Some((_, thread)) = metrics_server {
+        // `stop` is set once the shards are done; the thread sees it within
+        // its poll interval.
+        stop.store(true, Ordering::SeqCst);
+        let _ = thread.join();
+    }
     if let Some(cause) = health.failure() {
         // No checkpoints, no clean-shutdown marker and no boot id: the next
         // start checks every tail against what was fsync'ed, even in this
@@ -339,6 +355,8 @@ struct ShardStart {
     previous_stop: PreviousStop,
     /// The log dir's, shared by every shard.
     health: LogDirHealth,
+    /// This shard's latency histograms.
+    metrics: Arc<crate::metrics::ShardMetrics>,
 }
 
 /// How often a starting shard looks whether the cluster has its id yet.
@@ -366,6 +384,7 @@ async fn shard_main(
         start.image,
         start.previous_stop,
         start.health.clone(),
+        start.metrics.clone(),
     )
     .await?;
     if !states_ready.arrive_and_wait(&stop).await {

@@ -27,6 +27,8 @@ pub struct ShardState {
     pub table: RefCell<ShardTable>,
     pub logs: RefCell<PartitionLogs>,
     pub committer: Rc<Committer>,
+    /// This shard's latency histograms (written here, read by a scrape).
+    pub metrics: std::sync::Arc<crate::metrics::ShardMetrics>,
     /// Groups whose `__consumer_offsets` partition this shard owns.
     pub groups: crate::group::coordinator::Shared,
     tail_budget: Rc<TailBudget>,
@@ -70,13 +72,15 @@ impl ShardState {
         catalog: Catalog,
         previous_stop: PreviousStop,
         health: crate::storage::LogDirHealth,
+        metrics: std::sync::Arc<crate::metrics::ShardMetrics>,
     ) -> anyhow::Result<Rc<Self>> {
         let state = Rc::new(ShardState {
             id,
             catalog: RefCell::new(Rc::new(Catalog::default())),
             table: RefCell::new(ShardTable::new(shard::count())),
             logs: RefCell::new(PartitionLogs::default()),
-            committer: Committer::new(health.clone()),
+            committer: Committer::new(health.clone(), metrics.clone()),
+            metrics: metrics.clone(),
             groups: crate::group::Coordinator::new(cfg.groups.clone()),
             tail_budget: TailBudget::with_read_ahead(
                 cfg.tail_cache_bytes_per_shard,
@@ -111,6 +115,7 @@ impl ShardState {
                 move || st.logs.borrow().all(),
                 ms,
                 health,
+                metrics,
             ))
             .detach();
         }

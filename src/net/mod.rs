@@ -80,14 +80,21 @@ async fn connection(stream: shard::net::Stream, state: State, peer: Rc<str>) -> 
     // Responses leave in request order: the reader queues each request's task,
     // the writer awaits them in that order. The queue bound is the in-flight
     // limit; reading pauses while it is full.
-    let (mut tx, mut rx) = futures::channel::mpsc::channel::<shard::Task<Option<Response>>>(
-        state.cfg.max_inflight_requests_per_connection,
+    // Each request carries when it was read, for its API's latency histogram.
+    type Queued = (
+        std::time::Instant,
+        crate::protocol::ApiKey,
+        shard::Task<Option<Response>>,
     );
+    let (mut tx, mut rx) =
+        futures::channel::mpsc::channel::<Queued>(state.cfg.max_inflight_requests_per_connection);
+    let metrics = state.metrics.clone();
     let writer = shard::spawn(async move {
-        while let Some(task) = rx.next().await {
+        while let Some((read_at, api, task)) = rx.next().await {
             if let Some(resp) = task.await {
                 write_response(&mut wr, resp).await?;
             }
+            metrics.request(api, read_at.elapsed());
         }
         Ok::<(), std::io::Error>(())
     });
@@ -133,6 +140,7 @@ async fn connection(stream: shard::net::Stream, state: State, peer: Rc<str>) -> 
             shard::timeout(read_timeout, rd.read_exact(&mut frame))
                 .await
                 .ok_or(Closed::Stalled(read_ms))??;
+            let read_at = std::time::Instant::now();
             let mut parsed = request::parse_header(frame.freeze())?;
             let (api, version) = (parsed.api, parsed.header.request_api_version);
             let supported = crate::protocol::versions::is_supported(api, version);
@@ -153,7 +161,7 @@ async fn connection(stream: shard::net::Stream, state: State, peer: Rc<str>) -> 
             let task = shard::spawn(async move {
                 crate::handler::handle(st, header, api, body, peer, permit).await
             });
-            if tx.send(task).await.is_err() {
+            if tx.send((read_at, api, task)).await.is_err() {
                 return Ok(());
             }
         }

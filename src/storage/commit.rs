@@ -4,7 +4,8 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
@@ -14,6 +15,7 @@ use super::format;
 use super::log::{Pending, SharedLog};
 use super::segment::{Segment, SegmentWriter};
 use super::{now_ms, LogDirHealth, StorageError};
+use crate::metrics::ShardMetrics;
 use crate::shard::notify::Notify;
 
 /// Index entries are written to their files in chunks of at least this many,
@@ -33,15 +35,18 @@ pub struct Committer {
     /// Shared by every shard's committer: a write error on any of them
     /// takes the dir offline for all.
     health: LogDirHealth,
+    /// This shard's write and fdatasync latencies go here.
+    metrics: Arc<ShardMetrics>,
 }
 
 impl Committer {
-    pub fn new(health: LogDirHealth) -> Rc<Self> {
+    pub fn new(health: LogDirHealth, metrics: Arc<ShardMetrics>) -> Rc<Self> {
         Rc::new(Committer {
             dirty: Default::default(),
             wake: Notify::new(),
             stopping: Default::default(),
             health,
+            metrics,
         })
     }
 
@@ -72,7 +77,12 @@ impl Committer {
                 wake.await;
                 continue;
             }
-            join_all(round.into_iter().map(|l| flush_partition(l, &self.health))).await;
+            join_all(
+                round
+                    .into_iter()
+                    .map(|l| flush_partition(l, &self.health, &self.metrics)),
+            )
+            .await;
         }
     }
 
@@ -81,6 +91,7 @@ impl Committer {
         logs: impl Fn() -> Vec<SharedLog>,
         interval_ms: u64,
         health: LogDirHealth,
+        metrics: Arc<ShardMetrics>,
     ) {
         loop {
             crate::shard::sleep(Duration::from_millis(interval_ms)).await;
@@ -90,7 +101,7 @@ impl Committer {
                     l.synced_offset < l.written_end && l.writer.is_some()
                 };
                 if dirty && health.failure().is_none() {
-                    if let Err(e) = sync_log(&log).await {
+                    if let Err(e) = sync_log(&log, &metrics).await {
                         health.check(&e);
                     }
                 }
@@ -99,12 +110,14 @@ impl Committer {
     }
 }
 
-async fn sync_log(log: &SharedLog) -> Result<(), StorageError> {
+async fn sync_log(log: &SharedLog, metrics: &ShardMetrics) -> Result<(), StorageError> {
     let Some(w) = log.borrow_mut().writer.take() else {
         return Ok(());
     };
     let written = log.borrow().written_end;
+    let t = Instant::now();
     let r = w.log.sync().await;
+    metrics.log_fdatasync.record(t.elapsed());
     let mut l = log.borrow_mut();
     l.writer = Some(w);
     r?;
@@ -114,7 +127,7 @@ async fn sync_log(log: &SharedLog) -> Result<(), StorageError> {
 }
 
 /// Write everything pending on `log`, sync if asked, answer the waiters.
-async fn flush_partition(log: SharedLog, health: &LogDirHealth) {
+async fn flush_partition(log: SharedLog, health: &LogDirHealth, metrics: &ShardMetrics) {
     let (pending, writer) = {
         let mut l = log.borrow_mut();
         (std::mem::take(&mut l.pending), l.writer.take())
@@ -134,7 +147,7 @@ async fn flush_partition(log: SharedLog, health: &LogDirHealth) {
         return;
     };
     let pending: Vec<Pending> = pending.into_iter().collect();
-    let result = write_pending(&log, &mut writer, &pending).await;
+    let result = write_pending(&log, &mut writer, &pending, metrics).await;
     let result = match result {
         Ok(()) => {
             let must_sync = {
@@ -143,16 +156,14 @@ async fn flush_partition(log: SharedLog, health: &LogDirHealth) {
                     || l.unsynced_messages >= l.config.flush_interval_messages
             };
             if must_sync {
-                writer
-                    .log
-                    .sync()
-                    .await
-                    .map_err(StorageError::from)
-                    .map(|()| {
-                        let mut l = log.borrow_mut();
-                        l.synced_offset = l.written_end;
-                        l.unsynced_messages = 0;
-                    })
+                let t = Instant::now();
+                let synced = writer.log.sync().await;
+                metrics.log_fdatasync.record(t.elapsed());
+                synced.map_err(StorageError::from).map(|()| {
+                    let mut l = log.borrow_mut();
+                    l.synced_offset = l.written_end;
+                    l.unsynced_messages = 0;
+                })
             } else {
                 Ok(())
             }
@@ -207,6 +218,7 @@ async fn write_pending(
     log: &SharedLog,
     writer: &mut SegmentWriter,
     pending: &[Pending],
+    metrics: &ShardMetrics,
 ) -> Result<(), StorageError> {
     let mut i = 0;
     while i < pending.len() {
@@ -240,6 +252,7 @@ async fn write_pending(
         let run = &pending[i..j];
         let start = writer.log.len();
         let before = { log.borrow().written_end };
+        let t = Instant::now();
         let res = writer
             .log
             .append_with(run_bytes as usize, |dst| {
@@ -250,6 +263,7 @@ async fn write_pending(
                 }
             })
             .await;
+        metrics.log_write.record(t.elapsed());
         if let Err(e) = res {
             // The failed write may have left bytes past the logical end; cut them
             // so a restart finds nothing of this append.
