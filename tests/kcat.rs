@@ -244,4 +244,28 @@ fn metrics_count_the_writes_fdatasyncs_and_requests_of_acks_all_produces() {
         consume(&bs, &topic, "%s\n", &[]),
         ["warm", "m0", "m1", "m2"]
     );
+    // The same window from two saved scrapes, as perf/peer reads it.
+    let dir = tempfile::tempdir().unwrap();
+    let (b, a) = (dir.path().join("before"), dir.path().join("after"));
+    std::fs::write(&b, &before).unwrap();
+    std::fs::write(&a, &after).unwrap();
+    let out = run_ok(
+        Command::new(common::sluice_bin())
+            .args(["bench", "metrics-window"])
+            .arg(&b)
+            .arg(&a),
+        None,
+        Duration::from_secs(20),
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = |label: &str| {
+        let line = table.lines().find(|l| l.trim_start().starts_with(label));
+        let count = line.and_then(|l| l.split_whitespace().nth(label.split(' ').count()));
+        count
+            .unwrap_or_else(|| panic!("no {label} row:\n{table}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(row("fdatasync"), syncs.count(), "{table}");
+    assert_eq!(row("produce req"), produces.count(), "{table}");
 }

@@ -63,6 +63,10 @@ enum BenchCmd {
     Compare { a: PathBuf, b: PathBuf },
     /// Render DIR/report.md from every run saved under DIR.
     Report { dir: PathBuf },
+    /// The broker's own latencies between two saved scrapes of its
+    /// `GET /metrics` (`sluice.metrics.listener`), as `run --broker-metrics`
+    /// prints them: for clients other than `sluice bench` (perf/peer).
+    MetricsWindow { before: PathBuf, after: PathBuf },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -223,6 +227,15 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         BenchCmd::Report { dir } => {
             print!("{}", report::write(&dir)?);
             eprintln!("written to {}", dir.join("report.md").display());
+            Ok(())
+        }
+        BenchCmd::MetricsWindow { before, after } => {
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+            };
+            let window = result::BrokerLatency::between(&read(&before)?, &read(&after)?);
+            print!("{}", result::broker_table(&window));
             Ok(())
         }
     }

@@ -288,35 +288,43 @@ pub fn summary(r: &RunResult) -> String {
         r.cpu.client_s, r.cpu.wall_s
     );
     if let Some(b) = &r.broker_latency_us {
-        let _ = writeln!(
-            s,
-            "{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}",
-            "broker", "count", "p50", "p99", "p99.9", "max"
-        );
-        for (label, q) in b.rows() {
-            match q {
-                Some(q) => {
-                    let _ = writeln!(
-                        s,
-                        "  {label:<14}{:>10}{:>10}{:>10}{:>10}{:>10}",
-                        q.count,
-                        fmt_us(q.p50),
-                        fmt_us(q.p99),
-                        fmt_us(q.p99_9),
-                        fmt_us(q.max)
-                    );
-                }
-                None => {
-                    let _ = writeln!(s, "  {label:<14}{:>10}", 0);
-                }
-            }
-        }
-        if let Some(e) = &b.error {
-            let _ = writeln!(s, "  (broker metrics not read: {e})");
-        }
+        s.push_str(&broker_table(b));
     }
     if let Some(e) = &r.error {
         let _ = writeln!(s, "INCOMPLETE: {e}");
+    }
+    s
+}
+
+/// The broker's own latencies as `sluice bench` prints them: one row per
+/// histogram (count, p50, p99, p99.9, max).
+pub fn broker_table(b: &BrokerLatency) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "broker", "count", "p50", "p99", "p99.9", "max"
+    );
+    for (label, q) in b.rows() {
+        match q {
+            Some(q) => {
+                let _ = writeln!(
+                    s,
+                    "  {label:<14}{:>10}{:>10}{:>10}{:>10}{:>10}",
+                    q.count,
+                    fmt_us(q.p50),
+                    fmt_us(q.p99),
+                    fmt_us(q.p99_9),
+                    fmt_us(q.max)
+                );
+            }
+            None => {
+                let _ = writeln!(s, "  {label:<14}{:>10}", 0);
+            }
+        }
+    }
+    if let Some(e) = &b.error {
+        let _ = writeln!(s, "  (broker metrics not read: {e})");
     }
     s
 }

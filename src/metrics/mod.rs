@@ -74,6 +74,14 @@ impl Histogram {
         self.record_us(d.as_micros().min(u64::MAX as u128) as u64);
     }
 
+    /// Runs `f` and records how long it took.
+    pub async fn time<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        let t = std::time::Instant::now();
+        let out = f.await;
+        self.record(t.elapsed());
+        out
+    }
+
     pub fn record_us(&self, us: u64) {
         self.buckets[bucket_index(us)].fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
@@ -217,23 +225,19 @@ impl BrokerMetrics {
             &mut out,
             LOG_WRITE,
             "One DMA write of a partition's pending appends.",
-            &[("", self.sum(|s| &s.log_write))],
+            &[(String::new(), self.sum(|s| &s.log_write))],
         );
         write_histogram(
             &mut out,
             LOG_FDATASYNC,
             "One fdatasync of a partition's segment.",
-            &[("", self.sum(|s| &s.log_fdatasync))],
+            &[(String::new(), self.sum(|s| &s.log_fdatasync))],
         );
         let requests: Vec<(String, Counts)> = SUPPORTED
             .iter()
             .enumerate()
             .map(|(i, api)| (format!("api=\"{api:?}\""), self.sum(|s| &s.requests[i])))
             .filter(|(_, c)| c.count() > 0)
-            .collect();
-        let requests: Vec<(&str, Counts)> = requests
-            .iter()
-            .map(|(l, c)| (l.as_str(), c.clone()))
             .collect();
         write_histogram(
             &mut out,
@@ -245,7 +249,7 @@ impl BrokerMetrics {
     }
 }
 
-fn write_histogram(out: &mut String, name: &str, help: &str, series: &[(&str, Counts)]) {
+fn write_histogram(out: &mut String, name: &str, help: &str, series: &[(String, Counts)]) {
     use std::fmt::Write;
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} histogram");

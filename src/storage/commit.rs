@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 
@@ -115,9 +115,7 @@ async fn sync_log(log: &SharedLog, metrics: &ShardMetrics) -> Result<(), Storage
         return Ok(());
     };
     let written = log.borrow().written_end;
-    let t = Instant::now();
-    let r = w.log.sync().await;
-    metrics.log_fdatasync.record(t.elapsed());
+    let r = metrics.log_fdatasync.time(w.log.sync()).await;
     let mut l = log.borrow_mut();
     l.writer = Some(w);
     r?;
@@ -156,14 +154,16 @@ async fn flush_partition(log: SharedLog, health: &LogDirHealth, metrics: &ShardM
                     || l.unsynced_messages >= l.config.flush_interval_messages
             };
             if must_sync {
-                let t = Instant::now();
-                let synced = writer.log.sync().await;
-                metrics.log_fdatasync.record(t.elapsed());
-                synced.map_err(StorageError::from).map(|()| {
-                    let mut l = log.borrow_mut();
-                    l.synced_offset = l.written_end;
-                    l.unsynced_messages = 0;
-                })
+                metrics
+                    .log_fdatasync
+                    .time(writer.log.sync())
+                    .await
+                    .map_err(StorageError::from)
+                    .map(|()| {
+                        let mut l = log.borrow_mut();
+                        l.synced_offset = l.written_end;
+                        l.unsynced_messages = 0;
+                    })
             } else {
                 Ok(())
             }
@@ -252,18 +252,16 @@ async fn write_pending(
         let run = &pending[i..j];
         let start = writer.log.len();
         let before = { log.borrow().written_end };
-        let t = Instant::now();
-        let res = writer
-            .log
-            .append_with(run_bytes as usize, |dst| {
+        let res = metrics
+            .log_write
+            .time(writer.log.append_with(run_bytes as usize, |dst| {
                 let mut at = 0;
                 for p in run {
                     dst[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
                     at += p.bytes.len();
                 }
-            })
+            }))
             .await;
-        metrics.log_write.record(t.elapsed());
         if let Err(e) = res {
             // The failed write may have left bytes past the logical end; cut them
             // so a restart finds nothing of this append.
