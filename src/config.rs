@@ -1189,14 +1189,14 @@ mod tests {
     }
 
     #[test]
-    fn preallocate_bytes_defaults_to_64_kib_and_zero_turns_it_off() {
+    fn preallocate_bytes_defaults_to_1_mib_and_zero_turns_it_off() {
         let load =
             |v: &str| with("sluice.log.preallocate.bytes", v).map(|c| c.log.preallocate_bytes);
         let unset = BrokerConfig::load(None, &[]).unwrap().log.preallocate_bytes;
         assert_eq!(unset, crate::storage::log::DEFAULT_PREALLOCATE_BYTES);
-        assert_eq!(unset, 64 << 10);
+        assert_eq!(unset, 1 << 20);
         assert_eq!(load("0").unwrap(), 0);
-        assert_eq!(load("1048576").unwrap(), 1 << 20);
+        assert_eq!(load("65536").unwrap(), 64 << 10);
         assert!(load("-1").is_err());
         assert!(load("2147483648").is_err(), "more than a segment");
     }

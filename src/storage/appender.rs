@@ -1,18 +1,98 @@
 //! Append-only file over O_DIRECT: arbitrary-length appends become aligned DMA
 //! writes by rewriting the last partial block together with the new bytes.
 //!
-//! Small appends can write zeros ahead of themselves (`preallocating`): the
-//! next ones then overwrite blocks the file system has already allocated, so
-//! their fdatasync has no allocation or file size to write, only the
+//! Small appends keep zeros written ahead of themselves (`preallocating`):
+//! the next ones then overwrite blocks the file system has already allocated,
+//! so their fdatasync has no allocation or file size to write, only the
 //! device's cache to flush. Measured on ext4 (perf/results, small-keyed):
 //! each appending fdatasync also wrote the block bitmap, the group
 //! descriptor and the inode, one synchronous write after the other.
+//!
+//! The zeros are written (and fdatasync'd) by a task beside the appends, not
+//! by an append: written inline, a unit of zeros sat on one produce's path
+//! and raised the produce p99 (perf/results/2026-12-06T08-50-00Z-broker-latency,
+//! 1 MiB unit at 50k msg/s: log write p99 0.3 -> 0.9 ms). An append waits for
+//! them only when it reaches them before they are done.
+//! The task fdatasyncs them so that no append's fdatasync carries their
+//! allocation: left to the next append's, it raised the fdatasync p99 from
+//! 0.8-1.0 to 1.2-1.5 ms at 50k msg/s (perf/results/2026-12-06T20-45-00Z-zeros-ahead).
 
+use std::cell::Cell;
 use std::io;
 use std::path::Path;
 use std::rc::Rc;
 
+use futures::FutureExt;
+
 use super::files::{FileHandle, OpenFiles};
+use crate::shard::io::DmaFile;
+use crate::shard::Task;
+
+/// Zeros are written ahead for about this many more appends of the size just
+/// made (bounded by `sluice.log.preallocate.bytes`), so a partition's
+/// preallocation follows its traffic: an idle or trickling partition keeps
+/// `AHEAD_MIN_BYTES`, not the maximum, of zeros on disk.
+const AHEAD_APPENDS: u64 = 8;
+
+/// Least written ahead at a time.
+const AHEAD_MIN_BYTES: u64 = 64 << 10;
+
+/// Only appends smaller than this keep zeros ahead: a larger one has little
+/// allocation to save per byte, and when it reaches zeros still in flight it
+/// waits for their write and fdatasync; the zeros ahead of it are also
+/// written twice, which a disk-bound producer of large batches pays for.
+/// (The version without this bound made W1 0.87x of the 64 KiB inline
+/// zeros, perf/results/2026-12-06T20-48-43Z-peer; with it 0.91x,
+/// 2026-12-06T21-00-29Z-peer; one binary against itself 0.82-0.88x: the
+/// harness cannot tell them apart, so this bound is a precaution.)
+const AHEAD_APPEND_MAX_BYTES: u64 = 64 << 10;
+
+/// At most this many bytes of zeros are being written ahead by a shard at
+/// once (each write holds a DMA buffer of its size): 128 partitions' 64 KiB,
+/// or 8 at the 1 MiB default of `sluice.log.preallocate.bytes`. An appender
+/// finding no room tries again after its next append. Counted in bytes, not
+/// writes: with a limit of 8 writes, most of a shard's 50 small-keyed
+/// partitions appended past their zeros, and its records/s fell below what
+/// it was with zeros written inline (median 291k vs 313k,
+/// perf/results/2026-12-06T20-45-00Z-zeros-ahead).
+pub const AHEAD_IN_FLIGHT_BYTES_MAX: u64 = 8 << 20;
+
+thread_local! {
+    /// Bytes of zeros being written ahead on this thread (a shard is a thread).
+    static AHEAD_IN_FLIGHT_BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Room for one write ahead in the shard's `AHEAD_IN_FLIGHT_BYTES_MAX`,
+/// given back when dropped (also when its task is cancelled).
+struct AheadSlot(u64);
+
+impl AheadSlot {
+    fn take(bytes: u64) -> Option<Self> {
+        AHEAD_IN_FLIGHT_BYTES.with(|n| {
+            (n.get() + bytes <= AHEAD_IN_FLIGHT_BYTES_MAX).then(|| {
+                n.set(n.get() + bytes);
+                AheadSlot(bytes)
+            })
+        })
+    }
+}
+
+impl Drop for AheadSlot {
+    fn drop(&mut self) {
+        AHEAD_IN_FLIGHT_BYTES.with(|n| {
+            assert!(n.get() >= self.0, "write-ahead room given back twice");
+            n.set(n.get() - self.0)
+        });
+    }
+}
+
+/// What a write of zeros ahead did.
+struct AheadDone {
+    /// End of the zeros it wrote (its start when it wrote none).
+    reached: u64,
+    /// Its fdatasync, when it wrote any.
+    synced: io::Result<()>,
+}
 
 pub struct Appender {
     /// Through the shard's open-file cache: an idle appender holds no
@@ -26,12 +106,17 @@ pub struct Appender {
     /// rewritten in front of the next append.
     tail: Vec<u8>,
     /// End of what this appender has written to the file: zeros lie in
-    /// [len, written_to) when an append wrote ahead. Appends that end below
-    /// it overwrite allocated blocks.
+    /// [len, written_to) when zeros were written ahead. Appends that end
+    /// below it overwrite allocated blocks.
     written_to: u64,
-    /// Write zeros up to the next multiple of this (a multiple of `align`)
-    /// when an append smaller than it goes past `written_to`; 0 = never.
+    /// Most zeros kept written ahead (a multiple of `align`); 0 = never.
     preallocate_bytes: u64,
+    /// Zeros being written from `written_to` on, beside the appends.
+    ahead: Option<Task<AheadDone>>,
+    /// The fdatasync of zeros written ahead failed. The next `sync` reports
+    /// it: the kernel reports a write-back error once per open file, and
+    /// that report may have gone to the write ahead instead.
+    ahead_error: Option<io::Error>,
 }
 
 impl Appender {
@@ -65,13 +150,15 @@ impl Appender {
             tail,
             written_to: len,
             preallocate_bytes: 0,
+            ahead: None,
+            ahead_error: None,
         })
     }
 
-    /// Let appends smaller than `bytes` write zeros ahead of themselves up
-    /// to the next multiple of `bytes` (`sluice.log.preallocate.bytes`; 0 =
-    /// off). The zeros lie past the logical length: `close` trims them, and
-    /// recovery after a crash cuts them as it cuts block padding.
+    /// Keep up to `bytes` of zeros written ahead of small appends
+    /// (`sluice.log.preallocate.bytes`; 0 = off). The zeros lie past the
+    /// logical length: `close` trims them, and recovery after a crash cuts
+    /// them as it cuts block padding.
     pub fn preallocating(mut self, bytes: u64) -> Self {
         self.preallocate_bytes = bytes.div_ceil(self.align) * self.align;
         self
@@ -91,33 +178,23 @@ impl Appender {
         if n == 0 {
             return Ok(());
         }
-        let file = self.file.file().await?;
         let start = self.len - self.tail.len() as u64;
         let used = self.tail.len() + n;
         let padded = (used as u64).div_ceil(self.align) * self.align;
-        let to = self.write_ahead_to(start + padded, n);
-        let mut buf = file.alloc((to - start) as usize);
+        if start + padded > self.written_to {
+            // Zeros on their way cover (some of) this write: let them land
+            // first, so this write overwrites them instead of racing them.
+            self.wait_ahead().await;
+        }
+        let file = self.file.file().await?;
+        let mut buf = file.alloc(padded as usize);
         let dst = buf.as_mut_slice();
         dst[..self.tail.len()].copy_from_slice(&self.tail);
         fill(&mut dst[self.tail.len()..used]);
         dst[used..].fill(0);
         let new_tail_start = (used as u64 / self.align * self.align) as usize;
         let new_tail = dst[new_tail_start..used].to_vec();
-        // Zeros ahead are an optimisation: without room for them, the append
-        // alone may still fit (kept for that case, at most one preallocation
-        // unit, once per unit).
-        let alone = (to > start + padded).then(|| dst[..padded as usize].to_vec());
-        let mut written = file.write_at(buf, start).await;
-        if let Some(alone) = alone {
-            if !matches!(written, Ok(w) if w as u64 == to - start) {
-                tracing::debug!(path = %self.file.path().display(), result = ?written,
-                    "no room to write zeros ahead; appending alone");
-                let mut buf = file.alloc(padded as usize);
-                buf.as_mut_slice().copy_from_slice(&alone);
-                written = file.write_at(buf, start).await;
-            }
-        }
-        let written = written? as u64;
+        let written = file.write_at(buf, start).await? as u64;
         if written < padded {
             // A short direct write means the device ran out of room mid-way.
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
@@ -125,24 +202,87 @@ impl Appender {
         self.len = start + used as u64;
         self.written_to = self.written_to.max(start + written);
         self.tail = new_tail;
+        self.write_ahead(&file, n as u64);
         Ok(())
     }
 
-    /// Where the write of an `n`-byte append ending (block-padded) at `end`
-    /// stops: `end`, or the next multiple of the preallocation unit when the
-    /// append is smaller than the unit and goes past what was written.
-    fn write_ahead_to(&self, end: u64, n: usize) -> u64 {
-        let unit = self.preallocate_bytes;
-        if unit == 0 || n as u64 >= unit || end <= self.written_to {
-            return end;
+    /// Zeros to keep ahead of appends of `n` bytes, or `None` when such
+    /// appends should not have any (off, too large, or too large for two to
+    /// fit).
+    fn ahead_bytes(&self, n: u64) -> Option<u64> {
+        if n >= AHEAD_APPEND_MAX_BYTES {
+            return None;
         }
-        let to = end.div_ceil(unit) * unit;
-        debug_assert_eq!(
-            to % self.align,
-            0,
-            "the unit is a multiple of the alignment"
+        let max = self.preallocate_bytes;
+        let one = n.div_ceil(self.align) * self.align;
+        let want = (one * AHEAD_APPENDS).max(AHEAD_MIN_BYTES).min(max);
+        let want = want.div_ceil(self.align) * self.align;
+        (max > 0 && want >= 2 * one).then_some(want)
+    }
+
+    /// After an append of `n` bytes: when less than half of the zeros such
+    /// appends want is left ahead, start writing more beside the appends.
+    fn write_ahead(&mut self, file: &Rc<DmaFile>, n: u64) {
+        if let Some(done) = self.ahead.as_mut().and_then(|t| t.now_or_never()) {
+            self.ahead = None;
+            self.landed(done);
+        }
+        if self.ahead.is_some() {
+            return;
+        }
+        let Some(bytes) = self.ahead_bytes(n) else {
+            return;
+        };
+        let end = self.len.div_ceil(self.align) * self.align;
+        if self.written_to.saturating_sub(end) >= bytes / 2 {
+            return;
+        }
+        let Some(slot) = AheadSlot::take(bytes) else {
+            return;
+        };
+        let (file, at) = (file.clone(), self.written_to);
+        let path = self.file.path().to_path_buf();
+        self.ahead = Some(crate::shard::spawn(async move {
+            let _slot = slot;
+            let mut zeros = file.alloc(bytes as usize);
+            zeros.as_mut_slice().fill(0);
+            match file.write_at(zeros, at).await {
+                Ok(w) if w as u64 >= file.alignment() => AheadDone {
+                    reached: at + w as u64 / file.alignment() * file.alignment(),
+                    synced: file.fdatasync().await,
+                },
+                // No room is no harm: the appends allocate as they go.
+                r => {
+                    tracing::debug!(path = %path.display(), result = ?r,
+                        "could not write zeros ahead");
+                    AheadDone {
+                        reached: at,
+                        synced: Ok(()),
+                    }
+                }
+            }
+        }));
+    }
+
+    /// Wait for the zeros being written ahead, if any.
+    pub async fn wait_ahead(&mut self) {
+        if let Some(task) = self.ahead.take() {
+            let done = task.await;
+            self.landed(done);
+        }
+    }
+
+    fn landed(&mut self, done: AheadDone) {
+        assert!(
+            done.reached >= self.written_to,
+            "nothing writes past zeros in flight"
         );
-        to
+        self.written_to = done.reached;
+        if let Err(e) = done.synced {
+            tracing::warn!(path = %self.file.path().display(), error = %e,
+                "fdatasync of zeros written ahead failed; the next sync fails");
+            self.ahead_error.get_or_insert(e);
+        }
     }
 
     pub async fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -150,16 +290,28 @@ impl Appender {
             .await
     }
 
-    pub async fn sync(&self) -> io::Result<()> {
+    pub async fn sync(&mut self) -> io::Result<()> {
         // fdatasync flushes the inode, whichever descriptor asks: one opened
         // again after the write's was closed syncs that write too (a direct
         // write reports its own errors when it completes).
-        self.file.file().await?.fdatasync().await
+        self.file.file().await?.fdatasync().await?;
+        // A write ahead whose fdatasync ran beside this one may have been
+        // told of a failure this one was not: count it here too.
+        if let Some(done) = self.ahead.as_mut().and_then(|t| t.now_or_never()) {
+            self.ahead = None;
+            self.landed(done);
+        }
+        match self.ahead_error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Cut the file back to `len` bytes (recovery, or undoing a failed append).
     pub async fn truncate(&mut self, len: u64) -> io::Result<()> {
         assert!(len <= self.len);
+        // Zeros landing after the cut would lengthen the file again.
+        self.wait_ahead().await;
         let file = self.file.file().await?;
         file.truncate(len).await?;
         self.written_to = len;
@@ -177,12 +329,27 @@ impl Appender {
 
     /// Trim the block padding, flush and close the descriptor (the handle
     /// lives on in the segment's readers, which open it again when used).
-    pub async fn close(self) -> io::Result<()> {
+    pub async fn close(mut self) -> io::Result<()> {
+        self.wait_ahead().await;
+        if let Some(e) = self.ahead_error.take() {
+            return Err(e);
+        }
         let file = self.file.file().await?;
         file.truncate(self.len).await?;
         file.fdatasync().await?;
         self.file.close();
         Ok(())
+    }
+}
+
+impl Drop for Appender {
+    fn drop(&mut self) {
+        // Dropped without `close` (the log deleted, the shard stopping): let
+        // the zeros land rather than cancel an I/O in flight; they lie past
+        // the content, where recovery cuts them.
+        if let Some(task) = self.ahead.take() {
+            task.detach();
+        }
     }
 }
 
@@ -216,41 +383,136 @@ mod tests {
         (dir, path, a)
     }
 
+    /// Block-padded end of `len` bytes.
+    fn padded(a: &Appender, len: usize) -> u64 {
+        (len as u64).div_ceil(a.align) * a.align
+    }
+
     #[test]
-    fn small_appends_write_zeros_ahead_then_overwrite_them_in_place() {
+    fn small_appends_keep_zeros_ahead_and_overwrite_them_in_place() {
         crate::shard::block_on(async {
-            let unit = 64 << 10;
-            let (_dir, path, mut a) = new_file(unit).await;
+            let max = 64 << 10;
+            let (_dir, path, mut a) = new_file(max).await;
             let mut want = Vec::new();
             a.append(&[1; 300]).await.unwrap();
             want.extend([1; 300]);
+            a.wait_ahead().await;
             let first = on_disk(&path);
-            assert_eq!(first.0, unit, "the first small append writes a unit");
-            assert!(first.1 * 512 >= unit, "and its blocks are allocated");
-            // The next appends of the unit change neither the length nor the
-            // allocation: they overwrite the zeros.
+            assert_eq!(
+                first.0,
+                a.align + max,
+                "the first small append is followed by a unit of zeros"
+            );
+            assert!(first.1 * 512 >= first.0, "and their blocks are allocated");
+            // The next appends overwrite the zeros; more are written only
+            // when less than half a unit is left, not at every append.
+            let mut lengths = vec![first.0];
             for i in 2..=250u8 {
                 a.append(&[i; 300]).await.unwrap();
                 want.extend([i; 300]);
-                if want.len() as u64 <= unit - a.align {
-                    assert_eq!(on_disk(&path), first, "after {} bytes", want.len());
+                a.wait_ahead().await;
+                let (len, blocks) = on_disk(&path);
+                let ahead = len - padded(&a, want.len());
+                assert!(
+                    ahead >= max / 2 && ahead < max + max / 2,
+                    "{ahead} bytes ahead after {} bytes",
+                    want.len()
+                );
+                assert!(blocks * 512 >= len, "zeros ahead are allocated");
+                if lengths.last() != Some(&len) {
+                    lengths.push(len);
                 }
             }
-            // 75,000 bytes: past the first unit, into the second.
+            // 75,000 bytes took the first unit and one more.
+            assert_eq!(lengths.len(), 2, "{lengths:?}");
             assert_eq!(a.len(), want.len() as u64);
-            assert_eq!(on_disk(&path).0, 2 * unit);
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(&bytes[..want.len()], &want[..]);
             assert!(bytes[want.len()..].iter().all(|b| *b == 0));
-            // An append of a whole unit or more writes no zeros ahead.
-            a.append(&vec![9; unit as usize]).await.unwrap();
-            want.extend(vec![9; unit as usize]);
-            assert_eq!(
-                on_disk(&path).0,
-                (want.len() as u64).div_ceil(a.align) * a.align
-            );
+            // An append too large for two to fit in a unit writes none ahead.
+            let big = (max / 2 + 1) as usize;
+            a.append(&vec![9; big]).await.unwrap();
+            want.extend(vec![9; big]);
+            assert!(a.ahead.is_none());
+            assert_eq!(on_disk(&path).0, *lengths.last().unwrap());
             // Closing trims whatever lies past the content.
             a.close().await.unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), want);
+        });
+    }
+
+    #[test]
+    fn zeros_ahead_follow_the_append_size_up_to_the_limit() {
+        crate::shard::block_on(async {
+            let max = 1 << 20;
+            let (_dir, path, mut a) = new_file(max).await;
+            // 4 KiB appends keep the least, 64 KiB.
+            a.append(&[1; 4096]).await.unwrap();
+            a.wait_ahead().await;
+            assert_eq!(on_disk(&path).0, padded(&a, 4096) + AHEAD_MIN_BYTES);
+            // A 60 KB append wants eight of itself ahead, 480 KB (in
+            // blocks), written after the 64 KiB it leaves too little of.
+            a.append(&vec![2; 60_000]).await.unwrap();
+            a.wait_ahead().await;
+            assert_eq!(
+                on_disk(&path).0,
+                padded(&a, 4096) + AHEAD_MIN_BYTES + 8 * padded(&a, 60_000)
+            );
+            // A 600 KB append is too large for zeros ahead: it goes past
+            // them and writes none.
+            a.append(&vec![3; 600_000]).await.unwrap();
+            assert!(a.ahead.is_none());
+            assert_eq!(on_disk(&path).0, padded(&a, 664_096));
+            let len = a.len();
+            a.close().await.unwrap();
+            assert_eq!(on_disk(&path).0, len);
+        });
+    }
+
+    #[test]
+    fn an_append_that_reaches_zeros_in_flight_waits_for_them() {
+        crate::shard::block_on(async {
+            let max = 64 << 10;
+            let (_dir, path, mut a) = new_file(max).await;
+            let mut want = Vec::new();
+            // Each append starts the next zeros and the one after it runs
+            // into them at once: whatever lands last, the bytes must be ours.
+            for i in 1..=40u8 {
+                let n = 1000 * i as usize;
+                a.append(&vec![i; n]).await.unwrap();
+                want.extend(vec![i; n]);
+            }
+            a.close().await.unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), want);
+        });
+    }
+
+    #[test]
+    fn a_shard_writes_a_bounded_number_of_bytes_ahead_at_once() {
+        crate::shard::block_on(async {
+            let unit = 64 << 10;
+            let slots: Vec<AheadSlot> = (0..AHEAD_IN_FLIGHT_BYTES_MAX / unit)
+                .map(|_| AheadSlot::take(unit).expect("room"))
+                .collect();
+            assert!(AheadSlot::take(unit).is_none(), "all room taken");
+            // An append finding no room writes none ahead, and is whole.
+            let (_dir, path, mut a) = new_file(64 << 10).await;
+            a.append(&[7; 300]).await.unwrap();
+            assert!(a.ahead.is_none());
+            a.wait_ahead().await;
+            assert_eq!(on_disk(&path).0, a.align);
+            drop(slots);
+            a.append(&[8; 300]).await.unwrap();
+            assert!(a.ahead.is_some(), "there is room again");
+            a.wait_ahead().await;
+            assert_eq!(
+                AHEAD_IN_FLIGHT_BYTES.with(Cell::get),
+                0,
+                "its room came back"
+            );
+            a.close().await.unwrap();
+            let mut want = vec![7; 300];
+            want.extend([8; 300]);
             assert_eq!(std::fs::read(&path).unwrap(), want);
         });
     }
@@ -261,8 +523,10 @@ mod tests {
             let (_dir, path, mut a) = new_file(0).await;
             let block = a.align;
             a.append(&[1; 300]).await.unwrap();
+            a.wait_ahead().await;
             assert_eq!(on_disk(&path).0, 300u64.div_ceil(block) * block);
             a.append(&[2; 4000]).await.unwrap();
+            a.wait_ahead().await;
             assert_eq!(on_disk(&path).0, 4300u64.div_ceil(block) * block);
             a.close().await.unwrap();
             assert_eq!(on_disk(&path).0, 4300);
@@ -274,15 +538,42 @@ mod tests {
         crate::shard::block_on(async {
             let (_dir, path, mut a) = new_file(64 << 10).await;
             a.append(&[1; 300]).await.unwrap();
+            // Without waiting: the truncation lets the zeros land first, so
+            // they cannot lengthen the file after the cut.
             a.truncate(100).await.unwrap();
             assert_eq!(on_disk(&path).0, 100);
-            // The next small append writes the unit again.
+            // The next small append writes a unit ahead again.
             a.append(&[2; 10]).await.unwrap();
-            assert_eq!(on_disk(&path).0, 64 << 10);
+            a.wait_ahead().await;
+            assert_eq!(on_disk(&path).0, a.align + (64 << 10));
             a.close().await.unwrap();
             let mut want = vec![1; 100];
             want.extend([2; 10]);
             assert_eq!(std::fs::read(&path).unwrap(), want);
+        });
+    }
+
+    #[test]
+    fn a_failed_fdatasync_of_zeros_ahead_fails_the_next_sync_once() {
+        crate::shard::block_on(async {
+            let (_dir, _path, mut a) = new_file(64 << 10).await;
+            a.append(&[1; 300]).await.unwrap();
+            a.wait_ahead().await;
+            // As the task reports a device that failed its flush (the kernel
+            // tells only one of the descriptors' fdatasyncs).
+            a.landed(AheadDone {
+                reached: a.written_to,
+                synced: Err(io::Error::from_raw_os_error(libc::EIO)),
+            });
+            let e = a.sync().await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EIO));
+            a.sync().await.unwrap();
+            a.landed(AheadDone {
+                reached: a.written_to,
+                synced: Err(io::Error::from_raw_os_error(libc::EIO)),
+            });
+            let e = a.close().await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EIO), "close reports it too");
         });
     }
 }

@@ -111,7 +111,7 @@ impl Committer {
 }
 
 async fn sync_log(log: &SharedLog, metrics: &ShardMetrics) -> Result<(), StorageError> {
-    let Some(w) = log.borrow_mut().writer.take() else {
+    let Some(mut w) = log.borrow_mut().writer.take() else {
         return Ok(());
     };
     let written = log.borrow().written_end;

@@ -48,11 +48,12 @@ pub struct LogConfig {
     /// pushing the broker's peak RSS from about 120 to 230 MB, at the same
     /// throughput). One append larger than this is still one write.
     pub write_max_bytes: u64,
-    /// `sluice.log.preallocate.bytes`: an append smaller than this that
-    /// goes past the zeros already written ahead writes zeros on up to the
-    /// next multiple of it, so the following small appends (and their
-    /// fdatasyncs) change no file-system metadata. Costs at most this much
-    /// disk per active segment (trimmed when it closes); 0 = off.
+    /// `sluice.log.preallocate.bytes`: the most zeros a partition keeps
+    /// written ahead of its appends (about 8 appends' worth, at least
+    /// 64 KiB), so its small appends (and their fdatasyncs) change no
+    /// file-system metadata; appends of 64 KiB or more get none. Costs
+    /// at most this much disk per active segment (trimmed when it closes);
+    /// 0 = off.
     pub preallocate_bytes: u64,
 }
 
@@ -81,12 +82,15 @@ impl Default for LogConfig {
     }
 }
 
-/// Default of `sluice.log.preallocate.bytes`: with small appends (4 KiB
-/// batches over 100 partitions, acks=all) it took records/s up 1.46x and
-/// cut broker CPU per record from 6.5 to 4.4 us (medians of 3 paired runs,
-/// perf/results/2026-12-06T05-55-06Z-small-keyed); disk use grows by at
-/// most this per partition.
-pub const DEFAULT_PREALLOCATE_BYTES: u64 = 64 << 10;
+/// Default of `sluice.log.preallocate.bytes`. Zeros ahead took small-keyed
+/// (4 KiB batches over 100 partitions, acks=all) records/s up 1.46x and cut
+/// broker CPU per record from 6.5 to 4.4 us
+/// (perf/results/2026-12-06T05-55-06Z-small-keyed). Written beside the
+/// appends and sized by them, a 1 MiB limit costs a partition only what its
+/// appends use; at 100k msg/s (8 writes of zeros in flight per shard at
+/// most, then) a 64 KiB one gave a publish p99 of 74-239 ms in 2 of 3 runs,
+/// against 4-7 ms with 1 MiB (perf/results/2026-12-06T20-45-00Z-zeros-ahead).
+pub const DEFAULT_PREALLOCATE_BYTES: u64 = 1 << 20;
 
 /// Appended batches not yet written; written in order by the committer.
 pub struct Pending {
