@@ -431,6 +431,9 @@ fn after_kill_9_of_the_process_alone_a_tail_is_checked_from_its_last_index_entry
         // No recovery point is checkpointed during the test.
         "log.flush.offset.checkpoint.interval.ms=3600000",
         "log.index.interval.bytes=256",
+        // Zeros ahead would count as checked (recovery reads them too) and
+        // blur what this test counts; they have their own test below.
+        "sluice.log.preallocate.bytes=0",
     ]);
     let bs = broker.bootstrap();
     let topic = common::unique_topic("process-only");
@@ -487,9 +490,9 @@ fn zero_filled_segment_tail_is_cut() {
     );
 }
 
-/// Small acks=all appends write zeros ahead of themselves
-/// (`sluice.log.preallocate.bytes`, 64 KiB by default), so the next ones
-/// overwrite allocated blocks. The zeros never count: kill -9 leaves them
+/// Small acks=all appends keep zeros written ahead of themselves (at least
+/// 64 KiB, at most `sluice.log.preallocate.bytes`, 1 MiB by default), so
+/// the next ones overwrite allocated blocks. The zeros never count: kill -9 leaves them
 /// past the last batch and recovery cuts them; a clean stop trims them.
 #[test]
 fn zeros_written_ahead_of_small_appends_are_cut_after_kill_9_and_trimmed_at_a_clean_stop() {
@@ -508,7 +511,10 @@ fn zeros_written_ahead_of_small_appends_are_cut_after_kill_9_and_trimmed_at_a_cl
     };
     let (end, on_disk) = batches_end(&seg);
     assert!(end > 0 && end < 64 << 10, "{end} bytes of batches");
-    assert_eq!(on_disk, 64 << 10, "the file holds zeros up to 64 KiB");
+    assert!(
+        on_disk > end && on_disk <= end + (1 << 20) + 4096,
+        "the file holds zeros past its {end} bytes of batches: {on_disk}"
+    );
 
     broker.kill9();
     broker.restart();
