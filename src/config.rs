@@ -2,7 +2,7 @@
 //! run with no file, flags that override the file.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::storage::LogConfig;
@@ -352,15 +352,17 @@ fn parse_listener_list(k: &str, v: &str) -> Result<Vec<(String, String, u16)>, C
     Ok(out)
 }
 
+/// `host` as parsed by `parse_listener` (brackets of an IPv6 literal gone):
+/// an IP address, or localhost. Built from the parts, not by formatting
+/// "host:port" again, which an IPv6 address cannot be parsed back from.
 fn socket_addr(k: &str, v: &str, host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
-    let ip = if host == "localhost" {
-        "127.0.0.1"
+    let ip: IpAddr = if host == "localhost" {
+        Ipv4Addr::LOCALHOST.into()
     } else {
-        host
+        host.parse()
+            .map_err(|_| invalid(k, v, "bad address (an IP address or localhost)"))?
     };
-    format!("{ip}:{port}")
-        .parse()
-        .map_err(|_| invalid(k, v, "bad address"))
+    Ok(SocketAddr::new(ip, port))
 }
 
 impl Default for BrokerConfig {
@@ -1137,6 +1139,26 @@ mod tests {
     /// The configuration with one key set, as `--override key=value` sets it.
     fn with(key: &str, v: &str) -> Result<BrokerConfig, ConfigError> {
         BrokerConfig::load(None, &[(key.into(), v.into())])
+    }
+
+    #[test]
+    fn ipv6_and_localhost_listeners_bind_where_they_say() {
+        let c = with("listeners", "PLAINTEXT://[::1]:19092").unwrap();
+        assert_eq!(c.listener, "[::1]:19092".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            (c.advertised_host.as_str(), c.advertised_port),
+            ("::1", 19092)
+        );
+        let c = with("listeners", "PLAINTEXT://[::]:19093").unwrap();
+        assert_eq!(c.listener, "[::]:19093".parse::<SocketAddr>().unwrap());
+        let c = with("listeners", "PLAINTEXT://localhost:19094").unwrap();
+        assert_eq!(c.listener, "127.0.0.1:19094".parse::<SocketAddr>().unwrap());
+        let c = with("listeners", "PLAINTEXT://:19095").unwrap();
+        assert_eq!(c.listener, "0.0.0.0:19095".parse::<SocketAddr>().unwrap());
+        assert!(with("listeners", "PLAINTEXT://[::1]:x").is_err());
+        assert!(with("listeners", "PLAINTEXT://not-an-ip:19096").is_err());
+        let m = with("sluice.metrics.listener", "[::1]:19097").unwrap();
+        assert_eq!(m.metrics_listener, Some("[::1]:19097".parse().unwrap()));
     }
 
     #[test]
