@@ -90,6 +90,9 @@ impl Drop for AheadSlot {
 struct AheadDone {
     /// End of the zeros it wrote (its start when it wrote none).
     reached: u64,
+    /// Why it wrote none (no room is no harm: the appends allocate as they
+    /// go).
+    unwritten: Option<io::Error>,
     /// Its fdatasync, when it wrote any.
     synced: io::Result<()>,
 }
@@ -215,18 +218,16 @@ impl Appender {
         }
         let max = self.preallocate_bytes;
         let one = n.div_ceil(self.align) * self.align;
+        // All three are multiples of `align` (`preallocating` rounds max).
         let want = (one * AHEAD_APPENDS).max(AHEAD_MIN_BYTES).min(max);
-        let want = want.div_ceil(self.align) * self.align;
+        debug_assert_eq!(want % self.align, 0);
         (max > 0 && want >= 2 * one).then_some(want)
     }
 
     /// After an append of `n` bytes: when less than half of the zeros such
     /// appends want is left ahead, start writing more beside the appends.
     fn write_ahead(&mut self, file: &Rc<DmaFile>, n: u64) {
-        if let Some(done) = self.ahead.as_mut().and_then(|t| t.now_or_never()) {
-            self.ahead = None;
-            self.landed(done);
-        }
+        self.collect_ahead();
         if self.ahead.is_some() {
             return;
         }
@@ -241,27 +242,36 @@ impl Appender {
             return;
         };
         let (file, at) = (file.clone(), self.written_to);
-        let path = self.file.path().to_path_buf();
         self.ahead = Some(crate::shard::spawn(async move {
             let _slot = slot;
             let mut zeros = file.alloc(bytes as usize);
             zeros.as_mut_slice().fill(0);
+            let align = file.alignment();
             match file.write_at(zeros, at).await {
-                Ok(w) if w as u64 >= file.alignment() => AheadDone {
-                    reached: at + w as u64 / file.alignment() * file.alignment(),
+                Ok(w) if w as u64 >= align => AheadDone {
+                    reached: at + w as u64 / align * align,
+                    unwritten: None,
                     synced: file.fdatasync().await,
                 },
-                // No room is no harm: the appends allocate as they go.
-                r => {
-                    tracing::debug!(path = %path.display(), result = ?r,
-                        "could not write zeros ahead");
-                    AheadDone {
-                        reached: at,
-                        synced: Ok(()),
-                    }
-                }
+                r => AheadDone {
+                    reached: at,
+                    unwritten: Some(
+                        r.err()
+                            .unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOSPC)),
+                    ),
+                    synced: Ok(()),
+                },
             }
         }));
+    }
+
+    /// Take in the zeros written ahead if their task is done, without
+    /// waiting.
+    fn collect_ahead(&mut self) {
+        if let Some(done) = self.ahead.as_mut().and_then(|t| t.now_or_never()) {
+            self.ahead = None;
+            self.landed(done);
+        }
     }
 
     /// Wait for the zeros being written ahead, if any.
@@ -278,6 +288,10 @@ impl Appender {
             "nothing writes past zeros in flight"
         );
         self.written_to = done.reached;
+        if let Some(e) = done.unwritten {
+            tracing::debug!(path = %self.file.path().display(), error = %e,
+                "could not write zeros ahead");
+        }
         if let Err(e) = done.synced {
             tracing::warn!(path = %self.file.path().display(), error = %e,
                 "fdatasync of zeros written ahead failed; the next sync fails");
@@ -297,10 +311,7 @@ impl Appender {
         self.file.file().await?.fdatasync().await?;
         // A write ahead whose fdatasync ran beside this one may have been
         // told of a failure this one was not: count it here too.
-        if let Some(done) = self.ahead.as_mut().and_then(|t| t.now_or_never()) {
-            self.ahead = None;
-            self.landed(done);
-        }
+        self.collect_ahead();
         match self.ahead_error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -563,6 +574,7 @@ mod tests {
             // tells only one of the descriptors' fdatasyncs).
             a.landed(AheadDone {
                 reached: a.written_to,
+                unwritten: None,
                 synced: Err(io::Error::from_raw_os_error(libc::EIO)),
             });
             let e = a.sync().await.unwrap_err();
@@ -570,6 +582,7 @@ mod tests {
             a.sync().await.unwrap();
             a.landed(AheadDone {
                 reached: a.written_to,
+                unwritten: None,
                 synced: Err(io::Error::from_raw_os_error(libc::EIO)),
             });
             let e = a.close().await.unwrap_err();
