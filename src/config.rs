@@ -29,6 +29,13 @@ pub const DEFAULT_REQUEST_MEMORY_BYTES_PER_SHARD: usize = 32 << 20;
 /// mean wait to run after a wake-up went from 0.28 to 0.13-0.18 ms.
 pub const DEFAULT_SHARD_SCHED_SLICE_US: u64 = 100;
 
+/// Default of `sluice.log.sync.filesystem.min.partitions`. small-keyed
+/// (50 partitions a shard) made twice the records/s with one syncfs a
+/// round; with 2 partitions a shard the difference was within the spread
+/// (perf/results/2026-12-06T23-00-00Z-syncfs), so a round that small keeps
+/// its fdatasyncs and does not write other programs' data.
+pub const DEFAULT_SYNC_FILESYSTEM_MIN_PARTITIONS: usize = 8;
+
 /// Upper bound of `sluice.log.preallocate.bytes`: a segment's worth.
 const MAX_PREALLOCATE_BYTES: u64 = 1 << 30;
 
@@ -109,6 +116,11 @@ pub struct BrokerConfig {
     /// quarters of RLIMIT_NOFILE (the rest is for connections); set above
     /// that, it is lowered to it at start-up with a warning.
     pub log_open_files_max: Option<usize>,
+    /// `sluice.log.sync.filesystem.min.partitions`: a commit round with at
+    /// least this many partitions to sync makes them durable with one
+    /// syncfs of the log dir's file system instead of an fdatasync each
+    /// (ext4 on Linux 5.8 or later only; see `storage::fs_sync`). 0: never.
+    pub log_sync_filesystem_min_partitions: usize,
     /// Partition reads one fetch request runs at once
     /// (`sluice.fetch.reads.in.flight`): each holds up to its partition's
     /// `max_bytes` of DMA memory while it reads.
@@ -393,6 +405,7 @@ impl Default for BrokerConfig {
             tail_cache_bytes_per_shard: 8 << 20,
             read_ahead_bytes_per_shard: 16 << 20,
             log_open_files_max: None,
+            log_sync_filesystem_min_partitions: DEFAULT_SYNC_FILESYSTEM_MIN_PARTITIONS,
             fetch_reads_in_flight: 8,
             cross_shard_queue_depth: 1024,
             shard_sched_slice_us: DEFAULT_SHARD_SCHED_SLICE_US,
@@ -769,6 +782,9 @@ impl BrokerConfig {
                 "sluice.tail.cache.bytes" => cfg.tail_cache_bytes_per_shard = num(k, v)?,
                 "sluice.fetch.read.ahead.bytes" => cfg.read_ahead_bytes_per_shard = num(k, v)?,
                 "sluice.log.open.files.max" => cfg.log_open_files_max = Some(positive(k, v)?),
+                "sluice.log.sync.filesystem.min.partitions" => {
+                    cfg.log_sync_filesystem_min_partitions = num(k, v)?
+                }
                 "sluice.fetch.reads.in.flight" => cfg.fetch_reads_in_flight = positive(k, v)?,
                 "sluice.io.memory.bytes" => cfg.io_memory_bytes_per_shard = positive(k, v)?,
                 "sluice.shard.sched.slice.us" => {
@@ -1221,6 +1237,20 @@ mod tests {
         assert_eq!(load("65536").unwrap(), 64 << 10);
         assert!(load("-1").is_err());
         assert!(load("2147483648").is_err(), "more than a segment");
+    }
+
+    #[test]
+    fn sync_filesystem_min_partitions_defaults_to_8_and_zero_turns_it_off() {
+        let load = |v: &str| {
+            with("sluice.log.sync.filesystem.min.partitions", v)
+                .map(|c| c.log_sync_filesystem_min_partitions)
+        };
+        let unset = BrokerConfig::load(None, &[]).unwrap();
+        assert_eq!(unset.log_sync_filesystem_min_partitions, 8);
+        assert_eq!(load("0").unwrap(), 0);
+        assert_eq!(load("2").unwrap(), 2);
+        assert!(load("-1").is_err());
+        assert!(load("many").is_err());
     }
 
     #[test]

@@ -173,6 +173,10 @@ impl BrokerQuantiles {
 pub struct BrokerLatency {
     /// One fdatasync of a partition's segment.
     pub log_fdatasync: Option<BrokerQuantiles>,
+    /// One syncfs for a commit round's partitions (in place of their
+    /// fdatasyncs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_syncfs: Option<BrokerQuantiles>,
     /// One DMA write of a partition's appends.
     pub log_write: Option<BrokerQuantiles>,
     /// Produce requests, read to answered.
@@ -187,7 +191,7 @@ pub struct BrokerLatency {
 impl BrokerLatency {
     /// The difference of two scrapes of `GET /metrics`.
     pub fn between(before: &str, after: &str) -> Self {
-        use crate::metrics::{parse_histogram, LOG_FDATASYNC, LOG_WRITE, REQUEST};
+        use crate::metrics::{parse_histogram, LOG_FDATASYNC, LOG_SYNCFS, LOG_WRITE, REQUEST};
         let window = |name: &str, labels: &str| {
             let a = parse_histogram(after, name, labels)?;
             let b = parse_histogram(before, name, labels).unwrap_or_default();
@@ -195,6 +199,7 @@ impl BrokerLatency {
         };
         BrokerLatency {
             log_fdatasync: window(LOG_FDATASYNC, ""),
+            log_syncfs: window(LOG_SYNCFS, ""),
             log_write: window(LOG_WRITE, ""),
             produce_request: window(REQUEST, "api=\"Produce\""),
             fetch_request: window(REQUEST, "api=\"Fetch\""),
@@ -210,9 +215,10 @@ impl BrokerLatency {
     }
 
     /// (label, quantiles) in report order.
-    pub fn rows(&self) -> [(&'static str, &Option<BrokerQuantiles>); 4] {
+    pub fn rows(&self) -> [(&'static str, &Option<BrokerQuantiles>); 5] {
         [
             ("fdatasync", &self.log_fdatasync),
+            ("syncfs", &self.log_syncfs),
             ("log write", &self.log_write),
             ("produce req", &self.produce_request),
             ("fetch req", &self.fetch_request),

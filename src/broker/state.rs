@@ -74,12 +74,35 @@ impl ShardState {
         health: crate::storage::LogDirHealth,
         metrics: std::sync::Arc<crate::metrics::ShardMetrics>,
     ) -> anyhow::Result<Rc<Self>> {
+        let fs_sync = match cfg.log_sync_filesystem_min_partitions {
+            0 => None,
+            min => match crate::storage::fs_sync::FsSync::for_dir(&cfg.log_dir) {
+                Ok(f) => {
+                    if id == 0 {
+                        tracing::info!(min_partitions = min,
+                            "commit rounds with this many partitions to sync use one syncfs of the log dir's file system");
+                    }
+                    Some(f)
+                }
+                Err(why) => {
+                    if id == 0 {
+                        tracing::info!(%why, "commit rounds fdatasync each partition (no syncfs)");
+                    }
+                    None
+                }
+            },
+        };
         let state = Rc::new(ShardState {
             id,
             catalog: RefCell::new(Rc::new(Catalog::default())),
             table: RefCell::new(ShardTable::new(shard::count())),
             logs: RefCell::new(PartitionLogs::default()),
-            committer: Committer::new(health.clone(), metrics.clone()),
+            committer: Committer::new(
+                health.clone(),
+                metrics.clone(),
+                fs_sync,
+                cfg.log_sync_filesystem_min_partitions,
+            ),
             metrics: metrics.clone(),
             groups: crate::group::Coordinator::new(cfg.groups.clone()),
             tail_budget: TailBudget::with_read_ahead(

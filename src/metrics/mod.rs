@@ -168,6 +168,9 @@ pub struct ShardMetrics {
     pub log_write: Histogram,
     /// One fdatasync of a partition's segment.
     pub log_fdatasync: Histogram,
+    /// One syncfs of the log dir's file system for a commit round's
+    /// partitions (in place of their fdatasyncs).
+    pub log_syncfs: Histogram,
     /// From a request's last byte read to its response's last byte written,
     /// by API (Kafka's `TotalTimeMs`), in `SUPPORTED`'s order.
     requests: Vec<Histogram>,
@@ -196,6 +199,7 @@ pub struct BrokerMetrics {
 /// The histograms a scrape shows, by name and labels.
 pub const LOG_WRITE: &str = "sluice_log_write_seconds";
 pub const LOG_FDATASYNC: &str = "sluice_log_fdatasync_seconds";
+pub const LOG_SYNCFS: &str = "sluice_log_syncfs_seconds";
 pub const REQUEST: &str = "sluice_request_seconds";
 
 impl BrokerMetrics {
@@ -232,6 +236,12 @@ impl BrokerMetrics {
             LOG_FDATASYNC,
             "One fdatasync of a partition's segment.",
             &[(String::new(), self.sum(|s| &s.log_fdatasync))],
+        );
+        write_histogram(
+            &mut out,
+            LOG_SYNCFS,
+            "One syncfs of the log dir's file system for a commit round's partitions.",
+            &[(String::new(), self.sum(|s| &s.log_syncfs))],
         );
         let requests: Vec<(String, Counts)> = SUPPORTED
             .iter()

@@ -343,6 +343,12 @@ pub async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
     }
 }
 
+/// Run a blocking call (a syscall io_uring has no operation for) on the
+/// shard's helper thread, so the shard keeps serving while it waits.
+pub async fn run_blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    glommio::executor().spawn_blocking(f).await
+}
+
 /// Give other tasks a turn if this one has run for its time slice.
 pub async fn yield_if_needed() {
     glommio::yield_if_needed().await;

@@ -1,6 +1,9 @@
 //! Group commit: every round writes all pending appends of each dirty
-//! partition with one DMA write, then fdatasyncs the partitions that need it,
-//! all concurrently, and only then answers the producers of that round.
+//! partition with one DMA write, then makes durable the partitions that need
+//! it, and only then answers the producers of that round. Durable means an
+//! fdatasync each, all concurrently, or, for a round with many partitions to
+//! sync on a file system where that is sound, one syncfs for all of them
+//! (`fs_sync`): one device flush instead of one per partition.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -12,6 +15,7 @@ use futures::future::join_all;
 use super::appender::Appender;
 use super::files::OpenFiles;
 use super::format;
+use super::fs_sync::FsSync;
 use super::log::{Pending, SharedLog};
 use super::segment::{Segment, SegmentWriter};
 use super::{now_ms, LogDirHealth, StorageError};
@@ -37,16 +41,29 @@ pub struct Committer {
     health: LogDirHealth,
     /// This shard's write and fdatasync latencies go here.
     metrics: Arc<ShardMetrics>,
+    /// Rounds with at least `fs_sync_min_partitions` partitions to sync use
+    /// this, when the log dir allows it.
+    fs_sync: Option<FsSync>,
+    fs_sync_min_partitions: usize,
 }
 
 impl Committer {
-    pub fn new(health: LogDirHealth, metrics: Arc<ShardMetrics>) -> Rc<Self> {
+    /// `fs_sync`: a syncfs of the log dir's file system, used for rounds
+    /// with at least `fs_sync_min_partitions` (> 0) partitions to sync.
+    pub fn new(
+        health: LogDirHealth,
+        metrics: Arc<ShardMetrics>,
+        fs_sync: Option<FsSync>,
+        fs_sync_min_partitions: usize,
+    ) -> Rc<Self> {
         Rc::new(Committer {
             dirty: Default::default(),
             wake: Notify::new(),
             stopping: Default::default(),
             health,
             metrics,
+            fs_sync: fs_sync.filter(|_| fs_sync_min_partitions > 0),
+            fs_sync_min_partitions,
         })
     }
 
@@ -77,12 +94,54 @@ impl Committer {
                 wake.await;
                 continue;
             }
-            join_all(
+            let written: Vec<Written> = join_all(
                 round
                     .into_iter()
-                    .map(|l| flush_partition(l, &self.health, &self.metrics)),
+                    .map(|l| write_partition(l, &self.health, &self.metrics)),
             )
-            .await;
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+            let to_sync = written
+                .iter()
+                .filter(|w| matches!(w.outcome, Ok(true)))
+                .count();
+            match &self.fs_sync {
+                Some(fs) if to_sync >= self.fs_sync_min_partitions => {
+                    // Every write of the round has completed, so the flush
+                    // at the end of syncfs covers all of them.
+                    let synced = self
+                        .metrics
+                        .log_syncfs
+                        .time(fs.sync())
+                        .await
+                        .map_err(StorageError::from);
+                    for w in written {
+                        let outcome = match (&w.outcome, &synced) {
+                            (Err(e), _) => Err(e.clone()),
+                            (Ok(true), Err(e)) => Err(e.clone()),
+                            // Written before the syncfs began: durable too.
+                            (Ok(_), Ok(())) => {
+                                let mut l = w.log.borrow_mut();
+                                l.synced_offset = l.written_end;
+                                l.unsynced_messages = 0;
+                                Ok(())
+                            }
+                            (Ok(false), Err(_)) => Ok(()),
+                        };
+                        answer(w, outcome, &self.health);
+                    }
+                }
+                _ => {
+                    join_all(
+                        written
+                            .into_iter()
+                            .map(|w| sync_and_answer(w, &self.health, &self.metrics)),
+                    )
+                    .await;
+                }
+            }
         }
     }
 
@@ -124,8 +183,23 @@ async fn sync_log(log: &SharedLog, metrics: &ShardMetrics) -> Result<(), Storage
     Ok(())
 }
 
-/// Write everything pending on `log`, sync if asked, answer the waiters.
-async fn flush_partition(log: SharedLog, health: &LogDirHealth, metrics: &ShardMetrics) {
+/// A partition's part of a round, between its write and its answer.
+struct Written {
+    log: SharedLog,
+    pending: Vec<Pending>,
+    writer: SegmentWriter,
+    /// Written, and whether it must be synced before the answer.
+    outcome: Result<bool, StorageError>,
+}
+
+/// Write everything pending on `log`. `None` when there was nothing to
+/// write or its waiters are already answered (the dir is offline, the log
+/// closed).
+async fn write_partition(
+    log: SharedLog,
+    health: &LogDirHealth,
+    metrics: &ShardMetrics,
+) -> Option<Written> {
     let (pending, writer) = {
         let mut l = log.borrow_mut();
         (std::mem::take(&mut l.pending), l.writer.take())
@@ -136,43 +210,60 @@ async fn flush_partition(log: SharedLog, health: &LogDirHealth, metrics: &ShardM
         roll_back(&mut l);
         drop(l);
         fail_all(pending.into(), LogDirHealth::offline_error(&cause));
-        return;
+        return None;
     }
     let Some(mut writer) = writer else {
         // Only one flush per partition runs at a time, so a missing writer
         // means the log was closed under us.
         fail_all(pending.into_iter().collect(), StorageError::Closed);
-        return;
+        return None;
     };
     let pending: Vec<Pending> = pending.into_iter().collect();
-    let result = write_pending(&log, &mut writer, &pending, metrics).await;
-    let result = match result {
-        Ok(()) => {
-            let must_sync = {
-                let l = log.borrow();
-                pending.iter().any(|p| p.needs_sync)
-                    || l.unsynced_messages >= l.config.flush_interval_messages
-            };
-            if must_sync {
-                metrics
-                    .log_fdatasync
-                    .time(writer.log.sync())
-                    .await
-                    .map_err(StorageError::from)
-                    .map(|()| {
-                        let mut l = log.borrow_mut();
-                        l.synced_offset = l.written_end;
-                        l.unsynced_messages = 0;
-                    })
-            } else {
-                Ok(())
-            }
-        }
-        Err(e) => Err(e),
+    let outcome = write_pending(&log, &mut writer, &pending, metrics)
+        .await
+        .map(|()| {
+            let l = log.borrow();
+            pending.iter().any(|p| p.needs_sync)
+                || l.unsynced_messages >= l.config.flush_interval_messages
+        });
+    Some(Written {
+        log,
+        pending,
+        writer,
+        outcome,
+    })
+}
+
+/// fdatasync `w`'s log if it must be, then answer its waiters.
+async fn sync_and_answer(mut w: Written, health: &LogDirHealth, metrics: &ShardMetrics) {
+    let outcome = match w.outcome {
+        Ok(true) => metrics
+            .log_fdatasync
+            .time(w.writer.log.sync())
+            .await
+            .map_err(StorageError::from)
+            .map(|()| {
+                let mut l = w.log.borrow_mut();
+                l.synced_offset = l.written_end;
+                l.unsynced_messages = 0;
+            }),
+        Ok(false) => Ok(()),
+        Err(ref e) => Err(e.clone()),
     };
+    answer(w, outcome, health);
+}
+
+/// Hand the writer back and answer the round's waiters on `w`'s log.
+fn answer(w: Written, outcome: Result<(), StorageError>, health: &LogDirHealth) {
+    let Written {
+        log,
+        pending,
+        writer,
+        ..
+    } = w;
     let mut l = log.borrow_mut();
     l.writer = Some(writer);
-    match result {
+    match outcome {
         Ok(()) => {
             drop(l);
             for mut p in pending {
@@ -393,4 +484,89 @@ pub async fn close_writer(w: SegmentWriter) -> Result<(), StorageError> {
     w.index.close().await?;
     w.time_index.close().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::recovery::{open_partition, OpenParams, PreviousStop};
+    use crate::storage::tail_cache::TailBudget;
+
+    /// Append one acks=all batch to each of `partitions` logs, run the
+    /// committer with syncfs from `min_partitions` on, and return the
+    /// (syncfs, fdatasync) counts once every append is answered.
+    fn round_of(partitions: i32, min_partitions: usize) -> (u64, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        crate::shard::block_on(async move {
+            let metrics = Arc::new(ShardMetrics::default());
+            let committer = Committer::new(
+                LogDirHealth::default(),
+                metrics.clone(),
+                Some(FsSync::of_any_file_system(&root)),
+                min_partitions,
+            );
+            let files = OpenFiles::new(64);
+            let budget = TailBudget::new(1 << 20);
+            let mut logs = Vec::new();
+            for p in 0..partitions {
+                let log = open_partition(OpenParams {
+                    root: root.clone(),
+                    topic: "t".into(),
+                    partition: p,
+                    topic_id: uuid::Uuid::new_v4(),
+                    config: Default::default(),
+                    previous_stop: PreviousStop::Clean,
+                    recovery_point: None,
+                    high_watermark: None,
+                    tail_budget: budget.clone(),
+                    files: files.clone(),
+                    me: 0,
+                })
+                .await
+                .unwrap();
+                logs.push(Rc::new(RefCell::new(log)));
+            }
+            let batch = crate::client::records::encode_batch(
+                &[(None, Some(bytes::Bytes::from_static(b"v")))],
+                1_700_000_000_000,
+            )
+            .unwrap();
+            // All queued before the committer first runs: one round.
+            let mut acks = Vec::new();
+            for log in &logs {
+                let (_, ack) = log.borrow_mut().append(&batch, true, now_ms()).unwrap();
+                committer.appended(log);
+                acks.push(ack);
+            }
+            let run = crate::shard::spawn(committer.clone().run());
+            for ack in acks {
+                ack.await.unwrap().unwrap();
+            }
+            for log in &logs {
+                let l = log.borrow();
+                assert_eq!(
+                    (l.written_end, l.synced_offset),
+                    (1, 1),
+                    "written and synced"
+                );
+            }
+            committer.stop();
+            run.await;
+            let count = |h: &crate::metrics::Histogram| {
+                let mut c = crate::metrics::Counts::default();
+                h.add_to(&mut c);
+                c.count()
+            };
+            (count(&metrics.log_syncfs), count(&metrics.log_fdatasync))
+        })
+    }
+
+    #[test]
+    fn a_round_with_enough_partitions_to_sync_takes_one_syncfs() {
+        assert_eq!(round_of(5, 3), (1, 0));
+        // Below the threshold (or with it at 0, never): an fdatasync each.
+        assert_eq!(round_of(2, 3), (0, 2));
+        assert_eq!(round_of(5, 0), (0, 5));
+    }
 }

@@ -5,6 +5,7 @@ pub mod commit;
 pub mod dir_lock;
 pub mod files;
 pub mod format;
+pub mod fs_sync;
 pub mod index;
 pub mod log;
 pub mod producer_state;
