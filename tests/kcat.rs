@@ -269,3 +269,47 @@ fn metrics_count_the_writes_fdatasyncs_and_requests_of_acks_all_produces() {
     assert_eq!(row("fdatasync"), syncs.count(), "{table}");
     assert_eq!(row("produce req"), produces.count(), "{table}");
 }
+
+/// With `sluice.log.sync.filesystem.min.partitions=1`, every acks=all commit
+/// round is made durable by one syncfs of the log dir's file system where
+/// that is sound (ext4, Linux 5.8 or later), and by fdatasync elsewhere;
+/// either way kcat's records are acknowledged, and read back after a kill -9
+/// and a restart.
+#[test]
+fn acks_all_rounds_sync_the_file_system_where_that_is_sound() {
+    use sluice::metrics::{http::scrape, parse_histogram, LOG_FDATASYNC, LOG_SYNCFS};
+    let metrics = format!("127.0.0.1:{}", common::free_port());
+    let mut broker = Broker::start(&[
+        &format!("sluice.metrics.listener={metrics}"),
+        "sluice.log.sync.filesystem.min.partitions=1",
+    ]);
+    let bs = broker.bootstrap();
+    let topic = common::unique_topic("kcat-syncfs");
+    let read = || scrape(&metrics, std::time::Duration::from_secs(10)).expect("metrics scrape");
+    produce(&bs, &topic, 0, &[], "warm\n");
+    let before = read();
+    for i in 0..3 {
+        produce(&bs, &topic, 0, &[], &format!("s{i}\n"));
+    }
+    let after = read();
+    let count = |name: &str| {
+        parse_histogram(&after, name, "")
+            .unwrap_or_else(|| panic!("{name}:\n{after}"))
+            .since(&parse_histogram(&before, name, "").unwrap_or_default())
+            .count()
+    };
+    let (syncfs, fdatasync) = (count(LOG_SYNCFS), count(LOG_FDATASYNC));
+    match sluice::storage::fs_sync::FsSync::for_dir(&broker.data_dir()) {
+        Ok(_) => assert!(syncfs >= 3 && fdatasync == 0, "{syncfs} {fdatasync}"),
+        Err(why) => {
+            eprintln!("no syncfs here: {why}");
+            assert!(syncfs == 0 && fdatasync >= 3, "{syncfs} {fdatasync}");
+        }
+    }
+    broker.kill9();
+    broker.restart();
+    assert_eq!(
+        consume(&broker.bootstrap(), &topic, "%s\n", &[]),
+        ["warm", "s0", "s1", "s2"]
+    );
+}

@@ -261,6 +261,13 @@ fn answer(w: Written, outcome: Result<(), StorageError>, health: &LogDirHealth) 
         writer,
         ..
     } = w;
+    // The dir went offline while this round synced (another partition's
+    // fdatasync failed): what is on it is no longer trusted, so nothing more
+    // is acknowledged from it.
+    let outcome = match (outcome, health.failure()) {
+        (Ok(()), Some(cause)) => Err(LogDirHealth::offline_error(&cause)),
+        (o, _) => o,
+    };
     let mut l = log.borrow_mut();
     l.writer = Some(writer);
     match outcome {
