@@ -364,17 +364,39 @@ fn parse_listener_list(k: &str, v: &str) -> Result<Vec<(String, String, u16)>, C
     Ok(out)
 }
 
-/// `host` as parsed by `parse_listener` (brackets of an IPv6 literal gone):
-/// an IP address, or localhost. Built from the parts, not by formatting
-/// "host:port" again, which an IPv6 address cannot be parsed back from.
+/// `host` as parsed by `parse_listener` (brackets of an IPv6 literal gone).
+/// Built from the parts, not by formatting "host:port" again, which an IPv6
+/// address cannot be parsed back from.
 fn socket_addr(k: &str, v: &str, host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
-    let ip: IpAddr = if host == "localhost" {
-        Ipv4Addr::LOCALHOST.into()
-    } else {
-        host.parse()
-            .map_err(|_| invalid(k, v, "bad address (an IP address or localhost)"))?
-    };
-    Ok(SocketAddr::new(ip, port))
+    use std::net::ToSocketAddrs;
+    pick_address(host, port, |h, p| {
+        (h, p).to_socket_addrs().map(|a| a.collect())
+    })
+    .map_err(|why| invalid(k, v, why))
+}
+
+/// An IP address, localhost, or a host name `resolve` turns into addresses,
+/// as Kafka binds `listeners=PLAINTEXT://broker1:9092`: the name's first
+/// IPv4 address (Java prefers them unless `java.net.preferIPv6Addresses`),
+/// else its first.
+fn pick_address(
+    host: &str,
+    port: u16,
+    resolve: impl FnOnce(&str, u16) -> std::io::Result<Vec<SocketAddr>>,
+) -> Result<SocketAddr, String> {
+    if host == "localhost" {
+        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let addrs = resolve(host, port).map_err(|e| format!("cannot resolve host {host}: {e}"))?;
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("host {host} has no address"))
 }
 
 impl Default for BrokerConfig {
@@ -1172,9 +1194,45 @@ mod tests {
         let c = with("listeners", "PLAINTEXT://:19095").unwrap();
         assert_eq!(c.listener, "0.0.0.0:19095".parse::<SocketAddr>().unwrap());
         assert!(with("listeners", "PLAINTEXT://[::1]:x").is_err());
-        assert!(with("listeners", "PLAINTEXT://not-an-ip:19096").is_err());
         let m = with("sluice.metrics.listener", "[::1]:19097").unwrap();
         assert_eq!(m.metrics_listener, Some("[::1]:19097".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_host_name_binds_its_first_ipv4_address_as_kafka_does() {
+        use std::io::{Error, ErrorKind};
+        let (v4, v6): (SocketAddr, SocketAddr) = (
+            "10.0.0.7:0".parse().unwrap(),
+            "[fd00::7]:0".parse().unwrap(),
+        );
+        let answer = |addrs: Vec<SocketAddr>| {
+            move |h: &str, p: u16| {
+                assert_eq!((h, p), ("broker1", 9092), "asked for the name and port");
+                Ok(addrs)
+            }
+        };
+        assert_eq!(pick_address("broker1", 9092, answer(vec![v6, v4])), Ok(v4));
+        assert_eq!(pick_address("broker1", 9092, answer(vec![v6])), Ok(v6));
+        let none = pick_address("broker1", 9092, answer(vec![])).unwrap_err();
+        assert!(none.contains("broker1 has no address"), "{none}");
+        let failed = pick_address("broker1", 9092, |_, _| {
+            Err(Error::new(ErrorKind::NotFound, "Name or service not known"))
+        })
+        .unwrap_err();
+        assert!(
+            failed.contains("cannot resolve host broker1: Name or service not known"),
+            "{failed}"
+        );
+        // Addresses and localhost are never looked up.
+        let never = |_: &str, _: u16| -> std::io::Result<Vec<SocketAddr>> { panic!("looked up") };
+        assert_eq!(
+            pick_address("localhost", 1, never),
+            Ok("127.0.0.1:1".parse().unwrap())
+        );
+        assert_eq!(
+            pick_address("::1", 2, never),
+            Ok("[::1]:2".parse().unwrap())
+        );
     }
 
     #[test]
