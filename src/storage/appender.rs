@@ -12,7 +12,9 @@
 //! by an append: written inline, a unit of zeros sat on one produce's path
 //! and raised the produce p99 (perf/results/2026-12-06T08-50-00Z-broker-latency,
 //! 1 MiB unit at 50k msg/s: log write p99 0.3 -> 0.9 ms). An append waits for
-//! them only when it reaches them before they are done.
+//! them only when it reaches them before they are done. They start once the
+//! append that wants them is durable (the committer calls `start_ahead`), so
+//! that append's fdatasync does not run beside theirs.
 //! The task fdatasyncs them so that no append's fdatasync carries their
 //! allocation: left to the next append's, it raised the fdatasync p99 from
 //! 0.8-1.0 to 1.2-1.5 ms at 50k msg/s (perf/results/2026-12-06T20-45-00Z-zeros-ahead).
@@ -116,6 +118,8 @@ pub struct Appender {
     preallocate_bytes: u64,
     /// Zeros being written from `written_to` on, beside the appends.
     ahead: Option<Task<AheadDone>>,
+    /// The size of the last append, whose zeros ahead `start_ahead` sees to.
+    ahead_wanted: Option<u64>,
     /// The fdatasync of zeros written ahead failed. The next `sync` reports
     /// it: the kernel reports a write-back error once per open file, and
     /// that report may have gone to the write ahead instead.
@@ -154,6 +158,7 @@ impl Appender {
             written_to: len,
             preallocate_bytes: 0,
             ahead: None,
+            ahead_wanted: None,
             ahead_error: None,
         })
     }
@@ -205,8 +210,25 @@ impl Appender {
         self.len = start + used as u64;
         self.written_to = self.written_to.max(start + written);
         self.tail = new_tail;
-        self.write_ahead(&file, n as u64);
+        self.ahead_wanted = Some(n as u64);
         Ok(())
+    }
+
+    /// After an append is durable (or needs not be): keep zeros written
+    /// ahead of appends its size. Not right after its write: the zeros'
+    /// write and fdatasync then ran beside the append's own fdatasync, which
+    /// waited for them (fdatasync p99 0.22-0.32 ms without zeros, 0.64-1.02
+    /// ms with; perf/results/2026-12-06T23-00-00Z-syncfs/w4-zeros).
+    pub async fn start_ahead(&mut self) {
+        let Some(n) = self.ahead_wanted.take() else {
+            return;
+        };
+        if self.ahead_bytes(n).is_none() {
+            return;
+        }
+        if let Ok(file) = self.file.file().await {
+            self.write_ahead(&file, n);
+        }
     }
 
     /// Zeros to keep ahead of appends of `n` bytes, or `None` when such
@@ -224,7 +246,7 @@ impl Appender {
         (max > 0 && want >= 2 * one).then_some(want)
     }
 
-    /// After an append of `n` bytes: when less than half of the zeros such
+    /// For appends of `n` bytes: when less than half of the zeros such
     /// appends want is left ahead, start writing more beside the appends.
     fn write_ahead(&mut self, file: &Rc<DmaFile>, n: u64) {
         self.collect_ahead();
@@ -323,6 +345,7 @@ impl Appender {
         assert!(len <= self.len);
         // Zeros landing after the cut would lengthen the file again.
         self.wait_ahead().await;
+        self.ahead_wanted = None;
         let file = self.file.file().await?;
         file.truncate(len).await?;
         self.written_to = len;
@@ -394,6 +417,13 @@ mod tests {
         (dir, path, a)
     }
 
+    /// An append, then its zeros ahead started, as the committer starts
+    /// them once the append is durable.
+    async fn append(a: &mut Appender, bytes: &[u8]) {
+        a.append(bytes).await.unwrap();
+        a.start_ahead().await;
+    }
+
     /// Block-padded end of `len` bytes.
     fn padded(a: &Appender, len: usize) -> u64 {
         (len as u64).div_ceil(a.align) * a.align
@@ -405,7 +435,13 @@ mod tests {
             let max = 64 << 10;
             let (_dir, path, mut a) = new_file(max).await;
             let mut want = Vec::new();
+            // The append itself starts no zeros: its sync must not wait for
+            // theirs.
             a.append(&[1; 300]).await.unwrap();
+            assert!(a.ahead.is_none());
+            assert_eq!(on_disk(&path).0, a.align);
+            a.start_ahead().await;
+            assert!(a.ahead.is_some());
             want.extend([1; 300]);
             a.wait_ahead().await;
             let first = on_disk(&path);
@@ -419,7 +455,7 @@ mod tests {
             // when less than half a unit is left, not at every append.
             let mut lengths = vec![first.0];
             for i in 2..=250u8 {
-                a.append(&[i; 300]).await.unwrap();
+                append(&mut a, &[i; 300]).await;
                 want.extend([i; 300]);
                 a.wait_ahead().await;
                 let (len, blocks) = on_disk(&path);
@@ -442,7 +478,7 @@ mod tests {
             assert!(bytes[want.len()..].iter().all(|b| *b == 0));
             // An append too large for two to fit in a unit writes none ahead.
             let big = (max / 2 + 1) as usize;
-            a.append(&vec![9; big]).await.unwrap();
+            append(&mut a, &vec![9; big]).await;
             want.extend(vec![9; big]);
             assert!(a.ahead.is_none());
             assert_eq!(on_disk(&path).0, *lengths.last().unwrap());
@@ -458,12 +494,12 @@ mod tests {
             let max = 1 << 20;
             let (_dir, path, mut a) = new_file(max).await;
             // 4 KiB appends keep the least, 64 KiB.
-            a.append(&[1; 4096]).await.unwrap();
+            append(&mut a, &[1; 4096]).await;
             a.wait_ahead().await;
             assert_eq!(on_disk(&path).0, padded(&a, 4096) + AHEAD_MIN_BYTES);
             // A 60 KB append wants eight of itself ahead, 480 KB (in
             // blocks), written after the 64 KiB it leaves too little of.
-            a.append(&vec![2; 60_000]).await.unwrap();
+            append(&mut a, &vec![2; 60_000]).await;
             a.wait_ahead().await;
             assert_eq!(
                 on_disk(&path).0,
@@ -471,7 +507,7 @@ mod tests {
             );
             // A 600 KB append is too large for zeros ahead: it goes past
             // them and writes none.
-            a.append(&vec![3; 600_000]).await.unwrap();
+            append(&mut a, &vec![3; 600_000]).await;
             assert!(a.ahead.is_none());
             assert_eq!(on_disk(&path).0, padded(&a, 664_096));
             let len = a.len();
@@ -490,7 +526,7 @@ mod tests {
             // into them at once: whatever lands last, the bytes must be ours.
             for i in 1..=40u8 {
                 let n = 1000 * i as usize;
-                a.append(&vec![i; n]).await.unwrap();
+                append(&mut a, &vec![i; n]).await;
                 want.extend(vec![i; n]);
             }
             a.close().await.unwrap();
@@ -508,12 +544,12 @@ mod tests {
             assert!(AheadSlot::take(unit).is_none(), "all room taken");
             // An append finding no room writes none ahead, and is whole.
             let (_dir, path, mut a) = new_file(64 << 10).await;
-            a.append(&[7; 300]).await.unwrap();
+            append(&mut a, &[7; 300]).await;
             assert!(a.ahead.is_none());
             a.wait_ahead().await;
             assert_eq!(on_disk(&path).0, a.align);
             drop(slots);
-            a.append(&[8; 300]).await.unwrap();
+            append(&mut a, &[8; 300]).await;
             assert!(a.ahead.is_some(), "there is room again");
             a.wait_ahead().await;
             assert_eq!(
@@ -533,10 +569,10 @@ mod tests {
         crate::shard::block_on(async {
             let (_dir, path, mut a) = new_file(0).await;
             let block = a.align;
-            a.append(&[1; 300]).await.unwrap();
+            append(&mut a, &[1; 300]).await;
             a.wait_ahead().await;
             assert_eq!(on_disk(&path).0, 300u64.div_ceil(block) * block);
-            a.append(&[2; 4000]).await.unwrap();
+            append(&mut a, &[2; 4000]).await;
             a.wait_ahead().await;
             assert_eq!(on_disk(&path).0, 4300u64.div_ceil(block) * block);
             a.close().await.unwrap();
@@ -548,13 +584,13 @@ mod tests {
     fn a_truncation_forgets_the_zeros_written_ahead() {
         crate::shard::block_on(async {
             let (_dir, path, mut a) = new_file(64 << 10).await;
-            a.append(&[1; 300]).await.unwrap();
+            append(&mut a, &[1; 300]).await;
             // Without waiting: the truncation lets the zeros land first, so
             // they cannot lengthen the file after the cut.
             a.truncate(100).await.unwrap();
             assert_eq!(on_disk(&path).0, 100);
             // The next small append writes a unit ahead again.
-            a.append(&[2; 10]).await.unwrap();
+            append(&mut a, &[2; 10]).await;
             a.wait_ahead().await;
             assert_eq!(on_disk(&path).0, a.align + (64 << 10));
             a.close().await.unwrap();
@@ -568,7 +604,7 @@ mod tests {
     fn a_failed_fdatasync_of_zeros_ahead_fails_the_next_sync_once() {
         crate::shard::block_on(async {
             let (_dir, _path, mut a) = new_file(64 << 10).await;
-            a.append(&[1; 300]).await.unwrap();
+            append(&mut a, &[1; 300]).await;
             a.wait_ahead().await;
             // As the task reports a device that failed its flush (the kernel
             // tells only one of the descriptors' fdatasyncs).

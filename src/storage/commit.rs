@@ -117,7 +117,12 @@ impl Committer {
                         .time(fs.sync())
                         .await
                         .map_err(StorageError::from);
-                    for w in written {
+                    for mut w in written {
+                        // Zeros ahead of the next appends, now that these
+                        // are durable (see `Appender::start_ahead`).
+                        if w.outcome.is_ok() && synced.is_ok() {
+                            w.writer.log.start_ahead().await;
+                        }
                         let outcome = match (&w.outcome, &synced) {
                             (Err(e), _) => Err(e.clone()),
                             (Ok(true), Err(e)) => Err(e.clone()),
@@ -250,6 +255,9 @@ async fn sync_and_answer(mut w: Written, health: &LogDirHealth, metrics: &ShardM
         Ok(false) => Ok(()),
         Err(ref e) => Err(e.clone()),
     };
+    if outcome.is_ok() {
+        w.writer.log.start_ahead().await;
+    }
     answer(w, outcome, health);
 }
 
