@@ -121,7 +121,7 @@ impl Committer {
                         // Zeros ahead of the next appends, now that these
                         // are durable (see `Appender::start_ahead`).
                         if w.outcome.is_ok() && synced.is_ok() {
-                            w.writer.log.start_ahead().await;
+                            w.writer.log.start_ahead();
                         }
                         let outcome = match (&w.outcome, &synced) {
                             (Err(e), _) => Err(e.clone()),
@@ -256,7 +256,7 @@ async fn sync_and_answer(mut w: Written, health: &LogDirHealth, metrics: &ShardM
         Err(ref e) => Err(e.clone()),
     };
     if outcome.is_ok() {
-        w.writer.log.start_ahead().await;
+        w.writer.log.start_ahead();
     }
     answer(w, outcome, health);
 }

@@ -101,21 +101,25 @@ impl OpenFiles {
 
     /// The open file of handle `id`, opening it (again) if it was closed.
     async fn get(&self, id: u64, path: &Path) -> io::Result<Rc<DmaFile>> {
-        {
-            let mut i = self.inner.borrow_mut();
-            i.clock += 1;
-            let now = i.clock;
-            if let Some(o) = i.open.get_mut(&id) {
-                let before = std::mem::replace(&mut o.used_at, now);
-                let file = o.file.clone();
-                i.by_use.remove(&before);
-                i.by_use.insert(now, id);
-                return Ok(file);
-            }
+        if let Some(file) = self.get_open(id) {
+            return Ok(file);
         }
         // Reopened, never created: the file exists until its owner deletes it
         // (a read racing a retention delete must fail, not make an empty file).
         self.load(id, path, false).await
+    }
+
+    /// The file of handle `id` if it is open (marked as just used).
+    fn get_open(&self, id: u64) -> Option<Rc<DmaFile>> {
+        let mut i = self.inner.borrow_mut();
+        i.clock += 1;
+        let now = i.clock;
+        let o = i.open.get_mut(&id)?;
+        let before = std::mem::replace(&mut o.used_at, now);
+        let file = o.file.clone();
+        i.by_use.remove(&before);
+        i.by_use.insert(now, id);
+        Some(file)
     }
 
     async fn load(&self, id: u64, path: &Path, create: bool) -> io::Result<Rc<DmaFile>> {
@@ -212,6 +216,12 @@ impl FileHandle {
         self.0.files.get(self.0.id, &self.0.path).await
     }
 
+    /// The open file if the cache holds it open; `None` rather than open it
+    /// again (for work that can as well be skipped).
+    pub fn file_if_open(&self) -> Option<Rc<DmaFile>> {
+        self.0.files.get_open(self.0.id)
+    }
+
     /// Close the descriptor now (the segment is sealed, or its file is about
     /// to be deleted); the file itself stays, and the next use opens it.
     pub fn close(&self) {
@@ -266,6 +276,10 @@ mod tests {
             for h in &handles[40 - MIN_OPEN_FILES_PER_SHARD..] {
                 h.file().await.unwrap();
             }
+            assert_eq!(files.stats().opens, opens);
+            // `file_if_open` answers from the cache and never opens.
+            assert!(handles[0].file_if_open().is_none(), "closed by the cache");
+            assert!(handles[39].file_if_open().is_some());
             assert_eq!(files.stats().opens, opens);
             // Dropping handles closes their descriptors.
             handles.clear();
