@@ -206,12 +206,20 @@ fn fetch_answers_stay_within_the_request_limit() {
     }
 }
 
+/// What histogram `name{labels}` counted between two scrapes of `GET /metrics`.
+fn scraped_since(before: &str, after: &str, name: &str, labels: &str) -> sluice::metrics::Counts {
+    use sluice::metrics::parse_histogram;
+    parse_histogram(after, name, labels)
+        .unwrap_or_else(|| panic!("{name} {labels}:\n{after}"))
+        .since(&parse_histogram(before, name, labels).unwrap_or_default())
+}
+
 /// `GET /metrics` (`sluice.metrics.listener`) counts what a real client's
 /// acks=all produces cost the broker: each was written, fdatasync'd and
 /// answered, and each shows in its histogram.
 #[test]
 fn metrics_count_the_writes_fdatasyncs_and_requests_of_acks_all_produces() {
-    use sluice::metrics::{http::scrape, parse_histogram, LOG_FDATASYNC, LOG_WRITE, REQUEST};
+    use sluice::metrics::{http::scrape, LOG_FDATASYNC, LOG_WRITE, REQUEST};
     let metrics = format!("127.0.0.1:{}", common::free_port());
     let broker = Broker::start(&[&format!("sluice.metrics.listener={metrics}")]);
     let bs = broker.bootstrap();
@@ -223,11 +231,7 @@ fn metrics_count_the_writes_fdatasyncs_and_requests_of_acks_all_produces() {
         produce(&bs, &topic, 0, &[], &format!("m{i}\n"));
     }
     let after = read();
-    let since = |name: &str, labels: &str| {
-        let a = parse_histogram(&after, name, labels)
-            .unwrap_or_else(|| panic!("{name} {labels}:\n{after}"));
-        a.since(&parse_histogram(&before, name, labels).unwrap_or_default())
-    };
+    let since = |name: &str, labels: &str| scraped_since(&before, &after, name, labels);
     // Three separate clients, each waiting for its ack: three rounds at least.
     let (produces, syncs, writes) = (
         since(REQUEST, "api=\"Produce\""),
@@ -277,7 +281,7 @@ fn metrics_count_the_writes_fdatasyncs_and_requests_of_acks_all_produces() {
 /// and a restart.
 #[test]
 fn acks_all_rounds_sync_the_file_system_where_that_is_sound() {
-    use sluice::metrics::{http::scrape, parse_histogram, LOG_FDATASYNC, LOG_SYNCFS};
+    use sluice::metrics::{http::scrape, LOG_FDATASYNC, LOG_SYNCFS};
     let metrics = format!("127.0.0.1:{}", common::free_port());
     let mut broker = Broker::start(&[
         &format!("sluice.metrics.listener={metrics}"),
@@ -292,12 +296,7 @@ fn acks_all_rounds_sync_the_file_system_where_that_is_sound() {
         produce(&bs, &topic, 0, &[], &format!("s{i}\n"));
     }
     let after = read();
-    let count = |name: &str| {
-        parse_histogram(&after, name, "")
-            .unwrap_or_else(|| panic!("{name}:\n{after}"))
-            .since(&parse_histogram(&before, name, "").unwrap_or_default())
-            .count()
-    };
+    let count = |name: &str| scraped_since(&before, &after, name, "").count();
     let (syncfs, fdatasync) = (count(LOG_SYNCFS), count(LOG_FDATASYNC));
     match sluice::storage::fs_sync::FsSync::for_dir(&broker.data_dir()) {
         Ok(_) => assert!(syncfs >= 3 && fdatasync == 0, "{syncfs} {fdatasync}"),

@@ -118,7 +118,8 @@ pub struct Appender {
     preallocate_bytes: u64,
     /// Zeros being written from `written_to` on, beside the appends.
     ahead: Option<Task<AheadDone>>,
-    /// The size of the last append, whose zeros ahead `start_ahead` sees to.
+    /// Zeros the last append wants kept ahead of appends its size, for
+    /// `start_ahead` (`None` when it wants none: too large, or off).
     ahead_wanted: Option<u64>,
     /// The fdatasync of zeros written ahead failed. The next `sync` reports
     /// it: the kernel reports a write-back error once per open file, and
@@ -210,7 +211,7 @@ impl Appender {
         self.len = start + used as u64;
         self.written_to = self.written_to.max(start + written);
         self.tail = new_tail;
-        self.ahead_wanted = Some(n as u64);
+        self.ahead_wanted = self.ahead_bytes(n as u64);
         Ok(())
     }
 
@@ -222,11 +223,11 @@ impl Appender {
     /// Nothing is opened for them: a file the cache has closed meanwhile
     /// gets its zeros after a later append.
     pub fn start_ahead(&mut self) {
-        let Some(n) = self.ahead_wanted.take() else {
+        let Some(bytes) = self.ahead_wanted.take() else {
             return;
         };
         if let Some(file) = self.file.file_if_open() {
-            self.write_ahead(&file, n);
+            self.write_ahead(&file, bytes);
         }
     }
 
@@ -245,16 +246,13 @@ impl Appender {
         (max > 0 && want >= 2 * one).then_some(want)
     }
 
-    /// For appends of `n` bytes: when less than half of the zeros such
-    /// appends want is left ahead, start writing more beside the appends.
-    fn write_ahead(&mut self, file: &Rc<DmaFile>, n: u64) {
+    /// When less than half of the `bytes` of zeros wanted is left ahead,
+    /// start writing `bytes` more beside the appends.
+    fn write_ahead(&mut self, file: &Rc<DmaFile>, bytes: u64) {
         self.collect_ahead();
         if self.ahead.is_some() {
             return;
         }
-        let Some(bytes) = self.ahead_bytes(n) else {
-            return;
-        };
         let end = self.len.div_ceil(self.align) * self.align;
         if self.written_to.saturating_sub(end) >= bytes / 2 {
             return;

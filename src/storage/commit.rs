@@ -117,23 +117,13 @@ impl Committer {
                         .time(fs.sync())
                         .await
                         .map_err(StorageError::from);
-                    for mut w in written {
-                        // Zeros ahead of the next appends, now that these
-                        // are durable (see `Appender::start_ahead`).
-                        if w.outcome.is_ok() && synced.is_ok() {
-                            w.writer.log.start_ahead();
-                        }
+                    for w in written {
+                        // Written before the syncfs began: durable with it,
+                        // whether or not they asked to be.
                         let outcome = match (&w.outcome, &synced) {
-                            (Err(e), _) => Err(e.clone()),
-                            (Ok(true), Err(e)) => Err(e.clone()),
-                            // Written before the syncfs began: durable too.
-                            (Ok(_), Ok(())) => {
-                                let mut l = w.log.borrow_mut();
-                                l.synced_offset = l.written_end;
-                                l.unsynced_messages = 0;
-                                Ok(())
-                            }
-                            (Ok(false), Err(_)) => Ok(()),
+                            (Err(e), _) | (Ok(true), Err(e)) => Err(e.clone()),
+                            (Ok(_), Ok(())) => Ok(true),
+                            (Ok(false), Err(_)) => Ok(false),
                         };
                         answer(w, outcome, &self.health);
                     }
@@ -247,39 +237,40 @@ async fn sync_and_answer(mut w: Written, health: &LogDirHealth, metrics: &ShardM
             .time(w.writer.log.sync())
             .await
             .map_err(StorageError::from)
-            .map(|()| {
-                let mut l = w.log.borrow_mut();
-                l.synced_offset = l.written_end;
-                l.unsynced_messages = 0;
-            }),
-        Ok(false) => Ok(()),
+            .map(|()| true),
+        Ok(false) => Ok(false),
         Err(ref e) => Err(e.clone()),
     };
-    if outcome.is_ok() {
-        w.writer.log.start_ahead();
-    }
     answer(w, outcome, health);
 }
 
-/// Hand the writer back and answer the round's waiters on `w`'s log.
-fn answer(w: Written, outcome: Result<(), StorageError>, health: &LogDirHealth) {
+/// Hand the writer back and answer the round's waiters on `w`'s log;
+/// `Ok(true)`: what it wrote is durable now.
+fn answer(w: Written, outcome: Result<bool, StorageError>, health: &LogDirHealth) {
     let Written {
         log,
         pending,
-        writer,
+        mut writer,
         ..
     } = w;
     // The dir went offline while this round synced (another partition's
     // fdatasync failed): what is on it is no longer trusted, so nothing more
     // is acknowledged from it.
     let outcome = match (outcome, health.failure()) {
-        (Ok(()), Some(cause)) => Err(LogDirHealth::offline_error(&cause)),
+        (Ok(_), Some(cause)) => Err(LogDirHealth::offline_error(&cause)),
         (o, _) => o,
     };
     let mut l = log.borrow_mut();
-    l.writer = Some(writer);
     match outcome {
-        Ok(()) => {
+        Ok(durable) => {
+            if durable {
+                l.synced_offset = l.written_end;
+                l.unsynced_messages = 0;
+            }
+            // Zeros ahead of the next appends, now that these are answered
+            // (see `Appender::start_ahead`).
+            writer.log.start_ahead();
+            l.writer = Some(writer);
             drop(l);
             for mut p in pending {
                 if let Some(tx) = p.done.take() {
@@ -288,6 +279,7 @@ fn answer(w: Written, outcome: Result<(), StorageError>, health: &LogDirHealth) 
             }
         }
         Err(e) => {
+            l.writer = Some(writer);
             // Nothing of this round counts. Appends queued behind it were given
             // offsets after the failed ones, so they fail too and the log end
             // goes back to what is on disk.
