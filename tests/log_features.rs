@@ -333,3 +333,106 @@ fn fetch_limits_are_kafkas_whatever_the_reads_run_together() {
         vec![small.iter().sum::<usize>(), big0, big1]
     );
 }
+
+/// One produce request over partitions of both shards, with partitions and a
+/// topic that do not exist among them: sluice ships each shard's partitions
+/// in one job, and every partition must still be answered in request order
+/// with its own outcome, and its records land in it alone (read back by
+/// librdkafka).
+#[test]
+fn a_produce_over_both_shards_answers_every_partition_in_request_order() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let broker = Broker::start_with_cores(2, &[]);
+    let bs = broker.bootstrap();
+    let a = common::unique_topic("both-shards-a");
+    let c = common::unique_topic("both-shards-c");
+    rdk::create_topic(&bs, &a, 8);
+    rdk::create_topic(&bs, &c, 2);
+    let missing = common::unique_topic("both-shards-missing");
+    // (topic, partition, records: each value names its partition).
+    let batch = |tag: &str, n: usize| {
+        let records: Vec<_> = (0..n)
+            .map(|i| (None, Some(bytes::Bytes::from(format!("{tag}/{i}")))))
+            .collect();
+        sluice::client::records::encode_batch(&records, 1_700_000_000_000).unwrap()
+    };
+    let plan: Vec<(&str, Vec<i32>)> = vec![
+        (a.as_str(), vec![5, 0, 99, 3, 1, 7, 2]),
+        (missing.as_str(), vec![0]),
+        (c.as_str(), vec![1, 0]),
+    ];
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(
+            plan.iter()
+                .map(|(t, parts)| {
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                        .with_partition_data(
+                            parts
+                                .iter()
+                                .map(|&p| {
+                                    PartitionProduceData::default().with_index(p).with_records(
+                                        Some(batch(&format!("{t}-{p}"), 1 + p as usize % 4)),
+                                    )
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let mut s = std::net::TcpStream::connect(broker.addr()).unwrap();
+    let r = common::call(&mut s, 8, &req);
+    // Per topic: (partition, error code, base offset).
+    type Answer = Vec<(String, Vec<(i32, i16, i64)>)>;
+    let got: Answer = r
+        .responses
+        .iter()
+        .map(|t| {
+            (
+                t.name.0.to_string(),
+                t.partition_responses
+                    .iter()
+                    .map(|p| (p.index, p.error_code, p.base_offset))
+                    .collect(),
+            )
+        })
+        .collect();
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    let want: Answer = plan
+        .iter()
+        .map(|(t, parts)| {
+            let exists = |p: i32| (*t == a && p < 8) || (*t == c && p < 2);
+            (
+                t.to_string(),
+                parts
+                    .iter()
+                    .map(|&p| match exists(p) {
+                        true => (p, 0, 0),
+                        false => (p, UNKNOWN_TOPIC_OR_PARTITION, -1),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    for (t, n) in [(&a, 8), (&c, 2)] {
+        let read = rdk::consume_all(&bs, t, n, Duration::from_secs(30));
+        for (p, recs) in read {
+            let sent = plan
+                .iter()
+                .any(|(pt, parts)| *pt == t.as_str() && parts.contains(&p));
+            let want: Vec<Vec<u8>> = match sent {
+                true => (0..1 + p as usize % 4)
+                    .map(|i| format!("{t}-{p}/{i}").into_bytes())
+                    .collect(),
+                false => Vec::new(),
+            };
+            let values: Vec<Vec<u8>> = recs.into_iter().map(|r| r.value.unwrap()).collect();
+            assert_eq!(values, want, "{t}-{p}");
+        }
+    }
+}

@@ -11,6 +11,7 @@ use super::{on_partition, storage_error_code};
 use crate::broker::state::local;
 use crate::broker::State;
 use crate::shard::budget::Permit;
+use crate::shard::ShardId;
 use crate::storage::log::AppendInfo;
 use crate::storage::{format, now_ms};
 
@@ -74,12 +75,14 @@ pub async fn handle(
         return reply_all(req, version, ResponseError::InvalidRequiredAcks, acks);
     }
     let catalog = state.catalog();
-    // Every partition of every topic runs at once (as Kafka appends them
-    // all, then waits for them all): a partition waiting for followers must
-    // not hold back another's records, whose request memory would then stay
-    // taken while followers' fetches wait to be read.
+    let table_version = state.table.borrow().version();
+    // Partitions are shipped to their shards in one job per shard (not one
+    // per partition): a request of many small partitions would otherwise pay
+    // a cross-shard message, a wake-up and a reply for each of them.
     let mut layout = Vec::with_capacity(req.topic_data.len());
-    let mut futures = Vec::new();
+    let mut outcomes: Vec<Option<Outcome>> = Vec::new();
+    let mut indexes: Vec<i32> = Vec::new();
+    let mut batches: Vec<ShardBatch> = Vec::new();
     for t in req.topic_data {
         // v13+ names topics by id.
         let name = if version >= 13 {
@@ -92,116 +95,68 @@ pub async fn handle(
         let t_name = TopicName(StrBytes::from_string(t.name.0.as_str().to_owned()));
         layout.push((t_name, t.topic_id, t.partition_data.len()));
         for p in t.partition_data {
-            let name = name.clone();
-            let share = memory.split(p.records.as_ref().map_or(0, |r| r.len()));
-            futures.push(async move {
-                let index = p.index;
-                let Some(name) = name else {
-                    return (index, Outcome::err(ResponseError::UnknownTopicId, None));
-                };
-                let Some(records) = p.records else {
-                    return (
-                        index,
-                        Outcome::err(ResponseError::CorruptMessage, Some("no records".into())),
-                    );
-                };
+            let pos = outcomes.len();
+            indexes.push(p.index);
+            let refused = match (&name, &p.records) {
+                (None, _) => Some(Outcome::err(ResponseError::UnknownTopicId, None)),
+                (_, None) => Some(Outcome::err(
+                    ResponseError::CorruptMessage,
+                    Some("no records".into()),
+                )),
                 // Kafka (ProduceRequest.validateRecords): from v3 on, exactly
                 // one batch per partition. Idempotence relies on it: a retry
                 // must be the same single batch to be recognised.
-                if version >= 3 {
-                    if let Ok(h) = format::parse_header(&records) {
-                        if h.size_bytes < records.len() {
-                            return (
-                                index,
-                                Outcome::err(
-                                    ResponseError::InvalidRecord,
-                                    Some("a produce request must have exactly one record batch per partition".into()),
-                                ),
-                            );
-                        }
-                    }
+                (_, Some(records)) if version >= 3 && !one_batch(records) => Some(Outcome::err(
+                    ResponseError::InvalidRecord,
+                    Some(
+                        "a produce request must have exactly one record batch per partition".into(),
+                    ),
+                )),
+                _ => None,
+            };
+            outcomes.push(refused);
+            let (Some(name), Some(records)) = (&name, p.records) else {
+                continue;
+            };
+            if outcomes[pos].is_some() {
+                continue;
+            }
+            let Some(shard) = state.table.borrow().shard_of(name, p.index) else {
+                outcomes[pos] = Some(Outcome::err(state.not_served_error(name, p.index), None));
+                continue;
+            };
+            let share = memory.split(records.len());
+            let b = match batches.iter().position(|b| b.shard == shard) {
+                Some(i) => &mut batches[i],
+                None => {
+                    batches.push(ShardBatch::new(shard));
+                    batches.last_mut().expect("just pushed")
                 }
-                // Stored first (written, and fsync'ed for acks=all); then the
-                // records' share of the request memory goes back, before any
-                // wait for followers (whose fetches must still be read for it
-                // to end), as Kafka releases a request's buffer before its
-                // delayed produce waits.
-                let stored = on_partition(state, &name, index, move |log| async move {
-                    let (isr, min_isr) = {
-                        let l = log.borrow();
-                        (l.replication.isr.len() as i32, l.config.min_insync_replicas)
-                    };
-                    if acks == -1 && isr < min_isr {
-                        return Stored::Done(Outcome::err(
-                            ResponseError::NotEnoughReplicas,
-                            Some(format!(
-                                "the in-sync replicas ({isr}) are fewer than min.insync.replicas ({min_isr})"
-                            )),
-                        ));
-                    }
-                    let appended = log.borrow_mut().append(&records, acks == -1, now_ms());
-                    // Stored bytes are a copy: the frame can go.
-                    drop(records);
-                    let (info, done) = match appended {
-                        Ok(x) => x,
-                        Err(e) => {
-                            return Stored::Done(Outcome::err(
-                                storage_error_code(&e),
-                                Some(e.to_string()),
-                            ))
-                        }
-                    };
-                    // Everything up to here must be replicated for acks=all.
-                    let end = log.borrow().next_offset;
-                    local().committer.appended(&log);
-                    // acks=0 waits too (no answer goes out): its request
-                    // memory must cover its bytes until they are written, or
-                    // a client outrunning the disk would queue them unbounded.
-                    let failed = match done.await {
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(Outcome::err(storage_error_code(&e), Some(e.to_string()))),
-                        Err(_) => Some(Outcome::err(ResponseError::KafkaStorageError, None)),
-                    };
-                    if let Some(o) = failed {
-                        return Stored::Done(o);
-                    }
-                    if acks == -1 {
-                        if log.borrow().high_watermark < end {
-                            return Stored::Replicating { end, info };
-                        }
-                        // Committed already: the checks (leadership, ISR) only.
-                        if let Err(e) = await_replication(&log, end, timeout_ms).await {
-                            return Stored::Done(e);
-                        }
-                    }
-                    Stored::Done(Outcome::stored(info))
-                })
-                .await;
-                drop(share);
-                let out = match stored {
-                    None => None,
-                    Some(Stored::Done(o)) => Some(o),
-                    Some(Stored::Replicating { end, info }) => {
-                        on_partition(state, &name, index, move |log| async move {
-                            match await_replication(&log, end, timeout_ms).await {
-                                Ok(()) => Outcome::stored(info),
-                                Err(e) => e,
-                            }
-                        })
-                        .await
-                    }
-                };
-                (
-                    index,
-                    out.unwrap_or_else(|| Outcome::err(state.not_served_error(&name, index), None)),
-                )
-            });
+            };
+            b.push(name, pos, p.index, records, share);
         }
     }
     // The rest of the request's bytes (header, names) are held by nothing
     // now: names were copied, records each keep their own share.
     drop(memory.split(usize::MAX));
-    let mut results = join_all(futures).await.into_iter();
+    // Every shard's partitions run at once, and on a shard every partition
+    // at once (as Kafka appends them all, then waits for them all): a
+    // partition waiting for followers must not hold back another's records,
+    // whose request memory would then stay taken while followers' fetches
+    // wait to be read.
+    let stored = join_all(
+        batches
+            .into_iter()
+            .map(|b| b.store(state, table_version, acks, timeout_ms)),
+    )
+    .await;
+    for (pos, o) in stored.into_iter().flatten() {
+        outcomes[pos] = Some(o);
+    }
+    let mut results = outcomes
+        .into_iter()
+        .zip(indexes)
+        .map(|(o, index)| (index, o.expect("every partition has an outcome")));
     let topics: Vec<_> = layout
         .into_iter()
         .map(|(name, id, n)| (name, id, results.by_ref().take(n).collect::<Vec<_>>()))
@@ -263,6 +218,181 @@ pub async fn handle(
         );
     }
     Some(ResponseKind::Produce(resp))
+}
+
+/// Whether `records` hold exactly one batch (a header that does not parse
+/// is left to the append's own checks, which name what is wrong).
+fn one_batch(records: &bytes::Bytes) -> bool {
+    format::parse_header(records).map_or(true, |h| h.size_bytes >= records.len())
+}
+
+/// The partitions of one request that one shard owns, shipped there in one
+/// job. Their request memory stays here (a permit belongs to the
+/// connection's shard) and goes back once the shard has stored them.
+struct ShardBatch {
+    shard: ShardId,
+    /// Topic names, each once; `Part::topic` indexes them.
+    topics: Vec<String>,
+    parts: Vec<Part>,
+    shares: Vec<Permit>,
+}
+
+/// One partition's records, owned so they can cross to their shard.
+struct Part {
+    /// The partition's place in the request (and so in the response).
+    pos: usize,
+    topic: usize,
+    index: i32,
+    records: bytes::Bytes,
+}
+
+impl ShardBatch {
+    fn new(shard: ShardId) -> Self {
+        ShardBatch {
+            shard,
+            topics: Vec::new(),
+            parts: Vec::new(),
+            shares: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, topic: &str, pos: usize, index: i32, records: bytes::Bytes, share: Permit) {
+        // A request names each topic once, so the last one is the only
+        // candidate worth checking.
+        let topic = match self.topics.last() {
+            Some(t) if t == topic => self.topics.len() - 1,
+            _ => {
+                self.topics.push(topic.to_owned());
+                self.topics.len() - 1
+            }
+        };
+        self.parts.push(Part {
+            pos,
+            topic,
+            index,
+            records,
+        });
+        self.shares.push(share);
+    }
+
+    /// Store every part on the shard (written, and fsync'ed for acks=all),
+    /// then give their request memory back before any wait for followers
+    /// (whose fetches must still be read for it to end), as Kafka releases a
+    /// request's buffer before its delayed produce waits. Returns each
+    /// part's outcome by its place in the request.
+    async fn store(
+        self,
+        state: &State,
+        table_version: u64,
+        acks: i16,
+        timeout_ms: u64,
+    ) -> Vec<(usize, Outcome)> {
+        let ShardBatch {
+            shard,
+            topics,
+            parts,
+            shares,
+        } = self;
+        let keys: Vec<(usize, usize, i32)> =
+            parts.iter().map(|p| (p.pos, p.topic, p.index)).collect();
+        let job_topics = topics.clone();
+        let stored = crate::shard::submit_to(shard, move || async move {
+            let topics = &job_topics;
+            join_all(parts.into_iter().map(|p| async move {
+                let log = local()
+                    .log_at(&topics[p.topic], p.index, table_version)
+                    .await?;
+                Some(store_one(log, p.records, acks, timeout_ms).await)
+            }))
+            .await
+        })
+        .await;
+        drop(shares);
+        let stored = stored.unwrap_or_else(|_| keys.iter().map(|_| None).collect());
+        debug_assert_eq!(stored.len(), keys.len());
+        join_all(
+            keys.into_iter()
+                .zip(stored)
+                .map(|((pos, topic, index), s)| {
+                    let name = &topics[topic];
+                    async move {
+                        let out = match s {
+                            None => None,
+                            Some(Stored::Done(o)) => Some(o),
+                            Some(Stored::Replicating { end, info }) => {
+                                on_partition(state, name, index, move |log| async move {
+                                    match await_replication(&log, end, timeout_ms).await {
+                                        Ok(()) => Outcome::stored(info),
+                                        Err(e) => e,
+                                    }
+                                })
+                                .await
+                            }
+                        };
+                        (
+                            pos,
+                            out.unwrap_or_else(|| {
+                                Outcome::err(state.not_served_error(name, index), None)
+                            }),
+                        )
+                    }
+                }),
+        )
+        .await
+    }
+}
+
+/// On the partition's shard: append `records` to `log` and wait until they
+/// are written (and fsync'ed for acks=all).
+async fn store_one(
+    log: crate::storage::log::SharedLog,
+    records: bytes::Bytes,
+    acks: i16,
+    timeout_ms: u64,
+) -> Stored {
+    let (isr, min_isr) = {
+        let l = log.borrow();
+        (l.replication.isr.len() as i32, l.config.min_insync_replicas)
+    };
+    if acks == -1 && isr < min_isr {
+        return Stored::Done(Outcome::err(
+            ResponseError::NotEnoughReplicas,
+            Some(format!(
+                "the in-sync replicas ({isr}) are fewer than min.insync.replicas ({min_isr})"
+            )),
+        ));
+    }
+    let appended = log.borrow_mut().append(&records, acks == -1, now_ms());
+    // Stored bytes are a copy: the frame can go.
+    drop(records);
+    let (info, done) = match appended {
+        Ok(x) => x,
+        Err(e) => return Stored::Done(Outcome::err(storage_error_code(&e), Some(e.to_string()))),
+    };
+    // Everything up to here must be replicated for acks=all.
+    let end = log.borrow().next_offset;
+    local().committer.appended(&log);
+    // acks=0 waits too (no answer goes out): its request memory must cover
+    // its bytes until they are written, or a client outrunning the disk
+    // would queue them unbounded.
+    let failed = match done.await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(Outcome::err(storage_error_code(&e), Some(e.to_string()))),
+        Err(_) => Some(Outcome::err(ResponseError::KafkaStorageError, None)),
+    };
+    if let Some(o) = failed {
+        return Stored::Done(o);
+    }
+    if acks == -1 {
+        if log.borrow().high_watermark < end {
+            return Stored::Replicating { end, info };
+        }
+        // Committed already: the checks (leadership, ISR) only.
+        if let Err(e) = await_replication(&log, end, timeout_ms).await {
+            return Stored::Done(e);
+        }
+    }
+    Stored::Done(Outcome::stored(info))
 }
 
 /// acks=all: wait until the records up to `end` are committed, with

@@ -39,6 +39,15 @@ const AHEAD_APPENDS: u64 = 8;
 /// Least written ahead at a time.
 const AHEAD_MIN_BYTES: u64 = 64 << 10;
 
+/// A partition that uses up half of its zeros ahead within this long gets
+/// twice as many the next time (up to `sluice.log.preallocate.bytes`); one
+/// that takes longer gets half as many (down to what its appends want). So
+/// a busy partition of small appends writes its zeros, and fdatasyncs them,
+/// in a few large pieces instead of many 64 KiB ones: small-keyed's 100
+/// partitions wrote about 2,000 pieces a second, each with its own device
+/// flush.
+const AHEAD_GROW_WITHIN_MS: u64 = 1000;
+
 /// Only appends smaller than this keep zeros ahead: a larger one has little
 /// allocation to save per byte, and when it reaches zeros still in flight it
 /// waits for their write and fdatasync; the zeros ahead of it are also
@@ -121,6 +130,9 @@ pub struct Appender {
     /// Zeros the last append wants kept ahead of appends its size, for
     /// `start_ahead` (`None` when it wants none: too large, or off).
     ahead_wanted: Option<u64>,
+    /// Size of the last write of zeros ahead, and when it started
+    /// (`AHEAD_GROW_WITHIN_MS`).
+    ahead_last: Option<(u64, std::time::Instant)>,
     /// The fdatasync of zeros written ahead failed. The next `sync` reports
     /// it: the kernel reports a write-back error once per open file, and
     /// that report may have gone to the write ahead instead.
@@ -160,6 +172,7 @@ impl Appender {
             preallocate_bytes: 0,
             ahead: None,
             ahead_wanted: None,
+            ahead_last: None,
             ahead_error: None,
         })
     }
@@ -246,20 +259,36 @@ impl Appender {
         (max > 0 && want >= 2 * one).then_some(want)
     }
 
-    /// When less than half of the `bytes` of zeros wanted is left ahead,
-    /// start writing `bytes` more beside the appends.
-    fn write_ahead(&mut self, file: &Rc<DmaFile>, bytes: u64) {
+    /// When less than half of the zeros wanted is left ahead, start writing
+    /// more beside the appends: `wanted` (what appends of this size want),
+    /// or more for a partition that used its last zeros up quickly
+    /// (`AHEAD_GROW_WITHIN_MS`).
+    fn write_ahead(&mut self, file: &Rc<DmaFile>, wanted: u64) {
         self.collect_ahead();
         if self.ahead.is_some() {
             return;
         }
         let end = self.len.div_ceil(self.align) * self.align;
-        if self.written_to.saturating_sub(end) >= bytes / 2 {
+        let last = self.ahead_last.map_or(0, |(bytes, _)| bytes);
+        if self.written_to.saturating_sub(end) >= wanted.max(last) / 2 {
             return;
         }
+        let now = std::time::Instant::now();
+        let bytes = match self.ahead_last {
+            Some((last, at)) => {
+                let quick = now.duration_since(at).as_millis() < u128::from(AHEAD_GROW_WITHIN_MS);
+                let next = if quick { last * 2 } else { last / 2 };
+                // Both bounds are multiples of `align` (`preallocating`
+                // rounds the upper one).
+                (next / self.align * self.align).clamp(wanted, self.preallocate_bytes.max(wanted))
+            }
+            None => wanted,
+        };
+        debug_assert_eq!(bytes % self.align, 0);
         let Some(slot) = AheadSlot::take(bytes) else {
             return;
         };
+        self.ahead_last = Some((bytes, now));
         let (file, at) = (file.clone(), self.written_to);
         self.ahead = Some(crate::shard::spawn(async move {
             let _slot = slot;
@@ -507,6 +536,60 @@ mod tests {
             append(&mut a, &vec![3; 600_000]).await;
             assert!(a.ahead.is_none());
             assert_eq!(on_disk(&path).0, padded(&a, 664_096));
+            let len = a.len();
+            a.close().await.unwrap();
+            assert_eq!(on_disk(&path).0, len);
+        });
+    }
+
+    #[test]
+    fn a_partition_using_its_zeros_quickly_gets_more_each_time_and_a_slow_one_fewer() {
+        crate::shard::block_on(async {
+            let max = 1 << 20;
+            let (_dir, path, mut a) = new_file(max).await;
+            // 4 KiB appends want the least, 64 KiB; each piece used up
+            // within AHEAD_GROW_WITHIN_MS doubles the next, up to the limit.
+            let mut pieces = Vec::new();
+            let mut len = 0;
+            for i in 0..400u32 {
+                // Quick whatever this machine's speed: the last piece
+                // started just now.
+                if let Some((bytes, _)) = a.ahead_last {
+                    a.ahead_last = Some((bytes, std::time::Instant::now()));
+                }
+                append(&mut a, &[i as u8; 4096]).await;
+                a.wait_ahead().await;
+                let now = on_disk(&path).0;
+                if now > padded(&a, 4096 * (i as usize + 1)) && now != len {
+                    if len > 0 {
+                        pieces.push(now - len);
+                    }
+                    len = now;
+                }
+            }
+            let k = 1 << 10;
+            assert_eq!(
+                pieces[..4],
+                [128 * k, 256 * k, 512 * k, 1024 * k],
+                "after the first 64 KiB: {pieces:?}"
+            );
+            assert!(pieces[4..].iter().all(|p| *p == max), "{pieces:?}");
+            // A partition that took longer than that to use half of them
+            // gets half as many next time.
+            let (last, at) = a.ahead_last.unwrap();
+            a.ahead_last = Some((
+                last,
+                at - std::time::Duration::from_millis(2 * AHEAD_GROW_WITHIN_MS),
+            ));
+            let before = on_disk(&path).0;
+            let mut i = 0;
+            while on_disk(&path).0 == before {
+                assert!(i < 300, "no zeros written ahead");
+                append(&mut a, &[7; 4096]).await;
+                a.wait_ahead().await;
+                i += 1;
+            }
+            assert_eq!(on_disk(&path).0 - before, max / 2);
             let len = a.len();
             a.close().await.unwrap();
             assert_eq!(on_disk(&path).0, len);
