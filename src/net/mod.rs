@@ -175,11 +175,14 @@ async fn connection(stream: shard::net::Stream, state: State, peer: Rc<str>) -> 
 }
 
 async fn write_response(wr: &mut shard::net::WriteHalf, resp: Response) -> std::io::Result<()> {
-    for seg in &resp.segments {
-        match seg {
-            Segment::Encoded(b) => wr.write_all(b).await?,
-            Segment::Records(c) => wr.write_all(c.as_slice()).await?,
-        }
-    }
+    let pieces: Vec<&[u8]> = resp
+        .segments
+        .iter()
+        .map(|seg| match seg {
+            Segment::Encoded(b) => &b[..],
+            Segment::Records(c) => c.as_slice(),
+        })
+        .collect();
+    wr.write_all_vectored(&pieces).await?;
     wr.flush().await
 }

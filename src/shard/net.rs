@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -152,13 +152,22 @@ impl Stream {
 
     /// Split into halves for a concurrent reader and writer on one shard.
     pub fn split(self) -> (ReadHalf, WriteHalf) {
+        let fd = self.0.as_raw_fd();
         let (r, w) = futures_lite::io::split(self.0);
-        (ReadHalf(r), WriteHalf(w))
+        (ReadHalf(r), WriteHalf { inner: w, fd })
     }
 }
 
 pub struct ReadHalf(futures_lite::io::ReadHalf<glommio::net::TcpStream>);
-pub struct WriteHalf(futures_lite::io::WriteHalf<glommio::net::TcpStream>);
+pub struct WriteHalf {
+    inner: futures_lite::io::WriteHalf<glommio::net::TcpStream>,
+    /// The stream's socket, for `write_all_vectored`. Open as long as
+    /// `inner` is: both halves share the stream, which closes it on drop.
+    fd: RawFd,
+}
+
+/// Most pieces one `sendmsg` is given (the kernel's `UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
 
 impl ReadHalf {
     /// Read whatever is available (at least one byte unless at EOF, which
@@ -174,10 +183,74 @@ impl ReadHalf {
 
 impl WriteHalf {
     pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf).await
+        self.inner.write_all(buf).await
     }
+
+    /// Write `bufs` in order, straight from their memory, in as few system
+    /// calls as the socket allows: one `sendmsg` over up to `IOV_MAX` of
+    /// them while the socket takes all it is given. Where it takes only part
+    /// (its buffer is full), the rest of that piece goes through the stream,
+    /// which waits until the socket can take more, and the next pieces
+    /// through `sendmsg` again. A fetch response is a piece per partition
+    /// header and per record chunk: written one `send` each, with
+    /// TCP_NODELAY each became its own packet (small-keyed: about 200 per
+    /// response, 14% of the broker's CPU in `send`).
+    pub async fn write_all_vectored(&mut self, bufs: &[&[u8]]) -> io::Result<()> {
+        let mut i = 0; // the piece being written
+        let mut off = 0; // its bytes already written
+        let mut iov: Vec<libc::iovec> = Vec::with_capacity(bufs.len().min(IOV_MAX));
+        while i < bufs.len() {
+            if off == bufs[i].len() {
+                (i, off) = (i + 1, 0);
+                continue;
+            }
+            iov.clear();
+            iov.extend(bufs[i..].iter().take(IOV_MAX).enumerate().map(|(k, b)| {
+                let b = if k == 0 { &b[off..] } else { b };
+                libc::iovec {
+                    iov_base: b.as_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                }
+            }));
+            // SAFETY: an all-zero msghdr is valid (no name, no control data);
+            // its iovecs point into `bufs`, borrowed and unchanged for the
+            // whole call, which only reads them. `self.fd` is the open socket
+            // of `inner` (see the field), and MSG_DONTWAIT keeps the call from
+            // blocking the shard.
+            let sent = unsafe {
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_iov = iov.as_mut_ptr();
+                msg.msg_iovlen = iov.len() as _;
+                libc::sendmsg(self.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            };
+            if sent < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => {
+                        // Full: wait through the stream for this piece.
+                        self.inner.write_all(&bufs[i][off..]).await?;
+                        (i, off) = (i + 1, 0);
+                        continue;
+                    }
+                    _ => return Err(e),
+                }
+            }
+            // Step over what was sent, piece by piece.
+            let mut left = sent as usize;
+            while left > 0 {
+                let take = left.min(bufs[i].len() - off);
+                (left, off) = (left - take, off + take);
+                if off == bufs[i].len() {
+                    (i, off) = (i + 1, 0);
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn flush(&mut self) -> io::Result<()> {
-        self.0.flush().await
+        self.inner.flush().await
     }
 }
 
@@ -231,6 +304,53 @@ mod tests {
         let b = reuseport_listener(addr);
         assert_eq!(count_listeners(addr).unwrap(), 2);
         drop((a, b));
+    }
+
+    /// Many small pieces and some larger than the socket's buffer, read
+    /// slowly on the other side so that the socket fills up and `sendmsg`
+    /// takes only part of what it is given or nothing: every byte must
+    /// arrive once, in order.
+    #[test]
+    fn vectored_writes_arrive_whole_and_in_order_when_the_socket_fills() {
+        use std::io::Read;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut pieces: Vec<Vec<u8>> = Vec::new();
+        for i in 0..3000usize {
+            let len = match i % 500 {
+                7 => 3 << 20,
+                0 => 0,
+                n => n % 61 + 1,
+            };
+            pieces.push((0..len).map(|k| (i * 31 + k) as u8).collect());
+        }
+        let want: Vec<u8> = pieces.concat();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0; 64 << 10];
+            loop {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                match s.read(&mut buf).unwrap() {
+                    0 => return got,
+                    n => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        crate::shard::block_on(async move {
+            let s = Stream::connect(addr, std::time::Duration::from_secs(10))
+                .await
+                .unwrap();
+            let (_r, mut w) = s.split();
+            let bufs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+            // More pieces than one sendmsg takes, in two calls.
+            w.write_all_vectored(&bufs[..1500]).await.unwrap();
+            w.write_all_vectored(&bufs[1500..]).await.unwrap();
+            w.flush().await.unwrap();
+        });
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "bytes differ");
     }
 
     #[test]
