@@ -1,11 +1,5 @@
-//! The process allocator: mimalloc, except that huge requests are served by
-//! reserving address space instead of memory.
-//!
-//! Why mimalloc: with glibc's malloc, small-keyed spent 12-14% of the
-//! broker's CPU in malloc and free (many small allocations per partition per
-//! request, some freed on another shard than the one that made them); with
-//! mimalloc about 7%, and records/s rose in 3 of 3 alternated pairs
-//! (perf/results/2026-12-07T01-40-00Z-small-keyed-cpu).
+//! The process allocator: the system allocator, except that huge requests are
+//! served by reserving address space instead of memory.
 //!
 //! Why: kafka-protocol 0.18 decodes an array by `Vec::with_capacity(n)` with
 //! `n` taken from the wire before checking the bytes exist, so a 60-byte frame
@@ -16,9 +10,7 @@
 //! fails cleanly, and the reservation is returned. Remove this once the codec
 //! bounds array lengths by the remaining bytes.
 
-use std::alloc::{GlobalAlloc, Layout};
-
-use mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout, System};
 
 pub struct Allocator;
 
@@ -30,13 +22,13 @@ fn reserved(layout: &Layout) -> bool {
     layout.size() >= RESERVE_THRESHOLD_BYTES && layout.align() <= PAGE_BYTES
 }
 
-// SAFETY: small requests go to `MiMalloc` unchanged; large ones get page-aligned
+// SAFETY: small requests go to `System` unchanged; large ones get page-aligned
 // private anonymous mappings of exactly `size` bytes, unmapped with the same
 // size, which satisfies any alignment up to a page.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if !reserved(&layout) {
-            return MiMalloc.alloc(layout);
+            return System.alloc(layout);
         }
         let p = libc::mmap(
             std::ptr::null_mut(),
@@ -57,14 +49,14 @@ unsafe impl GlobalAlloc for Allocator {
         if reserved(&layout) {
             libc::munmap(ptr as *mut libc::c_void, layout.size());
         } else {
-            MiMalloc.dealloc(ptr, layout)
+            System.dealloc(ptr, layout)
         }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
         if !reserved(&layout) && !reserved(&new_layout) {
-            return MiMalloc.realloc(ptr, layout, new_size);
+            return System.realloc(ptr, layout, new_size);
         }
         let new = self.alloc(new_layout);
         if !new.is_null() {
