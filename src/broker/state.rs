@@ -329,6 +329,7 @@ impl ShardState {
         // One partition that cannot open (no descriptors, a bad disk) must not
         // keep the others closed: open all that can, report the failures.
         let mut failed = Vec::new();
+        let mut to_open = Vec::new();
         for (topic, p) in mine {
             // Borrowed, not cloned: a topic's image holds all its partitions,
             // and a clone per partition made opening 10k of them quadratic.
@@ -339,24 +340,32 @@ impl ShardState {
                 adopt_role(&log, meta, p, me);
                 continue;
             }
-            let opened = open_partition(OpenParams {
-                root: self.cfg.log_dir.clone(),
-                topic: topic.clone(),
-                partition: p,
-                topic_id: meta.id,
-                config,
-                previous_stop: self.previous_stop,
-                recovery_point: self.recovery_points.get(&(topic.clone(), p)).copied(),
-                high_watermark: self.high_watermarks.get(&(topic.clone(), p)).copied(),
-                tail_budget: self.tail_budget.clone(),
-                files: self.files.clone(),
-                me: self.cfg.broker_id,
+            to_open.push((topic, p, config));
+        }
+        use futures::StreamExt;
+        let mut opening = futures::stream::iter(to_open)
+            .map(|(topic, p, config)| {
+                let params = OpenParams {
+                    root: self.cfg.log_dir.clone(),
+                    topic: topic.clone(),
+                    partition: p,
+                    topic_id: catalog.topics[&topic].id,
+                    config,
+                    previous_stop: self.previous_stop,
+                    recovery_point: self.recovery_points.get(&(topic.clone(), p)).copied(),
+                    high_watermark: self.high_watermarks.get(&(topic.clone(), p)).copied(),
+                    tail_budget: self.tail_budget.clone(),
+                    files: self.files.clone(),
+                    me: self.cfg.broker_id,
+                };
+                async move { (topic, p, open_partition(params).await) }
             })
-            .await;
+            .buffer_unordered(OPEN_LOGS_AT_ONCE);
+        while let Some((topic, p, opened)) = opening.next().await {
             match opened {
                 Ok(log) => {
                     let log = Rc::new(RefCell::new(log));
-                    adopt_role(&log, meta, p, me);
+                    adopt_role(&log, &catalog.topics[&topic], p, me);
                     self.logs.borrow_mut().insert(topic, p, log);
                 }
                 Err(e) => failed.push(format!("{topic}-{p}: {e}")),
@@ -521,12 +530,17 @@ async fn reopen_loop(state: Rc<ShardState>) {
     }
 }
 
-/// Close one log's writer; the log refuses appends afterwards. With
-/// `snapshot`, also write the producer state at the log end (clean shutdown:
-/// the next start reads no batch to rebuild it).
 /// Logs a shard closes at once when it shuts down.
 const CLOSE_LOGS_AT_ONCE: usize = 64;
 
+/// Logs a shard opens at once (at start, or when a topic is created): each
+/// open is a few file opens, stats and reads, which wait on io_uring's
+/// workers one after the other; many at once share their submissions.
+const OPEN_LOGS_AT_ONCE: usize = 64;
+
+/// Close one log's writer; the log refuses appends afterwards. With
+/// `snapshot`, also write the producer state at the log end (clean shutdown:
+/// the next start reads no batch to rebuild it).
 async fn close_log(log: &SharedLog, snapshot: bool) {
     log.borrow_mut().closed = true;
     // Wait for an in-flight flush to hand the writer back.
