@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use futures::channel::oneshot;
 use glommio::channels::shared_channel::{self, ConnectedReceiver, ConnectedSender};
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 
 pub use table::ShardTable;
 
@@ -74,6 +74,12 @@ pub struct RuntimeConfig {
     pub sched_slice_us: Option<u64>,
 }
 
+/// Helper threads per shard for `run_blocking`. More than one, so that
+/// blocking calls of one shard run side by side: the fsyncs of partitions
+/// created together then share the file system's journal commits, and a
+/// round's syncfs never queues behind another call.
+const BLOCKING_THREADS_PER_SHARD: usize = 4;
+
 /// CPUs this process may run on, in order.
 pub fn available_cpus() -> Vec<usize> {
     core_affinity::get_core_ids()
@@ -115,6 +121,7 @@ where
         let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("shard-{id}"))
             .io_memory(cfg.io_memory_bytes)
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_SHARD))
             .spawn(move || {
                 if let Some(us) = slice_us {
                     match sched::set_slice_us(us) {
@@ -343,8 +350,8 @@ pub async fn timeout<T>(d: Duration, f: impl Future<Output = T>) -> Option<T> {
     }
 }
 
-/// Run a blocking call (a syscall io_uring has no operation for) on the
-/// shard's helper thread, so the shard keeps serving while it waits.
+/// Run a blocking call (a syscall io_uring has no operation for) on one of
+/// the shard's helper threads, so the shard keeps serving while it waits.
 pub async fn run_blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     glommio::executor().spawn_blocking(f).await
 }

@@ -481,7 +481,10 @@ pub async fn create_segment(
         index: Appender::open(files, &index, 0).await?,
         time_index: Appender::open(files, &time_index, 0).await?,
     };
-    std::fs::File::open(dir)?.sync_all()?;
+    // The new files' names made durable, off the shard thread (a roll
+    // happens while the partition takes appends).
+    let d = dir.to_path_buf();
+    crate::shard::run_blocking(move || std::fs::File::open(d)?.sync_all()).await?;
     Ok((Segment::new(dir, base_offset, log, now), w))
 }
 

@@ -149,10 +149,11 @@ pub async fn open_partition(p: OpenParams) -> Result<PartitionLog, StorageError>
     std::fs::create_dir_all(&dir)?;
     let meta = dir.join(format::PARTITION_METADATA_FILE);
     if !meta.exists() {
-        write_atomically(
-            &meta,
-            format::encode_partition_metadata(p.topic_id).as_bytes(),
-        )?;
+        // Its fsyncs off the shard thread: partitions created together (a
+        // new topic's, opened many at once) then share journal commits.
+        let bytes = format::encode_partition_metadata(p.topic_id);
+        let path = meta.clone();
+        crate::shard::run_blocking(move || write_atomically(&path, bytes.as_bytes())).await?;
     }
     let mut bases: Vec<i64> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok())
