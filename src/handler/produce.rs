@@ -97,34 +97,37 @@ pub async fn handle(
         for p in t.partition_data {
             let pos = outcomes.len();
             indexes.push(p.index);
-            let refused = match (&name, &p.records) {
-                (None, _) => Some(Outcome::err(ResponseError::UnknownTopicId, None)),
-                (_, None) => Some(Outcome::err(
+            let routed = match (&name, p.records) {
+                (None, _) => Err(Outcome::err(ResponseError::UnknownTopicId, None)),
+                (_, None) => Err(Outcome::err(
                     ResponseError::CorruptMessage,
                     Some("no records".into()),
                 )),
                 // Kafka (ProduceRequest.validateRecords): from v3 on, exactly
                 // one batch per partition. Idempotence relies on it: a retry
                 // must be the same single batch to be recognised.
-                (_, Some(records)) if version >= 3 && !one_batch(records) => Some(Outcome::err(
-                    ResponseError::InvalidRecord,
-                    Some(
-                        "a produce request must have exactly one record batch per partition".into(),
-                    ),
-                )),
-                _ => None,
+                (Some(_), Some(records)) if version >= 3 && !one_batch(&records) => {
+                    Err(Outcome::err(
+                        ResponseError::InvalidRecord,
+                        Some(
+                            "a produce request must have exactly one record batch per partition"
+                                .into(),
+                        ),
+                    ))
+                }
+                (Some(name), Some(records)) => match state.table.borrow().shard_of(name, p.index) {
+                    Some(shard) => Ok((name, records, shard)),
+                    None => Err(Outcome::err(state.not_served_error(name, p.index), None)),
+                },
             };
-            outcomes.push(refused);
-            let (Some(name), Some(records)) = (&name, p.records) else {
-                continue;
+            let (name, records, shard) = match routed {
+                Ok(r) => r,
+                Err(o) => {
+                    outcomes.push(Some(o));
+                    continue;
+                }
             };
-            if outcomes[pos].is_some() {
-                continue;
-            }
-            let Some(shard) = state.table.borrow().shard_of(name, p.index) else {
-                outcomes[pos] = Some(Outcome::err(state.not_served_error(name, p.index), None));
-                continue;
-            };
+            outcomes.push(None);
             let share = memory.split(records.len());
             let b = match batches.iter().position(|b| b.shard == shard) {
                 Some(i) => &mut batches[i],
@@ -293,6 +296,8 @@ impl ShardBatch {
             parts,
             shares,
         } = self;
+        // Where each part belongs, and the names, stay here too: a shard
+        // that is gone sends nothing back, and its parts are still answered.
         let keys: Vec<(usize, usize, i32)> =
             parts.iter().map(|p| (p.pos, p.topic, p.index)).collect();
         let job_topics = topics.clone();

@@ -3,6 +3,8 @@
 # (waits until each has its directory: the CLI gives up after 30 s), 1M x 1 KiB
 # records over them (rdkafka_performance, linger 5 ms, batch 1 MB, acks=all),
 # a clean stop, then a start timed to "listening" (PERF=1: under perf record).
+# stop10k.sh of perf/results/2026-12-06T04-41-00Z-shutdown-10k with a wait for
+# the topic's creation and a profile of the start added.
 bin=$1; out=$2; mkdir -p $out
 cd "$(dirname "$0")/../../.."
 d=$(mktemp -d "$(pwd)/target/s10k-XXXX")
