@@ -1132,6 +1132,12 @@ fn reassigning_partitions_moves_replicas_while_producers_write() {
                 Reassignment of partition moving-1 is completed.\n\n"
     });
     for (p, want) in [(0, vec![3, 2]), (1, vec![2, 3])] {
+        // Broker 2 (the controller) answered --verify; broker 1 learns of
+        // the change when it applies the next metadata version, a moment
+        // later (this once failed with broker 1 still at [3, 2, 1]).
+        until(&format!("broker 1 sees moving-{p} on {want:?}"), || {
+            partition_of(&c, 1, "moving", p).1 == want
+        });
         let (leader, replicas, isr) = partition_of(&c, 1, "moving", p);
         assert_eq!(replicas, want, "moving-{p}");
         assert_eq!(sorted(isr), vec![2, 3], "moving-{p}");
