@@ -119,7 +119,10 @@ pub struct BrokerConfig {
     /// `sluice.log.sync.filesystem.min.partitions`: a commit round with at
     /// least this many partitions to sync makes them durable with one
     /// syncfs of the log dir's file system instead of an fdatasync each
-    /// (ext4 on Linux 5.8 or later only; see `storage::fs_sync`). 0: never.
+    /// (ext4 on Linux 5.8 or later only; see `storage::fs_sync`). So does
+    /// a metadata change that creates at least this many partitions on a
+    /// shard (a new topic's): their files are written without fsyncs, then
+    /// synced together before they are served. 0: never.
     pub log_sync_filesystem_min_partitions: usize,
     /// Partition reads one fetch request runs at once
     /// (`sluice.fetch.reads.in.flight`): each holds up to its partition's

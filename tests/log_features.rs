@@ -436,3 +436,73 @@ fn a_produce_over_both_shards_answers_every_partition_in_request_order() {
         }
     }
 }
+
+/// A topic created with many partitions on a shard (at least
+/// `sluice.log.sync.filesystem.min.partitions`, 8) has its new files written
+/// without fsyncs and made durable by one syncfs before any partition is
+/// served; one with a few keeps each file's own fsyncs. Either way every
+/// partition has Kafka's files, takes records, and keeps them across a
+/// restart.
+#[test]
+fn a_topic_of_many_partitions_is_made_durable_with_one_syncfs_and_serves_like_any_other() {
+    let mut broker = Broker::start_with_cores(1, &[]);
+    let bs = broker.bootstrap();
+    let many = common::unique_topic("many");
+    let few = common::unique_topic("few");
+    rdk::create_topic(&bs, &many, 24);
+    rdk::create_topic(&bs, &few, 2);
+    let log = broker.logs();
+    let synced: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("new partitions' files made durable with one syncfs"))
+        .collect();
+    if log.contains("commit rounds fdatasync each partition (no syncfs)") {
+        // Not ext4, or an older kernel: every file fsync'd as before.
+        assert!(synced.is_empty(), "{log}");
+    } else {
+        assert_eq!(synced.len(), 1, "one syncfs, for the 24 only:\n{log}");
+        assert!(synced[0].contains("partitions=24"), "{}", synced[0]);
+    }
+    let p = rdk::producer(&bs, &[("linger.ms", "0")]);
+    for (topic, n) in [(&many, 24), (&few, 2)] {
+        for part in 0..n {
+            let dir = broker.data_dir().join(format!("{topic}-{part}"));
+            for f in [
+                "partition.metadata",
+                "leader-epoch-checkpoint",
+                "00000000000000000000.log",
+                "00000000000000000000.index",
+                "00000000000000000000.timeindex",
+            ] {
+                assert!(dir.join(f).exists(), "{}/{f}", dir.display());
+            }
+            let meta = std::fs::read_to_string(dir.join("partition.metadata")).unwrap();
+            assert!(meta.contains("topic_id: "), "{meta:?}");
+            let d = rdk::wait_delivery(rdk::send(
+                &p,
+                topic,
+                part,
+                None,
+                format!("{topic}/{part}").as_bytes(),
+            ));
+            assert_eq!((d.partition, d.offset), (part, 0));
+        }
+    }
+    drop(p);
+    broker.restart();
+    let bs = broker.bootstrap();
+    for (topic, n) in [(&many, 24), (&few, 2)] {
+        let got = rdk::consume_all(&bs, topic, n, Duration::from_secs(60));
+        for part in 0..n {
+            let values: Vec<Vec<u8>> = got
+                .get(&part)
+                .map(|rs| rs.iter().filter_map(|r| r.value.clone()).collect())
+                .unwrap_or_default();
+            assert_eq!(
+                values,
+                vec![format!("{topic}/{part}").into_bytes()],
+                "{topic}-{part}"
+            );
+        }
+    }
+}

@@ -44,6 +44,10 @@ pub struct ShardState {
     /// Set while `apply_catalog` runs: the reopen loop then waits its turn,
     /// so no partition is opened twice by two overlapping applications.
     applying: std::cell::Cell<bool>,
+    /// The syncfs that makes a new topic's partitions durable together, where
+    /// the committer has one. Its own descriptor: syncfs reports a write-back
+    /// error once per descriptor, and the committer must see every one.
+    new_files_sync: Option<crate::storage::fs_sync::FsSync>,
     /// Recovery points of the last run (`recovery-point-offset-checkpoint`),
     /// used when an unclean stop leaves partition tails to check.
     recovery_points: std::collections::HashMap<(String, i32), i64>,
@@ -92,6 +96,9 @@ impl ShardState {
                 }
             },
         };
+        let new_files_sync = fs_sync
+            .as_ref()
+            .and_then(|_| crate::storage::fs_sync::FsSync::for_dir(&cfg.log_dir).ok());
         let state = Rc::new(ShardState {
             id,
             catalog: RefCell::new(Rc::new(Catalog::default())),
@@ -120,6 +127,7 @@ impl ShardState {
             controller_lock: futures::lock::Mutex::new(()),
             effective: RefCell::new(Rc::new(cfg.clone())),
             applying: std::cell::Cell::new(false),
+            new_files_sync,
             recovery_points: if previous_stop == PreviousStop::Clean {
                 Default::default()
             } else {
@@ -343,6 +351,20 @@ impl ShardState {
             to_open.push((topic, p, config));
         }
         use futures::StreamExt;
+        // Many new partitions at once (a new topic's): their files are
+        // written without fsyncs, then one syncfs makes them all durable
+        // (below). A few: each file's own fsyncs, which do not wait for the
+        // write-back of other files, as a syncfs does. The threshold is the
+        // commit rounds' (`sluice.log.sync.filesystem.min.partitions`).
+        let new_here = to_open
+            .iter()
+            .filter(|(t, p, _)| {
+                !crate::storage::format::partition_dir(&self.cfg.log_dir, t, *p).exists()
+            })
+            .count();
+        let new_files_synced_here = self.new_files_sync.is_some()
+            && new_here >= self.cfg.log_sync_filesystem_min_partitions;
+        let mut unsynced = Vec::new();
         let mut opening = futures::stream::iter(to_open)
             .map(|(topic, p, config)| {
                 let params = OpenParams {
@@ -357,18 +379,55 @@ impl ShardState {
                     tail_budget: self.tail_budget.clone(),
                     files: self.files.clone(),
                     me: self.cfg.broker_id,
+                    new_files_synced_by_caller: new_files_synced_here,
                 };
                 async move { (topic, p, open_partition(params).await) }
             })
             .buffer_unordered(OPEN_LOGS_AT_ONCE);
         while let Some((topic, p, opened)) = opening.next().await {
             match opened {
-                Ok(log) => {
-                    let log = Rc::new(RefCell::new(log));
-                    adopt_role(&log, &catalog.topics[&topic], p, me);
-                    self.logs.borrow_mut().insert(topic, p, log);
+                Ok(o) => {
+                    let log = Rc::new(RefCell::new(o.log));
+                    if o.needs_sync {
+                        unsynced.push((topic, p, log));
+                    } else {
+                        adopt_role(&log, &catalog.topics[&topic], p, me);
+                        self.logs.borrow_mut().insert(topic, p, log);
+                    }
                 }
                 Err(e) => failed.push(format!("{topic}-{p}: {e}")),
+            }
+        }
+        drop(opening);
+        if !unsynced.is_empty() {
+            // Served only once their names and files are durable: an acks=all
+            // append's fdatasync would not make its file's name durable.
+            let fs = self.new_files_sync.as_ref();
+            let fs = fs.expect("new files are left unsynced only where there is a syncfs");
+            let began = std::time::Instant::now();
+            match fs.sync().await {
+                Ok(()) => {
+                    tracing::info!(
+                        shard = self.id,
+                        partitions = unsynced.len(),
+                        sync_ms = began.elapsed().as_millis() as u64,
+                        "new partitions' files made durable with one syncfs"
+                    );
+                    for (topic, p, log) in unsynced {
+                        adopt_role(&log, &catalog.topics[&topic], p, me);
+                        self.logs.borrow_mut().insert(topic, p, log);
+                    }
+                }
+                Err(e) => {
+                    // They hold nothing yet: removed, so a retry
+                    // (`reopen_loop`) creates them again from the start.
+                    for (topic, p, log) in unsynced {
+                        let dir = log.borrow().dir.clone();
+                        close_log(&log, false).await;
+                        delete_partition_dir(&dir);
+                        failed.push(format!("{topic}-{p}: syncfs of its new files: {e}"));
+                    }
+                }
             }
         }
         self.replicas_changed.notify_all();

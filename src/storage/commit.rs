@@ -461,13 +461,26 @@ pub async fn roll_segment(
     Ok(())
 }
 
-/// Create the three files of a new segment (and make their names durable).
+/// Create the three files of a new segment and make their names durable.
 pub async fn create_segment(
     files: &Rc<OpenFiles>,
     dir: &std::path::Path,
     base_offset: i64,
     now: i64,
     preallocate_bytes: u64,
+) -> Result<(Segment, SegmentWriter), StorageError> {
+    create_segment_durably(files, dir, base_offset, now, preallocate_bytes, true).await
+}
+
+/// `durable: false` leaves the new names to the caller's syncfs (a new
+/// partition's files, made durable together with many others).
+pub async fn create_segment_durably(
+    files: &Rc<OpenFiles>,
+    dir: &std::path::Path,
+    base_offset: i64,
+    now: i64,
+    preallocate_bytes: u64,
+    durable: bool,
 ) -> Result<(Segment, SegmentWriter), StorageError> {
     let log = files
         .open(&format::segment_file(dir, base_offset, "log"), true)
@@ -483,8 +496,10 @@ pub async fn create_segment(
     };
     // The new files' names made durable, off the shard thread (a roll
     // happens while the partition takes appends).
-    let d = dir.to_path_buf();
-    crate::shard::run_blocking(move || std::fs::File::open(d)?.sync_all()).await?;
+    if durable {
+        let d = dir.to_path_buf();
+        crate::shard::run_blocking(move || std::fs::File::open(d)?.sync_all()).await?;
+    }
     Ok((Segment::new(dir, base_offset, log, now), w))
 }
 
@@ -532,9 +547,11 @@ mod tests {
                     tail_budget: budget.clone(),
                     files: files.clone(),
                     me: 0,
+                    new_files_synced_by_caller: false,
                 })
                 .await
-                .unwrap();
+                .unwrap()
+                .log;
                 logs.push(Rc::new(RefCell::new(log)));
             }
             let batch = crate::client::records::encode_batch(

@@ -408,9 +408,16 @@ impl PartitionLog {
 
     /// Write `leader-epoch-checkpoint` from the epoch cache.
     pub fn write_epoch_checkpoint(&self) -> std::io::Result<()> {
-        write_atomically(
+        self.write_epoch_checkpoint_durably(true)
+    }
+
+    /// `durable: false` for a new partition whose files are made durable
+    /// together by the caller.
+    pub fn write_epoch_checkpoint_durably(&self, durable: bool) -> std::io::Result<()> {
+        write_replacing(
             &self.dir.join(format::LEADER_EPOCH_FILE),
             format::encode_leader_epochs(&self.epochs).as_bytes(),
+            durable,
         )
     }
 
@@ -603,14 +610,26 @@ pub fn snapshot_files(dir: &std::path::Path) -> Vec<(i64, PathBuf)> {
 /// Replace `path` with `data` so that a crash leaves the old or the new file,
 /// never a torn one.
 pub fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    write_replacing(path, data, true)
+}
+
+/// Replace `path` with `data` through a temporary file and a rename, so a
+/// reader sees the old content or the new, never a mix. `durable`: fsync'd,
+/// file and directory, before returning; otherwise the caller makes it
+/// durable (a syncfs covering many files).
+pub fn write_replacing(path: &std::path::Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_data()?;
+    if durable {
+        f.sync_data()?;
+    }
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+    if durable {
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
     }
     Ok(())
 }
