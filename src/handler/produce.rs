@@ -302,14 +302,26 @@ impl ShardBatch {
             parts.iter().map(|p| (p.pos, p.topic, p.index)).collect();
         let job_topics = topics.clone();
         let stored = crate::shard::submit_to(shard, move || async move {
-            let topics = &job_topics;
-            join_all(parts.into_iter().map(|p| async move {
-                let log = local()
-                    .log_at(&topics[p.topic], p.index, table_version)
-                    .await?;
-                Some(store_one(log, p.records, acks, timeout_ms).await)
-            }))
-            .await
+            // Every part appended before any waits, so that one commit
+            // round takes them all; then their waits, one after the other
+            // (each ends with the round that covers it). A future per part
+            // under join_all cost an allocation and a wake-up each.
+            let state = local();
+            let mut begun = Vec::with_capacity(parts.len());
+            for p in parts {
+                let log = state
+                    .log_at(&job_topics[p.topic], p.index, table_version)
+                    .await;
+                begun.push(log.map(|log| begin_store(log, p.records, acks)));
+            }
+            let mut stored = Vec::with_capacity(begun.len());
+            for b in begun {
+                stored.push(match b {
+                    Some(b) => Some(finish_store(b, acks, timeout_ms).await),
+                    None => None,
+                });
+            }
+            stored
         })
         .await;
         drop(shares);
@@ -347,20 +359,27 @@ impl ShardBatch {
     }
 }
 
-/// On the partition's shard: append `records` to `log` and wait until they
-/// are written (and fsync'ed for acks=all).
-async fn store_one(
-    log: crate::storage::log::SharedLog,
-    records: bytes::Bytes,
-    acks: i16,
-    timeout_ms: u64,
-) -> Stored {
+/// A partition's append on its shard: refused, or queued for the commit
+/// round that writes it (and fsyncs it for acks=all).
+enum Begun {
+    Refused(Outcome),
+    Queued {
+        log: crate::storage::log::SharedLog,
+        done: futures::channel::oneshot::Receiver<Result<(), crate::storage::StorageError>>,
+        /// Everything up to here must be replicated for acks=all.
+        end: i64,
+        info: AppendInfo,
+    },
+}
+
+/// On the partition's shard: append `records` to `log`, without waiting.
+fn begin_store(log: crate::storage::log::SharedLog, records: bytes::Bytes, acks: i16) -> Begun {
     let (isr, min_isr) = {
         let l = log.borrow();
         (l.replication.isr.len() as i32, l.config.min_insync_replicas)
     };
     if acks == -1 && isr < min_isr {
-        return Stored::Done(Outcome::err(
+        return Begun::Refused(Outcome::err(
             ResponseError::NotEnoughReplicas,
             Some(format!(
                 "the in-sync replicas ({isr}) are fewer than min.insync.replicas ({min_isr})"
@@ -372,11 +391,29 @@ async fn store_one(
     drop(records);
     let (info, done) = match appended {
         Ok(x) => x,
-        Err(e) => return Stored::Done(Outcome::err(storage_error_code(&e), Some(e.to_string()))),
+        Err(e) => return Begun::Refused(Outcome::err(storage_error_code(&e), Some(e.to_string()))),
     };
-    // Everything up to here must be replicated for acks=all.
     let end = log.borrow().next_offset;
     local().committer.appended(&log);
+    Begun::Queued {
+        log,
+        done,
+        end,
+        info,
+    }
+}
+
+/// Wait until a begun append is written (and fsync'ed for acks=all).
+async fn finish_store(begun: Begun, acks: i16, timeout_ms: u64) -> Stored {
+    let (log, done, end, info) = match begun {
+        Begun::Refused(o) => return Stored::Done(o),
+        Begun::Queued {
+            log,
+            done,
+            end,
+            info,
+        } => (log, done, end, info),
+    };
     // acks=0 waits too (no answer goes out): its request memory must cover
     // its bytes until they are written, or a client outrunning the disk
     // would queue them unbounded.
