@@ -468,6 +468,7 @@ async fn shard_main(
     let server = shard::spawn(crate::net::serve(listener, state.clone()));
     let retention = shard::spawn(state::retention_loop(state.clone()));
     let expiration = shard::spawn(state::producer_expiration_loop(state.clone()));
+    let snapshots = shard::spawn(state::producer_snapshot_loop(state.clone()));
     let fetcher = shard::spawn(fetcher::run(state.clone()));
     let isr = shard::spawn(replication::isr_expiration_loop(state.clone()));
     let checkpoints = (id == controller::CONTROLLER_SHARD)
@@ -504,6 +505,7 @@ async fn shard_main(
     drop(server);
     drop(retention);
     drop(expiration);
+    drop(snapshots);
     drop(fetcher);
     drop(isr);
     Ok(state.shutdown().await)

@@ -150,6 +150,9 @@ pub struct PartitionLog {
     pub producers: ProducerStates,
     /// Offset of the newest producer snapshot on disk, if any.
     pub snapshot_offset: Option<i64>,
+    /// Where the newest snapshot was taken, when known: its segment's base
+    /// offset and that segment's bytes then.
+    pub snapshot_position: Option<(i64, u64)>,
 }
 
 impl PartitionLog {
@@ -386,13 +389,66 @@ impl PartitionLog {
     /// Write the producer state as of `offset` (exclusive) to
     /// `<offset>.snapshot`, so start-up reads it instead of the log below.
     pub fn write_producer_snapshot(&mut self, offset: i64) -> std::io::Result<()> {
+        self.write_producer_snapshot_durably(offset, true)
+    }
+
+    fn write_producer_snapshot_durably(
+        &mut self,
+        offset: i64,
+        durable: bool,
+    ) -> std::io::Result<()> {
         let entries = self.producers.snapshot_entries(offset);
-        write_atomically(
+        write_replacing(
             &format::segment_file(&self.dir, offset, "snapshot"),
             &format::encode_producer_snapshot(&entries),
+            durable,
         )?;
-        self.snapshot_offset = Some(self.snapshot_offset.map_or(offset, |o| o.max(offset)));
+        if self.snapshot_offset.is_none_or(|o| o <= offset) {
+            self.snapshot_offset = Some(offset);
+            self.snapshot_position = (offset == self.written_end)
+                .then(|| self.segments.iter().next_back())
+                .flatten()
+                .map(|(base, seg)| (*base, seg.size_bytes));
+        }
         Ok(())
+    }
+
+    /// Snapshot the producer state at the written end once at least
+    /// `min_bytes` were written to the active segment after the newest
+    /// snapshot, so that a start after an unclean stop rebuilds it from
+    /// here, not from the segment's start (the rebuild reads every batch
+    /// header after the snapshot: about 0.5 s per 264 MB of 16 KB batches,
+    /// perf/results/2026-12-07T05-10-00Z-replay). Without fsyncs: a snapshot
+    /// a crash loses or tears is deleted at start and an older one used.
+    /// The ones it supersedes inside the active segment are deleted; the
+    /// one at its base stays, for a truncation below this one. True when
+    /// one was written.
+    pub fn write_periodic_producer_snapshot(&mut self, min_bytes: u64) -> std::io::Result<bool> {
+        let end = self.written_end;
+        let Some((&base, active)) = self.segments.iter().next_back() else {
+            return Ok(false);
+        };
+        if self.closed || end <= self.snapshot_offset.unwrap_or(self.log_start_offset) {
+            return Ok(false);
+        }
+        let written_since = match self.snapshot_position {
+            Some((at_base, at_bytes)) if at_base == base => {
+                active.size_bytes.saturating_sub(at_bytes)
+            }
+            _ => active.size_bytes,
+        };
+        if written_since < min_bytes {
+            return Ok(false);
+        }
+        self.write_producer_snapshot_durably(end, false)?;
+        for (at, path) in snapshot_files(&self.dir) {
+            if at > base && at < end {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(file = %path.display(), error = %e, "could not delete producer snapshot");
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Delete producer snapshots below `offset` (their segments are gone).

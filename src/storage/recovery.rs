@@ -258,6 +258,7 @@ pub async fn open_partition(p: OpenParams) -> Result<Opened, StorageError> {
         closed: false,
         producers: Default::default(),
         snapshot_offset: None,
+        snapshot_position: None,
     };
     load_epochs(&mut log, !deferred)?;
     load_producer_state(&mut log).await?;
@@ -308,8 +309,15 @@ async fn load_producer_state(log: &mut PartitionLog) -> Result<(), StorageError>
     let first_base = log.segment_for(from).map_or(from, |s| s.base_offset);
     for seg in log.segments.range(first_base..).map(|(_, s)| s) {
         let file = seg.file.file().await?;
+        // From the index entry at or below `from` in its segment (a
+        // snapshot taken inside the active segment), else the start.
+        let start = if seg.base_offset == first_base && seg.index_loaded {
+            seg.index.position_for(from).min(seg.size_bytes)
+        } else {
+            0
+        };
         // Headers are all the replay needs: the records are not read.
-        let mut scan = super::read::Scanner::headers(&file, 0, seg.size_bytes);
+        let mut scan = super::read::Scanner::headers(&file, start, seg.size_bytes);
         while let Some((_, header)) = scan.next_header().await? {
             if header.last_offset() >= from && header.base_offset < end {
                 log.producers.replay(&header);
@@ -634,6 +642,7 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
     }
     if l.snapshot_offset.is_some_and(|s| s > new_end) {
         l.snapshot_offset = None;
+        l.snapshot_position = None;
     }
     tracing::info!(topic = %l.topic, partition = l.partition, from = end, to = new_end,
         "truncated the log to match its leader");
@@ -677,6 +686,7 @@ pub async fn truncate_fully_and_start_at(log: &SharedLog, offset: i64) -> Result
     l.tail.truncate_from(i64::MIN);
     l.producers = Default::default();
     l.snapshot_offset = None;
+    l.snapshot_position = None;
     let epoch = l.latest_epoch().max(0);
     l.epochs = vec![(epoch, offset)];
     if let Err(e) = l.write_epoch_checkpoint() {

@@ -10,7 +10,7 @@ repo=$(cd "$(dirname "$0")/../../.." && pwd)
 perfbin=$("$repo/perf/rdkafka-performance")
 work=$(mktemp -d "$repo/target/k9-XXXX")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-start() { RUST_LOG=info $BIN broker --listeners PLAINTEXT://127.0.0.1:$port --log-dirs $work/data > $work/log$1 2>&1 & pid=$!; }
+start() { RUST_LOG=info $BIN broker --listeners PLAINTEXT://127.0.0.1:$port --log-dirs $work/data ${EXTRA:-} > $work/log$1 2>&1 & pid=$!; }
 t0=$(date +%s.%N); start 1
 for _ in $(seq 600); do grep -q "listening on 127.0.0.1:$port " $work/log1 && break; sleep 0.01; done
 $BIN topics --bootstrap-server 127.0.0.1:$port --create --topic t --partitions 2 > /dev/null
