@@ -420,9 +420,9 @@ impl PartitionLog {
     /// header after the snapshot: about 0.5 s per 264 MB of 16 KB batches,
     /// perf/results/2026-12-07T05-10-00Z-replay). Without fsyncs: a snapshot
     /// a crash loses or tears is deleted at start and an older one used.
-    /// The ones it supersedes inside the active segment are deleted; the
-    /// one at its base stays, for a truncation below this one. True when
-    /// one was written.
+    /// The older ones it supersedes are deleted, but for those at segment
+    /// bases (Kafka's, written at each roll), kept for a truncation below
+    /// this one. True when one was written.
     pub fn write_periodic_producer_snapshot(&mut self, min_bytes: u64) -> std::io::Result<bool> {
         let end = self.written_end;
         let Some((&base, active)) = self.segments.iter().next_back() else {
@@ -442,7 +442,7 @@ impl PartitionLog {
         }
         self.write_producer_snapshot_durably(end, false)?;
         for (at, path) in snapshot_files(&self.dir) {
-            if at > base && at < end {
+            if at < end && !self.segments.contains_key(&at) {
                 if let Err(e) = std::fs::remove_file(&path) {
                     tracing::warn!(file = %path.display(), error = %e, "could not delete producer snapshot");
                 }
