@@ -327,35 +327,36 @@ impl ShardBatch {
         drop(shares);
         let stored = stored.unwrap_or_else(|_| keys.iter().map(|_| None).collect());
         debug_assert_eq!(stored.len(), keys.len());
-        join_all(
-            keys.into_iter()
-                .zip(stored)
-                .map(|((pos, topic, index), s)| {
-                    let name = &topics[topic];
-                    async move {
-                        let out = match s {
-                            None => None,
-                            Some(Stored::Done(o)) => Some(o),
-                            Some(Stored::Replicating { end, info }) => {
-                                on_partition(state, name, index, move |log| async move {
-                                    match await_replication(&log, end, timeout_ms).await {
-                                        Ok(()) => Outcome::stored(info),
-                                        Err(e) => e,
-                                    }
-                                })
-                                .await
-                            }
-                        };
-                        (
-                            pos,
-                            out.unwrap_or_else(|| {
-                                Outcome::err(state.not_served_error(name, index), None)
-                            }),
-                        )
-                    }
+        // Most parts are answered already; only those still being
+        // replicated wait, together (each with its own timeout).
+        let mut answered = Vec::with_capacity(keys.len());
+        let mut replicating = Vec::new();
+        for ((pos, topic, index), s) in keys.into_iter().zip(stored) {
+            let name = &topics[topic];
+            match s {
+                Some(Stored::Done(o)) => answered.push((pos, o)),
+                None => {
+                    answered.push((pos, Outcome::err(state.not_served_error(name, index), None)))
+                }
+                Some(Stored::Replicating { end, info }) => replicating.push(async move {
+                    let out = on_partition(state, name, index, move |log| async move {
+                        match await_replication(&log, end, timeout_ms).await {
+                            Ok(()) => Outcome::stored(info),
+                            Err(e) => e,
+                        }
+                    })
+                    .await;
+                    (
+                        pos,
+                        out.unwrap_or_else(|| {
+                            Outcome::err(state.not_served_error(name, index), None)
+                        }),
+                    )
                 }),
-        )
-        .await
+            }
+        }
+        answered.extend(join_all(replicating).await);
+        answered
     }
 }
 

@@ -325,9 +325,10 @@ impl Appender {
             AheadDone {
                 reached,
                 unwritten,
-                synced: match reached > at {
-                    true => file.fdatasync().await,
-                    false => Ok(()),
+                synced: if reached > at {
+                    file.fdatasync().await
+                } else {
+                    Ok(())
                 },
             }
         }));

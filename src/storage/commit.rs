@@ -445,7 +445,7 @@ pub async fn roll_segment(
         (l.dir.clone(), l.files.clone(), l.config.preallocate_bytes)
     };
     let (seg, new_writer) =
-        create_segment(&files, &dir, base_offset, now, preallocate_bytes).await?;
+        create_segment(&files, &dir, base_offset, now, preallocate_bytes, true).await?;
     persist_active_index(log, writer, true).await?;
     let old = std::mem::replace(writer, new_writer);
     log.borrow_mut().segments.insert(base_offset, seg);
@@ -461,20 +461,10 @@ pub async fn roll_segment(
     Ok(())
 }
 
-/// Create the three files of a new segment and make their names durable.
+/// Create the three files of a new segment and, if `durable`, make their
+/// names durable (false: the caller's syncfs does, for a new partition's
+/// files made durable together with many others).
 pub async fn create_segment(
-    files: &Rc<OpenFiles>,
-    dir: &std::path::Path,
-    base_offset: i64,
-    now: i64,
-    preallocate_bytes: u64,
-) -> Result<(Segment, SegmentWriter), StorageError> {
-    create_segment_durably(files, dir, base_offset, now, preallocate_bytes, true).await
-}
-
-/// `durable: false` leaves the new names to the caller's syncfs (a new
-/// partition's files, made durable together with many others).
-pub async fn create_segment_durably(
     files: &Rc<OpenFiles>,
     dir: &std::path::Path,
     base_offset: i64,

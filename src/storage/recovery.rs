@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::appender::Appender;
-use super::commit::{create_segment, create_segment_durably};
+use super::commit::create_segment;
 use super::files::OpenFiles;
 use super::format;
 use super::index::SegmentIndex;
@@ -192,7 +192,7 @@ pub async fn open_partition(p: OpenParams) -> Result<Opened, StorageError> {
     let mut segments = BTreeMap::new();
     let writer;
     if bases.is_empty() {
-        let (seg, w) = create_segment_durably(
+        let (seg, w) = create_segment(
             &p.files,
             &dir,
             0,
@@ -666,7 +666,7 @@ pub async fn truncate_fully_and_start_at(log: &SharedLog, offset: i64) -> Result
     };
     let files = log.borrow().files.clone();
     let preallocate_bytes = log.borrow().config.preallocate_bytes;
-    let created = create_segment(&files, &dir, offset, now_ms(), preallocate_bytes).await;
+    let created = create_segment(&files, &dir, offset, now_ms(), preallocate_bytes, true).await;
     let mut l = log.borrow_mut();
     let (seg, w) = match created {
         Ok(x) => x,
