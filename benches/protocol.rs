@@ -133,6 +133,7 @@ fn cross_shard(c: &mut Criterion) {
             let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let cfg = sluice::shard::RuntimeConfig {
                 cpus: sluice::shard::available_cpus(),
+                pin: true,
                 nr_shards: 2,
                 cross_shard_queue_depth: 64,
                 io_memory_bytes: 1 << 20,

@@ -134,6 +134,12 @@ pub struct BrokerConfig {
     /// thread asks for (Linux 6.12+; 0 = the kernel's default). A short
     /// slice lets a shard that wakes preempt whatever runs on its core.
     pub shard_sched_slice_us: u64,
+    /// `sluice.shard.thread.affinity`: pin each shard's thread to its core
+    /// (true, the default), or let the kernel place it (false, what
+    /// `--overprovisioned` sets): for machines where other programs share
+    /// the broker's cores, as Seastar's `--thread-affinity` and Redpanda's
+    /// `--overprovisioned`.
+    pub shard_thread_affinity: bool,
     /// `sluice.metrics.listener` (`host:port`): where `GET /metrics` serves
     /// the broker's latency histograms in Prometheus' format. Off (`None`)
     /// by default, so no port is taken that the user did not name.
@@ -434,6 +440,7 @@ impl Default for BrokerConfig {
             fetch_reads_in_flight: 8,
             cross_shard_queue_depth: 1024,
             shard_sched_slice_us: DEFAULT_SHARD_SCHED_SLICE_US,
+            shard_thread_affinity: true,
             metrics_listener: None,
             io_memory_bytes_per_shard: 8 << 20,
             groups: crate::group::CoordinatorConfig::default(),
@@ -820,6 +827,7 @@ impl BrokerConfig {
                         return Err(invalid(k, v, "must be 100..=100000 (the kernel's range), or 0 for the kernel's default"));
                     }
                 }
+                "sluice.shard.thread.affinity" => cfg.shard_thread_affinity = boolean(k, v)?,
                 "sluice.metrics.listener" => {
                     cfg.metrics_listener = if v.trim().is_empty() {
                         None
@@ -1285,6 +1293,16 @@ mod tests {
         assert_eq!(load("3000").unwrap(), 3000);
         assert!(load("50").is_err());
         assert!(load("200000").is_err());
+    }
+
+    #[test]
+    fn shards_are_pinned_unless_thread_affinity_is_off() {
+        assert!(BrokerConfig::load(None, &[]).unwrap().shard_thread_affinity);
+        let load =
+            |v: &str| with("sluice.shard.thread.affinity", v).map(|c| c.shard_thread_affinity);
+        assert!(!load("false").unwrap());
+        assert!(load("true").unwrap());
+        assert!(load("no").is_err());
     }
 
     #[test]

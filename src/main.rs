@@ -55,6 +55,10 @@ struct BrokerArgs {
     /// Shards to run (one per core); default: every core this process may use.
     #[arg(long)]
     cores: Option<usize>,
+    /// Do not pin shards to cores, for a machine whose cores other programs
+    /// share (as Redpanda's flag): `--override sluice.shard.thread.affinity=false`.
+    #[arg(long)]
+    overprovisioned: bool,
     /// Any server.properties key, as key=value; wins over the file.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -103,6 +107,9 @@ fn run_broker(a: BrokerArgs) -> anyhow::Result<()> {
     }
     if let Some(c) = a.cores {
         overrides.push(("smp".into(), c.to_string()));
+    }
+    if a.overprovisioned {
+        overrides.push(("sluice.shard.thread.affinity".into(), "false".into()));
     }
     let file = a.config.as_deref().or(a.config_file.as_deref());
     let cfg = sluice::config::BrokerConfig::load(file, &overrides)?;

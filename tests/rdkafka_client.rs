@@ -21,7 +21,66 @@ fn value_of(partition: i32, seq: usize) -> Vec<u8> {
 
 #[test]
 fn produce_100k_over_8_partitions_and_consume_in_order() {
-    produce_and_consume_in_order(&[], RECORDS);
+    produce_and_consume_in_order(&two_shards(&[]), RECORDS);
+}
+
+/// The CPUs each `shard-*` thread of `pid` may run on, and the process's.
+fn shard_cpus(pid: u32) -> (Vec<String>, String) {
+    let allowed = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_string())
+            .expect("Cpus_allowed_list")
+    };
+    let process = allowed(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap());
+    let mut shards = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = t.unwrap().path();
+        let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+        // Helper threads carry their shard's name too; a shard's own thread
+        // is the first of them (the lowest id), the one glommio places.
+        if comm.starts_with("shard-") {
+            let id: u32 = t.file_name().unwrap().to_str().unwrap().parse().unwrap();
+            shards.push((comm.trim().to_string(), id, t));
+        }
+    }
+    shards.sort();
+    shards.dedup_by(|b, a| a.0 == b.0);
+    let cpus = shards
+        .iter()
+        .map(|(_, _, t)| allowed(&std::fs::read_to_string(t.join("status")).unwrap()))
+        .collect();
+    (cpus, process)
+}
+
+/// `--overprovisioned` (`sluice.shard.thread.affinity=false`): the shard
+/// threads may run on any CPU the process may, where by default each is
+/// pinned to one; and librdkafka's records all come back in order.
+#[test]
+fn an_overprovisioned_broker_leaves_its_shards_unpinned_and_keeps_every_record() {
+    let process_cpus = shard_cpus(std::process::id()).1;
+    if !process_cpus.contains(['-', ',']) {
+        eprintln!("one CPU ({process_cpus}): pinned and unpinned look the same; skipped");
+        return;
+    }
+    let pinned = two_shards(&[]);
+    let (cpus, process) = shard_cpus(pinned.pid().unwrap());
+    assert_eq!(cpus.len(), 2, "two shard threads");
+    assert!(
+        cpus.iter()
+            .all(|c| *c != process && c.parse::<usize>().is_ok()),
+        "by default each shard is pinned to one CPU: {cpus:?} (process {process})"
+    );
+    drop(pinned);
+    let broker = two_shards(&["--overprovisioned"]);
+    let (cpus, process) = shard_cpus(broker.pid().unwrap());
+    assert_eq!(
+        cpus,
+        vec![process.clone(), process],
+        "overprovisioned shards are not pinned"
+    );
+    produce_and_consume_in_order(&broker, RECORDS / 10);
 }
 
 /// `queued.max.request.bytes=1`: each shard reads one request at a time
@@ -29,7 +88,7 @@ fn produce_100k_over_8_partitions_and_consume_in_order() {
 /// librdkafka's pipelined produce still gets every record in, in order.
 #[test]
 fn a_request_memory_smaller_than_one_request_serves_pipelined_produce() {
-    produce_and_consume_in_order(&["queued.max.request.bytes=1"], RECORDS / 5);
+    produce_and_consume_in_order(&two_shards(&["queued.max.request.bytes=1"]), RECORDS / 5);
 }
 
 /// `sluice.log.write.max.bytes=4096`: appends queued behind one fsync are
@@ -37,13 +96,19 @@ fn a_request_memory_smaller_than_one_request_serves_pipelined_produce() {
 /// order come out as with one large write.
 #[test]
 fn writes_cut_into_pieces_keep_every_record_in_order() {
-    produce_and_consume_in_order(&["sluice.log.write.max.bytes=4096"], RECORDS / 5);
+    produce_and_consume_in_order(
+        &two_shards(&["sluice.log.write.max.bytes=4096"]),
+        RECORDS / 5,
+    );
 }
 
-fn produce_and_consume_in_order(overrides: &[&str], records: usize) {
-    // Two shards: partitions are spread over cores, which is what we want to
-    // exercise here.
-    let broker = Broker::start_with_cores(2, overrides);
+/// Two shards: partitions are spread over cores, which is what we want to
+/// exercise here.
+fn two_shards(overrides: &[&str]) -> Broker {
+    Broker::start_with_cores(2, overrides)
+}
+
+fn produce_and_consume_in_order(broker: &Broker, records: usize) {
     let bs = broker.bootstrap();
     let topic = common::unique_topic("bulk");
     rdk::create_topic(&bs, &topic, PARTITIONS);

@@ -245,6 +245,7 @@ fn drive(o: &RunOptions, plan: Arc<Plan>, mut result: RunResult) -> Outcome {
         let (plan, shared) = (plan.clone(), shared.clone());
         let cfg = RuntimeConfig {
             cpus: shard::available_cpus(),
+            pin: true,
             nr_shards: o.shards,
             cross_shard_queue_depth: 16,
             io_memory_bytes: IO_MEMORY_BYTES,

@@ -153,6 +153,7 @@ pub fn run(mut cfg: BrokerConfig) -> anyhow::Result<()> {
     cfg.log_open_files_max = Some(log_open_files(cfg.log_open_files_max, nr_shards));
     let rt = RuntimeConfig {
         cpus,
+        pin: cfg.shard_thread_affinity,
         nr_shards,
         cross_shard_queue_depth: cfg.cross_shard_queue_depth,
         io_memory_bytes: cfg.io_memory_bytes_per_shard,

@@ -64,6 +64,12 @@ pub fn count() -> usize {
 pub struct RuntimeConfig {
     /// CPUs to pin shard i to (`cpus[i % len]`).
     pub cpus: Vec<usize>,
+    /// Pin each shard to its CPU in `cpus`; when false the kernel places
+    /// the shard threads on any CPU this process may use (an overprovisioned
+    /// machine: a shard pinned to a core that another program is running on
+    /// waits for that program's turn to end, up to a scheduler tick, even
+    /// while another core is idle).
+    pub pin: bool,
     pub nr_shards: usize,
     /// Depth of each cross-shard queue; senders wait when it is full.
     pub cross_shard_queue_depth: usize,
@@ -90,7 +96,7 @@ pub fn available_cpus() -> Vec<usize> {
         })
 }
 
-/// Start `nr_shards` pinned executors, wire the cross-shard mesh, run `main` on
+/// Start `nr_shards` executors (pinned unless `cfg.pin` is false), wire the cross-shard mesh, run `main` on
 /// each and block until all return.
 pub fn run<F, Fut>(cfg: RuntimeConfig, main: F) -> std::io::Result<()>
 where
@@ -118,7 +124,12 @@ where
         let cpu = cfg.cpus[id % cfg.cpus.len()];
         let main = main.clone();
         let slice_us = cfg.sched_slice_us;
-        let h = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        let placement = if cfg.pin {
+            Placement::Fixed(cpu)
+        } else {
+            Placement::Unbound
+        };
+        let h = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{id}"))
             .io_memory(cfg.io_memory_bytes)
             .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_SHARD))
@@ -423,6 +434,7 @@ mod tests {
         let done = Arc::new(AtomicBool::new(false));
         let cfg = RuntimeConfig {
             cpus: available_cpus(),
+            pin: true,
             nr_shards: 2,
             cross_shard_queue_depth: 16,
             io_memory_bytes: 1 << 20,
@@ -469,5 +481,62 @@ mod tests {
             threads.iter().all(|t| *t == caller),
             "caller woken from another thread: {threads:?} (caller {caller:?})"
         );
+    }
+
+    /// The CPUs the calling thread may run on.
+    fn allowed_cpus() -> Vec<usize> {
+        // SAFETY: `set` is a zeroed cpu_set_t of the size passed; the kernel
+        // writes at most that many bytes; pid 0 is the calling thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            let r = libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+            assert_eq!(
+                r,
+                0,
+                "sched_getaffinity: {}",
+                std::io::Error::last_os_error()
+            );
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_shard_runs_on_its_own_cpu_unless_affinity_is_off() {
+        let process = allowed_cpus();
+        for pin in [true, false] {
+            // Each shard's id and the CPUs its thread may run on.
+            type Seen = Vec<(ShardId, Vec<usize>)>;
+            let seen: Arc<Mutex<Seen>> = Arc::default();
+            let cfg = RuntimeConfig {
+                cpus: available_cpus(),
+                pin,
+                nr_shards: 2,
+                cross_shard_queue_depth: 16,
+                io_memory_bytes: 1 << 20,
+                sched_slice_us: None,
+            };
+            let cpus = cfg.cpus.clone();
+            let s = seen.clone();
+            run(cfg, move |id| {
+                let s = s.clone();
+                async move { s.lock().unwrap().push((id, allowed_cpus())) }
+            })
+            .unwrap();
+            let mut seen = seen.lock().unwrap().clone();
+            seen.sort();
+            assert_eq!(seen.len(), 2);
+            for (id, allowed) in seen {
+                if pin {
+                    assert_eq!(allowed, vec![cpus[id % cpus.len()]], "shard {id} pinned");
+                } else {
+                    assert_eq!(
+                        allowed, process,
+                        "shard {id} may run wherever the process may"
+                    );
+                }
+            }
+        }
     }
 }

@@ -71,7 +71,7 @@ pub struct Broker {
 
 impl Broker {
     /// Start a broker with `--cores DEFAULT_CORES` and extra `key=value`
-    /// overrides (Kafka server.properties keys).
+    /// overrides (Kafka server.properties keys) or `--flag`s.
     pub fn start(extra_overrides: &[&str]) -> Broker {
         Broker::start_with_cores(DEFAULT_CORES, extra_overrides)
     }
@@ -328,7 +328,12 @@ impl Broker {
             .arg("--cores")
             .arg(self.cores.to_string());
         for o in &self.overrides {
-            cmd.arg("--override").arg(o);
+            // A flag (`--overprovisioned`) goes as it is; the rest are keys.
+            if o.starts_with("--") {
+                cmd.arg(o);
+            } else {
+                cmd.arg("--override").arg(o);
+            }
         }
         // Verbose enough to debug a failure without drowning the disk.
         // `wait_ready` needs the broker's own "listening" line, whatever the
