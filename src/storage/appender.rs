@@ -305,9 +305,7 @@ impl Appender {
             let (mut reached, mut unwritten) = (at, None);
             while reached < at + bytes {
                 let n = (at + bytes - reached).min(piece);
-                let mut zeros = file.alloc(n as usize);
-                zeros.as_mut_slice().fill(0);
-                match file.write_at(zeros, reached).await {
+                match file.write_zeros_at(reached, n as usize).await {
                     Ok(w) => {
                         reached += w as u64 / align * align;
                         if (w as u64) < n {
