@@ -182,7 +182,9 @@ mod tests {
         }
         let bytes = std::fs::read(&path).unwrap();
         for (i, b) in bytes.iter().enumerate() {
-            let zeroed = rounds.iter().any(|&(at, len)| (at..at + 2 * len).contains(&i));
+            let zeroed = rounds
+                .iter()
+                .any(|&(at, len)| (at..at + 2 * len).contains(&i));
             assert_eq!(*b, if zeroed { 0 } else { 0xff }, "byte {i}");
         }
     }
