@@ -434,30 +434,57 @@ pub async fn persist_active_index(
 }
 
 /// Close the active segment and start a new one at `base_offset`.
+///
+/// The partition's appends wait for the whole roll (the committer holds the
+/// writer), so its independent steps overlap: the new segment's files are
+/// created (and their names fsync'd) while the old index's last entries are
+/// written; then the old segment's three files are trimmed and fdatasync'd
+/// side by side, while the producer snapshot is written. Done one after
+/// another they took 2-12 ms a roll on W4 with 4 MiB segments
+/// (perf/results/2026-12-07T11-30-00Z-roll). The old segment is closed
+/// before the round's acks: writes of this round may lie in it, and its
+/// fdatasync is what makes them durable.
 pub async fn roll_segment(
     log: &SharedLog,
     writer: &mut SegmentWriter,
     base_offset: i64,
     now: i64,
 ) -> Result<(), StorageError> {
+    let started = std::time::Instant::now();
     let (dir, files, preallocate_bytes) = {
         let l = log.borrow();
         (l.dir.clone(), l.files.clone(), l.config.preallocate_bytes)
     };
-    let (seg, new_writer) =
-        create_segment(&files, &dir, base_offset, now, preallocate_bytes, true).await?;
-    persist_active_index(log, writer, true).await?;
+    let (created, sealed) = futures::future::join(
+        create_segment(&files, &dir, base_offset, now, preallocate_bytes, true),
+        persist_active_index(log, writer, true),
+    )
+    .await;
+    let (seg, new_writer) = created?;
+    sealed?;
     let old = std::mem::replace(writer, new_writer);
     log.borrow_mut().segments.insert(base_offset, seg);
-    close_writer(old).await?;
     // Everything below the new segment is written: snapshot the producer
     // state there (Kafka does at every roll), so start-up reads the log only
-    // from the newest segment on.
-    if let Err(e) = log.borrow_mut().write_producer_snapshot(base_offset) {
-        tracing::warn!(dir = %dir.display(), base_offset, error = %e,
-            "could not write the producer snapshot; start-up will read more of the log");
+    // from the newest segment on. Its write and two fsyncs run off the shard
+    // thread, which meanwhile serves the shard's other partitions (this one's
+    // appends wait for the writer, held here; no truncation can run either,
+    // as it takes the writer first). Taken after the new segment is in the
+    // log: it notes its position there.
+    let snapshot = log.borrow().producer_snapshot(base_offset);
+    let (closed, written) = futures::future::join(
+        close_writer(old),
+        crate::shard::run_blocking(move || snapshot.write(true).map(|()| snapshot)),
+    )
+    .await;
+    match written {
+        Ok(snapshot) => log.borrow_mut().note_producer_snapshot(&snapshot),
+        Err(e) => tracing::warn!(dir = %dir.display(), base_offset, error = %e,
+            "could not write the producer snapshot; start-up will read more of the log"),
     }
-    tracing::debug!(dir = %dir.display(), base_offset, "rolled segment");
+    closed?;
+    tracing::debug!(dir = %dir.display(), base_offset,
+        roll_us = started.elapsed().as_micros() as u64, "rolled segment");
     Ok(())
 }
 
@@ -493,11 +520,14 @@ pub async fn create_segment(
     Ok((Segment::new(dir, base_offset, log, now), w))
 }
 
-/// Trim padding, flush and close a writer's three files.
+/// Trim padding, flush and close a writer's three files, side by side (their
+/// fdatasyncs then often share one journal commit).
 pub async fn close_writer(w: SegmentWriter) -> Result<(), StorageError> {
-    w.log.close().await?;
-    w.index.close().await?;
-    w.time_index.close().await?;
+    let (log, index, time_index) =
+        futures::future::join3(w.log.close(), w.index.close(), w.time_index.close()).await;
+    log?;
+    index?;
+    time_index?;
     Ok(())
 }
 
@@ -576,6 +606,83 @@ mod tests {
                 c.count()
             };
             (count(&metrics.log_syncfs), count(&metrics.log_fdatasync))
+        })
+    }
+
+    /// An idempotent producer's batch at `sequence` (CRC fixed after).
+    fn idempotent_batch(producer_id: i64, sequence: i32) -> bytes::Bytes {
+        use crate::storage::format::{
+            ATTRIBUTES_AT, BASE_SEQUENCE_AT, CRC_AT, PRODUCER_EPOCH_AT, PRODUCER_ID_AT,
+        };
+        let mut b = bytes::BytesMut::from(
+            &crate::client::records::encode_batch(
+                &[(None, Some(bytes::Bytes::from(vec![1u8; 600])))],
+                1_700_000_000_000,
+            )
+            .unwrap()[..],
+        );
+        b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+        b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&0i16.to_be_bytes());
+        b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        b.freeze()
+    }
+
+    /// A roll snapshots the producers at the new segment's base (its write
+    /// and fsyncs on a blocking thread), and the log notes where it was
+    /// taken: at the new segment's start, even though the shard ran on
+    /// while it was written.
+    #[test]
+    fn a_roll_writes_the_producer_snapshot_at_the_new_base_and_notes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        crate::shard::block_on(async move {
+            let metrics = Arc::new(ShardMetrics::default());
+            let committer = Committer::new(LogDirHealth::default(), metrics, None, 0);
+            let config = crate::storage::LogConfig {
+                segment_bytes: 1024,
+                ..Default::default()
+            };
+            let log = open_partition(OpenParams {
+                root: root.clone(),
+                topic: "t".into(),
+                partition: 0,
+                topic_id: uuid::Uuid::new_v4(),
+                config,
+                previous_stop: PreviousStop::Clean,
+                recovery_point: None,
+                high_watermark: None,
+                tail_budget: TailBudget::new(1 << 20),
+                files: OpenFiles::new(64),
+                me: 0,
+                new_files_synced_by_caller: false,
+            })
+            .await
+            .unwrap()
+            .log;
+            let log = Rc::new(RefCell::new(log));
+            let run = crate::shard::spawn(committer.clone().run());
+            // Two batches of about 700 bytes: the second rolls at offset 1.
+            for sequence in 0..2 {
+                let batch = idempotent_batch(42, sequence);
+                let (_, ack) = log.borrow_mut().append(&batch, true, now_ms()).unwrap();
+                committer.appended(&log);
+                ack.await.unwrap().unwrap();
+            }
+            committer.stop();
+            run.await;
+            let l = log.borrow();
+            assert_eq!(l.segments.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
+            assert_eq!(l.snapshot_offset, Some(1));
+            assert_eq!(l.snapshot_position, Some((1, 0)));
+            let file = crate::storage::format::segment_file(&l.dir, 1, "snapshot");
+            let entries =
+                crate::storage::format::decode_producer_snapshot(&std::fs::read(&file).unwrap())
+                    .unwrap();
+            assert_eq!(entries.len(), 1, "{entries:?}");
+            assert_eq!((entries[0].producer_id, entries[0].last_sequence), (42, 0));
+            assert!(!file.with_extension("tmp").exists());
         })
     }
 

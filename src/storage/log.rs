@@ -397,20 +397,37 @@ impl PartitionLog {
         offset: i64,
         durable: bool,
     ) -> std::io::Result<()> {
+        let snapshot = self.producer_snapshot(offset);
+        snapshot.write(durable)?;
+        self.note_producer_snapshot(&snapshot);
+        Ok(())
+    }
+
+    /// The producer state as of `offset` (exclusive), encoded, to be written
+    /// with [`ProducerSnapshot::write`] (off the shard thread where it is
+    /// durable: a roll) and then noted with [`Self::note_producer_snapshot`].
+    pub fn producer_snapshot(&self, offset: i64) -> ProducerSnapshot {
         let entries = self.producers.snapshot_entries(offset);
-        write_replacing(
-            &format::segment_file(&self.dir, offset, "snapshot"),
-            &format::encode_producer_snapshot(&entries),
-            durable,
-        )?;
-        if self.snapshot_offset.is_none_or(|o| o <= offset) {
-            self.snapshot_offset = Some(offset);
-            self.snapshot_position = (offset == self.written_end)
+        ProducerSnapshot {
+            path: format::segment_file(&self.dir, offset, "snapshot"),
+            data: format::encode_producer_snapshot(&entries),
+            offset,
+            // Where it is taken, if at the written end now (taken here, not
+            // when noted: appends may follow while it is written).
+            position: (offset == self.written_end)
                 .then(|| self.segments.iter().next_back())
                 .flatten()
-                .map(|(base, seg)| (*base, seg.size_bytes));
+                .map(|(base, seg)| (*base, seg.size_bytes)),
         }
-        Ok(())
+    }
+
+    /// `snapshot` is on disk: start-up and the periodic snapshot go from it,
+    /// unless a newer one was noted meanwhile.
+    pub fn note_producer_snapshot(&mut self, snapshot: &ProducerSnapshot) {
+        if self.snapshot_offset.is_none_or(|o| o <= snapshot.offset) {
+            self.snapshot_offset = Some(snapshot.offset);
+            self.snapshot_position = snapshot.position;
+        }
     }
 
     /// Snapshot the producer state at the written end once at least
@@ -661,6 +678,23 @@ pub fn snapshot_files(dir: &std::path::Path) -> Vec<(i64, PathBuf)> {
         .collect();
     out.sort_unstable();
     out
+}
+
+/// A producer snapshot taken by [`PartitionLog::producer_snapshot`], owned so
+/// that a blocking thread can write it.
+pub struct ProducerSnapshot {
+    pub path: PathBuf,
+    pub data: Vec<u8>,
+    pub offset: i64,
+    /// (segment base, bytes into it) where it was taken, if at the written end.
+    pub position: Option<(i64, u64)>,
+}
+
+impl ProducerSnapshot {
+    /// Write it through a temporary file and a rename; `durable`: fsync'd.
+    pub fn write(&self, durable: bool) -> std::io::Result<()> {
+        write_replacing(&self.path, &self.data, durable)
+    }
 }
 
 /// Replace `path` with `data` so that a crash leaves the old or the new file,

@@ -30,6 +30,9 @@ for r in $(seq "$ROUNDS"); do
     for kv in "${kvs[@]}"; do args+=(--override "$kv"); done
     "$bin" broker --listeners PLAINTEXT://127.0.0.1:$port --log-dirs "$work/d" "${args[@]}" > "$OUT/$label-$r.log" 2>&1 & P=$!
     for _ in $(seq 50); do "$bin" topics --bootstrap-server 127.0.0.1:$port --list >/dev/null 2>&1 && break; sleep 0.2; done
+    if ! kill -0 $P 2>/dev/null; then
+      echo "$r $label: the broker did not start (see $OUT/$label-$r.log); skipped"; P=; continue
+    fi
     [ -n "${hook:-}" ] && $hook $P >> "$OUT/$label-$r.log" 2>&1
     "$bin" topics --bootstrap-server 127.0.0.1:$port --create --topic t --partitions 2 > /dev/null
     sync; sleep 1
