@@ -200,6 +200,101 @@ fn a_replicated_topic_survives_kill_9_of_its_leader() {
     );
 }
 
+/// The entries of a replica's `leader-epoch-checkpoint` (Kafka's text format).
+fn leader_epochs(b: &Broker, topic: &str, partition: i32) -> Vec<(i32, i64)> {
+    let path = b
+        .data_dir()
+        .join(format!("{topic}-{partition}"))
+        .join("leader-epoch-checkpoint");
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.lines().skip(2) {
+        let mut it = line.split_whitespace();
+        if let (Some(e), Some(s)) = (it.next(), it.next()) {
+            out.push((e.parse().unwrap(), s.parse().unwrap()));
+        }
+    }
+    out
+}
+
+/// A failover that hands several partitions to the survivors writes their
+/// new leaders' epochs together, off the shard threads, made durable by one
+/// syncfs per shard, before they lead: each new leader's checkpoint ends
+/// with the new epoch starting at the log end it took over, and the
+/// partitions take acks=all records at once.
+#[test]
+fn a_failover_writes_the_new_leaders_epochs_together_before_they_lead() {
+    let extra: Vec<&str> = FAST_SESSIONS
+        .iter()
+        .copied()
+        .chain(["sluice.log.sync.filesystem.min.partitions=1"])
+        .collect();
+    let mut c = Cluster::start(3, &extra);
+    let topic = "epochs";
+    let n = 12;
+    create_topic(&c, topic, 3, n, &[]);
+    // Partition p holds p + 1 records.
+    let p = rdk::producer(&c.bootstrap_all(), &[("acks", "all")]);
+    let sent: Vec<_> = (0..n)
+        .flat_map(|part| (0..=part).map(move |i| (part, i)))
+        .map(|(part, i)| rdk::send(&p, topic, part, None, format!("{part}/{i}").as_bytes()))
+        .collect();
+    for f in sent {
+        rdk::wait_delivery(f);
+    }
+    let leaders: Vec<i32> = (0..n)
+        .map(|part| partition_of(&c, 2, topic, part).0)
+        .collect();
+    let dead = leaders[0];
+    let moved: Vec<i32> = (0..n)
+        .filter(|part| leaders[*part as usize] == dead)
+        .collect();
+    c.brokers[dead as usize - 1].kill9();
+    let alive: Vec<i32> = (1..=3).filter(|i| *i != dead).collect();
+    until("every partition led by a survivor", || {
+        (0..n).all(|part| alive.contains(&partition_of(&c, alive[0], topic, part).0))
+    });
+    for &part in &moved {
+        let (leader, _, _) = partition_of(&c, alive[0], topic, part);
+        let epochs = leader_epochs(c.broker(leader), topic, part);
+        let (epoch, start) = *epochs.last().unwrap();
+        assert!(
+            epoch >= 1 && start == part as i64 + 1,
+            "{topic}-{part} on broker {leader}: {epochs:?}"
+        );
+    }
+    let taken = alive
+        .iter()
+        .flat_map(|id| {
+            c.broker(*id)
+                .logs()
+                .lines()
+                .filter(|l| {
+                    l.contains("leader epochs made durable before leading")
+                        && l.contains("syncfs=true")
+                })
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        !taken.is_empty(),
+        "no batched epoch write in the survivors' logs"
+    );
+    let p = rdk::producer(
+        &alive
+            .iter()
+            .map(|id| c.broker(*id).bootstrap())
+            .collect::<Vec<_>>()
+            .join(","),
+        &[("acks", "all")],
+    );
+    for &part in &moved {
+        let d = rdk::wait_delivery(rdk::send(&p, topic, part, None, b"after"));
+        assert_eq!(d.offset, part as i64 + 1, "{topic}-{part}");
+    }
+}
+
 /// A leader takes records with acks=1 while its followers are stopped, then
 /// dies: those records were never committed. The new leader (from the ISR)
 /// does not have them; when the old leader returns it asks where their logs

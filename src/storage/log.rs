@@ -494,6 +494,37 @@ impl PartitionLog {
         )
     }
 
+    /// The `leader-epoch-checkpoint` this log holds once it leads at `epoch`
+    /// from its end ([`Self::become_leader`]), if that adds an entry: for the
+    /// caller to write (off the shard thread, many partitions' together) and
+    /// then note with [`Self::note_leader_epoch_written`].
+    pub fn leader_epoch_checkpoint(&self, epoch: i32) -> Option<EpochCheckpoint> {
+        if self.latest_epoch() >= epoch {
+            return None;
+        }
+        let mut epochs = self.epochs.clone();
+        epochs.push((epoch, self.next_offset));
+        Some(EpochCheckpoint {
+            path: self.dir.join(format::LEADER_EPOCH_FILE),
+            data: format::encode_leader_epochs(&epochs).into_bytes(),
+            epoch,
+            start: self.next_offset,
+        })
+    }
+
+    /// `checkpoint` is durable: the epoch cache takes its entry, so that
+    /// `become_leader` writes nothing. Not if the log moved on meanwhile (a
+    /// follower's fetch appended, or an older epoch's leader did): then the
+    /// entry's start is stale, and `become_leader` writes the right one
+    /// itself. True when taken.
+    pub fn note_leader_epoch_written(&mut self, checkpoint: &EpochCheckpoint) -> bool {
+        if self.latest_epoch() >= checkpoint.epoch || self.next_offset != checkpoint.start {
+            return false;
+        }
+        self.epochs.push((checkpoint.epoch, checkpoint.start));
+        true
+    }
+
     /// Record that `epoch` starts at `offset` (a new leader's first offset,
     /// or the first replicated batch of a newer epoch), durably.
     fn note_epoch(&mut self, epoch: i32, offset: i64) {
@@ -678,6 +709,16 @@ pub fn snapshot_files(dir: &std::path::Path) -> Vec<(i64, PathBuf)> {
         .collect();
     out.sort_unstable();
     out
+}
+
+/// A `leader-epoch-checkpoint` taken by [`PartitionLog::leader_epoch_checkpoint`],
+/// owned so that a blocking thread can write it.
+pub struct EpochCheckpoint {
+    pub path: PathBuf,
+    pub data: Vec<u8>,
+    /// The epoch it adds, and where it starts.
+    pub epoch: i32,
+    pub start: i64,
 }
 
 /// A producer snapshot taken by [`PartitionLog::producer_snapshot`], owned so

@@ -849,6 +849,52 @@ mod tests {
         }
     }
 
+    /// A new leader epoch written ahead (many partitions' together) is taken
+    /// only while the log still ends where it was taken; otherwise leading
+    /// writes the entry at the log's real end itself.
+    #[test]
+    fn a_leader_epoch_written_ahead_is_taken_only_if_the_log_did_not_move() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        crate::shard::block_on(async move {
+            let mut log = open_partition(new_partition(&root, 0, uuid::Uuid::new_v4(), false))
+                .await
+                .unwrap()
+                .log;
+            let read = |log: &PartitionLog| {
+                format::decode_leader_epochs(
+                    &std::fs::read_to_string(log.dir.join(format::LEADER_EPOCH_FILE)).unwrap(),
+                )
+                .unwrap()
+            };
+            assert!(log.leader_epoch_checkpoint(0).is_none(), "epoch 0 is known");
+            let c = log.leader_epoch_checkpoint(3).unwrap();
+            write_replacing(&c.path, &c.data, true).unwrap();
+            assert!(log.note_leader_epoch_written(&c));
+            assert_eq!(read(&log), vec![(0, 0), (3, 0)]);
+            log.become_leader(3);
+            assert_eq!(log.epochs, vec![(0, 0), (3, 0)], "nothing more to write");
+
+            // Taken at offset 0, but a record arrives before it is noted.
+            let c = log.leader_epoch_checkpoint(5).unwrap();
+            write_replacing(&c.path, &c.data, true).unwrap();
+            let batch = crate::client::records::encode_batch(
+                &[(None, Some(bytes::Bytes::from_static(b"v")))],
+                now_ms(),
+            )
+            .unwrap();
+            let _ack = log.append(&batch, false, now_ms()).unwrap();
+            assert!(!log.note_leader_epoch_written(&c));
+            log.become_leader(5);
+            assert_eq!(log.epochs, vec![(0, 0), (3, 0), (5, 1)]);
+            assert_eq!(
+                read(&log),
+                vec![(0, 0), (3, 0), (5, 1)],
+                "rewritten at the real end"
+            );
+        });
+    }
+
     #[test]
     fn a_new_partition_left_to_the_callers_syncfs_says_so_and_an_empty_metadata_file_is_rewritten()
     {
