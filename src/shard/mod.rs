@@ -84,7 +84,7 @@ pub struct RuntimeConfig {
 /// blocking calls of one shard run side by side: the fsyncs of partitions
 /// created together then share the file system's journal commits, and a
 /// round's syncfs never queues behind another call.
-const BLOCKING_THREADS_PER_SHARD: usize = 4;
+pub const BLOCKING_THREADS_PER_SHARD: usize = 4;
 
 /// CPUs this process may run on, in order.
 pub fn available_cpus() -> Vec<usize> {
