@@ -490,36 +490,29 @@ impl ShardState {
         // Split over the shard's helper threads: each file is a create, a
         // write and a rename (and fsyncs when not left to the syncfs), about
         // 0.5 ms one after another.
-        let per_thread = checkpoints
-            .len()
-            .div_ceil(shard::BLOCKING_THREADS_PER_SHARD);
-        let mut parts = Vec::new();
-        let mut rest = checkpoints;
-        while !rest.is_empty() {
-            let tail = rest.split_off(per_thread.min(rest.len()));
-            parts.push(std::mem::replace(&mut rest, tail));
-        }
-        let done = futures::future::join_all(parts.into_iter().map(|part| {
-            shard::run_blocking(move || {
-                let written: Vec<bool> = part
-                    .iter()
-                    .map(|c| {
-                        crate::storage::log::write_replacing(&c.path, &c.data, durable_each)
-                            .map_err(|e| {
-                                tracing::warn!(file = %c.path.display(), error = %e,
-                                    "could not write leader-epoch-checkpoint; leading writes it again")
-                            })
-                            .is_ok()
-                    })
-                    .collect();
-                (part, written)
-            })
-        }))
-        .await;
-        let (checkpoints, written): (Vec<_>, Vec<_>) = done
-            .into_iter()
-            .flat_map(|(part, written)| part.into_iter().zip(written))
-            .unzip();
+        let checkpoints = std::sync::Arc::new(checkpoints);
+        let n = checkpoints.len();
+        let per_thread = n.div_ceil(shard::BLOCKING_THREADS_PER_SHARD);
+        let written: Vec<bool> =
+            futures::future::join_all((0..n).step_by(per_thread).map(|from| {
+                let checkpoints = checkpoints.clone();
+                shard::run_blocking(move || {
+                    checkpoints[from..(from + per_thread).min(n)]
+                        .iter()
+                        .map(|c| {
+                            c.file
+                                .write(durable_each)
+                                .map_err(|e| {
+                                    tracing::warn!(file = %c.file.path.display(), error = %e,
+                                        "could not write leader-epoch-checkpoint; leading writes it again")
+                                })
+                                .is_ok()
+                        })
+                        .collect::<Vec<bool>>()
+                })
+            }))
+            .await
+            .concat();
         if let Some(fs) = together {
             if let Err(e) = fs.sync().await {
                 tracing::warn!(error = %e,
@@ -528,7 +521,7 @@ impl ShardState {
             }
         }
         let mut taken = 0;
-        for ((log, c), ok) in logs.iter().zip(&checkpoints).zip(written) {
+        for ((log, c), ok) in logs.iter().zip(checkpoints.iter()).zip(written) {
             if ok && log.borrow_mut().note_leader_epoch_written(c) {
                 taken += 1;
             }

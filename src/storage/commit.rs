@@ -474,7 +474,7 @@ pub async fn roll_segment(
     let snapshot = log.borrow().producer_snapshot(base_offset);
     let (closed, written) = futures::future::join(
         close_writer(old),
-        crate::shard::run_blocking(move || snapshot.write(true).map(|()| snapshot)),
+        crate::shard::run_blocking(move || snapshot.file.write(true).map(|()| snapshot)),
     )
     .await;
     match written {

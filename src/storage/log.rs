@@ -398,19 +398,21 @@ impl PartitionLog {
         durable: bool,
     ) -> std::io::Result<()> {
         let snapshot = self.producer_snapshot(offset);
-        snapshot.write(durable)?;
+        snapshot.file.write(durable)?;
         self.note_producer_snapshot(&snapshot);
         Ok(())
     }
 
     /// The producer state as of `offset` (exclusive), encoded, to be written
-    /// with [`ProducerSnapshot::write`] (off the shard thread where it is
+    /// with [`Replacement::write`] (off the shard thread where it is
     /// durable: a roll) and then noted with [`Self::note_producer_snapshot`].
     pub fn producer_snapshot(&self, offset: i64) -> ProducerSnapshot {
         let entries = self.producers.snapshot_entries(offset);
         ProducerSnapshot {
-            path: format::segment_file(&self.dir, offset, "snapshot"),
-            data: format::encode_producer_snapshot(&entries),
+            file: Replacement {
+                path: format::segment_file(&self.dir, offset, "snapshot"),
+                data: format::encode_producer_snapshot(&entries),
+            },
             offset,
             // Where it is taken, if at the written end now (taken here, not
             // when noted: appends may follow while it is written).
@@ -505,8 +507,10 @@ impl PartitionLog {
         let mut epochs = self.epochs.clone();
         epochs.push((epoch, self.next_offset));
         Some(EpochCheckpoint {
-            path: self.dir.join(format::LEADER_EPOCH_FILE),
-            data: format::encode_leader_epochs(&epochs).into_bytes(),
+            file: Replacement {
+                path: self.dir.join(format::LEADER_EPOCH_FILE),
+                data: format::encode_leader_epochs(&epochs).into_bytes(),
+            },
             epoch,
             start: self.next_offset,
         })
@@ -711,31 +715,34 @@ pub fn snapshot_files(dir: &std::path::Path) -> Vec<(i64, PathBuf)> {
     out
 }
 
-/// A `leader-epoch-checkpoint` taken by [`PartitionLog::leader_epoch_checkpoint`],
-/// owned so that a blocking thread can write it.
-pub struct EpochCheckpoint {
+/// A file's new contents, to be put in place by [`write_replacing`], owned
+/// so that a blocking thread can write it.
+pub struct Replacement {
     pub path: PathBuf,
     pub data: Vec<u8>,
+}
+
+impl Replacement {
+    /// Write it through a temporary file and a rename; `durable`: fsync'd.
+    pub fn write(&self, durable: bool) -> std::io::Result<()> {
+        write_replacing(&self.path, &self.data, durable)
+    }
+}
+
+/// A `leader-epoch-checkpoint` taken by [`PartitionLog::leader_epoch_checkpoint`].
+pub struct EpochCheckpoint {
+    pub file: Replacement,
     /// The epoch it adds, and where it starts.
     pub epoch: i32,
     pub start: i64,
 }
 
-/// A producer snapshot taken by [`PartitionLog::producer_snapshot`], owned so
-/// that a blocking thread can write it.
+/// A producer snapshot taken by [`PartitionLog::producer_snapshot`].
 pub struct ProducerSnapshot {
-    pub path: PathBuf,
-    pub data: Vec<u8>,
+    pub file: Replacement,
     pub offset: i64,
     /// (segment base, bytes into it) where it was taken, if at the written end.
     pub position: Option<(i64, u64)>,
-}
-
-impl ProducerSnapshot {
-    /// Write it through a temporary file and a rename; `durable`: fsync'd.
-    pub fn write(&self, durable: bool) -> std::io::Result<()> {
-        write_replacing(&self.path, &self.data, durable)
-    }
 }
 
 /// Replace `path` with `data` so that a crash leaves the old or the new file,

@@ -869,7 +869,7 @@ mod tests {
             };
             assert!(log.leader_epoch_checkpoint(0).is_none(), "epoch 0 is known");
             let c = log.leader_epoch_checkpoint(3).unwrap();
-            write_replacing(&c.path, &c.data, true).unwrap();
+            c.file.write(true).unwrap();
             assert!(log.note_leader_epoch_written(&c));
             assert_eq!(read(&log), vec![(0, 0), (3, 0)]);
             log.become_leader(3);
@@ -877,7 +877,7 @@ mod tests {
 
             // Taken at offset 0, but a record arrives before it is noted.
             let c = log.leader_epoch_checkpoint(5).unwrap();
-            write_replacing(&c.path, &c.data, true).unwrap();
+            c.file.write(true).unwrap();
             let batch = crate::client::records::encode_batch(
                 &[(None, Some(bytes::Bytes::from_static(b"v")))],
                 now_ms(),
