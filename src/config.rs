@@ -123,8 +123,9 @@ pub struct BrokerConfig {
     /// a metadata change that creates at least this many partitions on a
     /// shard (a new topic's): their files are written without fsyncs, then
     /// synced together before they are served; and one that makes this
-    /// many partitions of a shard lead at a new epoch (a failover), for
-    /// their `leader-epoch-checkpoint`s. 0: never.
+    /// many partitions of a shard lead at a new epoch (a failover), or a
+    /// follower's fetch that brings a newer epoch for this many, for their
+    /// `leader-epoch-checkpoint`s. 0: never.
     pub log_sync_filesystem_min_partitions: usize,
     /// Partition reads one fetch request runs at once
     /// (`sluice.fetch.reads.in.flight`): each holds up to its partition's

@@ -221,7 +221,9 @@ fn leader_epochs(b: &Broker, topic: &str, partition: i32) -> Vec<(i32, i64)> {
 /// new leaders' epochs together, off the shard threads, made durable by one
 /// syncfs per shard, before they lead: each new leader's checkpoint ends
 /// with the new epoch starting at the log end it took over, and the
-/// partitions take acks=all records at once.
+/// partitions take acks=all records at once. The surviving follower writes
+/// the new epoch off its shard thread too, before appending the first
+/// records it fetches of it, at their offset.
 #[test]
 fn a_failover_writes_the_new_leaders_epochs_together_before_they_lead() {
     let extra: Vec<&str> = FAST_SESSIONS
@@ -293,6 +295,31 @@ fn a_failover_writes_the_new_leaders_epochs_together_before_they_lead() {
         let d = rdk::wait_delivery(rdk::send(&p, topic, part, None, b"after"));
         assert_eq!(d.offset, part as i64 + 1, "{topic}-{part}");
     }
+    // acks=all: the surviving follower holds each record, so its epochs too.
+    for &part in &moved {
+        let (leader, _, isr) = partition_of(&c, alive[0], topic, part);
+        let follower = *alive.iter().find(|id| **id != leader).unwrap();
+        assert!(isr.contains(&follower), "{topic}-{part}: isr {isr:?}");
+        // The epoch the record was written in (a later epoch with no
+        // records yet is the leader's alone).
+        let written_in = leader_epochs(c.broker(leader), topic, part)
+            .into_iter()
+            .rfind(|(_, start)| *start <= part as i64 + 1);
+        assert!(written_in.is_some_and(|(e, s)| e >= 1 && s == part as i64 + 1));
+        let epochs = leader_epochs(c.broker(follower), topic, part);
+        assert_eq!(
+            epochs.last().copied(),
+            written_in,
+            "{topic}-{part} on follower {follower}: {epochs:?}"
+        );
+    }
+    let ahead = alive.iter().any(|id| {
+        c.broker(*id).logs().lines().any(|l| {
+            l.contains("leader epochs made durable before appending fetched records")
+                && l.contains("syncfs=true")
+        })
+    });
+    assert!(ahead, "no follower wrote its new epochs ahead");
 }
 
 /// A leader takes records with acks=1 while its followers are stopped, then

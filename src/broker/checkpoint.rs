@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::state::{local, ShardState};
 use crate::shard;
 use crate::storage::format;
-use crate::storage::log::write_atomically;
+use crate::storage::replace::write_atomically;
 
 /// One partition's offsets, owned so they can cross shards.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -293,6 +293,7 @@ async fn round(
     if resp.error_code != 0 {
         anyhow::bail!("fetch refused with error {}", resp.error_code);
     }
+    write_epochs_ahead(state, &resp, &asked).await;
     let mut written = Vec::new();
     let mut out_of_range = Vec::new();
     for t in resp.responses {
@@ -305,16 +306,8 @@ async fn round(
             let Some(log) = state.replica_log(&topic, pd.partition_index) else {
                 continue;
             };
-            {
-                let l = log.borrow();
-                // Leadership or epoch moved meanwhile: this answer is stale.
-                if l.leader_epoch != epoch
-                    || l.replication.is_leader()
-                    || l.replication.needs_truncation
-                    || l.next_offset != offset
-                {
-                    continue;
-                }
+            if stale(&log.borrow(), epoch, offset) {
+                continue;
             }
             match ResponseError::try_from_code(pd.error_code) {
                 None => {}
@@ -559,4 +552,61 @@ async fn reset_out_of_range(
         log.borrow_mut().replication.needs_truncation = true;
     }
     Ok(())
+}
+
+/// Leadership or epoch moved since a fetch asked at (`epoch`, `offset`):
+/// its answer is stale.
+fn stale(l: &crate::storage::log::PartitionLog, epoch: i32, offset: i64) -> bool {
+    l.leader_epoch != epoch
+        || l.replication.is_leader()
+        || l.replication.needs_truncation
+        || l.next_offset != offset
+}
+
+/// Fetched records of a newer leader epoch than their replica knows need
+/// that epoch durable in its `leader-epoch-checkpoint` before they are
+/// appended (KIP-101: after a failover, followers truncate by it). Write
+/// every such partition's together, off the shard thread
+/// (`ShardState::write_epochs_ahead`), instead of a file and a directory
+/// fsync each, one after another on the shard thread, in
+/// `append_replicated`: after a failover a follower meets a new epoch on
+/// every partition that moved, and its shard served nothing meanwhile.
+async fn write_epochs_ahead(
+    state: &ShardState,
+    resp: &FetchResponse,
+    asked: &HashMap<(String, i32), (i32, i64)>,
+) {
+    let mut ahead = Vec::new();
+    for t in &resp.responses {
+        for pd in &t.partitions {
+            let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            if pd.error_code != 0 {
+                continue;
+            }
+            let topic = t.topic.0.as_str();
+            let Some(log) = state.replica_log(topic, pd.partition_index) else {
+                continue;
+            };
+            let l = log.borrow();
+            let starts = crate::storage::format::epoch_starts(records, l.latest_epoch());
+            if starts.is_empty() {
+                continue;
+            }
+            let Some(&(epoch, offset)) = asked.get(&(topic.to_owned(), pd.partition_index)) else {
+                continue;
+            };
+            if stale(&l, epoch, offset) {
+                continue;
+            }
+            if let Some(a) = l.epochs_ahead(starts) {
+                drop(l);
+                ahead.push((log, a));
+            }
+        }
+    }
+    state
+        .write_epochs_ahead(ahead, "appending fetched records")
+        .await;
 }

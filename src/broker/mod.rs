@@ -51,7 +51,7 @@ fn ensure_meta_properties(cfg: &BrokerConfig, cluster_id: &str) -> anyhow::Resul
              this data directory was formatted for another cluster",
             path.display()
         ),
-        None => Ok(crate::storage::log::write_atomically(
+        None => Ok(crate::storage::replace::write_atomically(
             &path,
             format::encode_meta_properties(cluster_id, cfg.broker_id).as_bytes(),
         )?),

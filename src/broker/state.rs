@@ -453,86 +453,97 @@ impl ShardState {
 
     /// Rewrite, and make durable, the `leader-epoch-checkpoint` of each
     /// replica the image makes this broker lead at a newer epoch, before it
-    /// leads (followers truncate by it, KIP-101). All of them at once, off
-    /// the shard thread, with one syncfs where there are many (from
-    /// `sluice.log.sync.filesystem.min.partitions`, as for new partitions),
-    /// instead of a file and a directory fsync each on the shard thread in
-    /// `become_leader`: about 0.5 ms a partition here, during which the
-    /// shard served nothing, so half a second for a failover that moves
-    /// 1,000 partitions to it. One whose write fails, or whose log moved on
-    /// meanwhile, is left to `become_leader`, which writes it itself.
+    /// leads (followers truncate by it, KIP-101): all of them at once, off
+    /// the shard thread ([`Self::write_epochs_ahead`]), instead of a file
+    /// and a directory fsync each on the shard thread in `become_leader`:
+    /// about 0.5 ms a partition here, during which the shard served nothing,
+    /// so half a second for a failover that moves 1,000 partitions to it.
     async fn write_leader_epochs<'a>(
         &self,
         replicas: impl Iterator<Item = (&'a SharedLog, &'a crate::cluster::TopicMeta, i32)>,
         me: i32,
     ) {
-        let mut logs = Vec::new();
-        let mut checkpoints = Vec::new();
-        for (log, meta, p) in replicas {
-            let Some(m) = meta.parts.get(p as usize).filter(|m| m.leader == me) else {
-                continue;
-            };
-            if let Some(c) = log.borrow().leader_epoch_checkpoint(m.leader_epoch) {
-                logs.push(log.clone());
-                checkpoints.push(c);
-            }
-        }
-        if checkpoints.is_empty() {
+        let ahead: Vec<_> = replicas
+            .filter_map(|(log, meta, p)| {
+                let m = meta.parts.get(p as usize).filter(|m| m.leader == me)?;
+                let l = log.borrow();
+                let ahead = l.epochs_ahead([(m.leader_epoch, l.next_offset)])?;
+                Some((log.clone(), ahead))
+            })
+            .collect();
+        self.write_epochs_ahead(ahead, "leading").await;
+    }
+
+    /// Write the leader epochs taken ahead for many partitions (a
+    /// failover's new leaders, or a follower's first fetched records of a
+    /// newer epoch) on the shard's helper threads, made durable with one
+    /// syncfs where there are many (from
+    /// `sluice.log.sync.filesystem.min.partitions`, as for new partitions),
+    /// then let each log take its entries. One whose write fails, or whose
+    /// log moved on meanwhile, is left to `become_leader` or
+    /// `append_replicated`, which write it themselves. `before` names what
+    /// waits for them, for the log line.
+    pub async fn write_epochs_ahead(
+        &self,
+        ahead: Vec<(SharedLog, crate::storage::epochs::EpochsAhead)>,
+        before: &str,
+    ) {
+        if ahead.is_empty() {
             return;
         }
         let min = self.cfg.log_sync_filesystem_min_partitions;
         let together = self
             .new_files_sync
             .as_ref()
-            .filter(|_| min > 0 && checkpoints.len() >= min);
+            .filter(|_| min > 0 && ahead.len() >= min);
         let durable_each = together.is_none();
         let began = std::time::Instant::now();
+        let (logs, ahead): (Vec<_>, Vec<_>) = ahead.into_iter().unzip();
         // Split over the shard's helper threads: each file is a create, a
         // write and a rename (and fsyncs when not left to the syncfs), about
         // 0.5 ms one after another.
-        let checkpoints = std::sync::Arc::new(checkpoints);
-        let n = checkpoints.len();
+        let ahead = std::sync::Arc::new(ahead);
+        let n = ahead.len();
         let per_thread = n.div_ceil(shard::BLOCKING_THREADS_PER_SHARD);
         let written: Vec<bool> =
             futures::future::join_all((0..n).step_by(per_thread).map(|from| {
-                let checkpoints = checkpoints.clone();
+                let ahead = ahead.clone();
                 shard::run_blocking(move || {
-                    checkpoints[from..(from + per_thread).min(n)]
+                    ahead[from..(from + per_thread).min(n)]
                         .iter()
-                        .map(|c| {
-                            c.file
-                                .write(durable_each)
-                                .map_err(|e| {
-                                    tracing::warn!(file = %c.file.path.display(), error = %e,
-                                        "could not write leader-epoch-checkpoint; leading writes it again")
-                                })
-                                .is_ok()
+                        .map(|a| match a.write(durable_each) {
+                            Ok(written) => written,
+                            Err(e) => {
+                                tracing::warn!(file = %a.path().display(), error = %e,
+                                    "could not write leader-epoch-checkpoint ahead; it is written again in place");
+                                false
+                            }
                         })
                         .collect::<Vec<bool>>()
                 })
             }))
             .await
             .concat();
-        if let Some(fs) = together {
-            if let Err(e) = fs.sync().await {
+        let synced = match together {
+            Some(fs) => fs.sync().await.map_err(|e| {
                 tracing::warn!(error = %e,
-                    "syncfs of new leader epochs failed; each partition writes its own as it leads");
-                return;
-            }
-        }
+                    "syncfs of leader epochs written ahead failed; each partition writes its own in place")
+            }),
+            None => Ok(()),
+        };
         let mut taken = 0;
-        for ((log, c), ok) in logs.iter().zip(checkpoints.iter()).zip(written) {
-            if ok && log.borrow_mut().note_leader_epoch_written(c) {
+        for ((log, a), ok) in logs.iter().zip(ahead.iter()).zip(written) {
+            if log.borrow_mut().take_epochs_ahead(a, ok && synced.is_ok()) {
                 taken += 1;
             }
         }
         tracing::info!(
             shard = self.id,
             partitions = taken,
-            of = checkpoints.len(),
+            of = n,
             syncfs = !durable_each,
             ms = began.elapsed().as_millis() as u64,
-            "leader epochs made durable before leading"
+            "leader epochs made durable before {before}"
         );
     }
 

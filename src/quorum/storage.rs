@@ -23,7 +23,7 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
 use super::format;
-use crate::storage::log::write_atomically;
+use crate::storage::replace::write_atomically;
 
 /// Space held back for the metadata log on a full disk.
 pub const RESERVE_FILE: &str = "raft-reserve";

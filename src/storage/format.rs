@@ -190,6 +190,26 @@ pub fn split_batches(buf: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usi
     Ok(out)
 }
 
+/// (leader epoch, base offset) of each whole batch in `buf` whose epoch is
+/// newer than `latest` and every batch's before it: where the epochs it
+/// brings start. Headers only (no CRC check); it stops at the first that
+/// does not parse or is cut short, which the append's own checks report.
+pub fn epoch_starts(buf: &[u8], mut latest: i32) -> Vec<(i32, i64)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Ok(h) = parse_header(&buf[at..]) {
+        if h.size_bytes > buf.len() - at {
+            break;
+        }
+        if h.leader_epoch > latest {
+            latest = h.leader_epoch;
+            out.push((h.leader_epoch, h.base_offset));
+        }
+        at += h.size_bytes;
+    }
+    out
+}
+
 /// Stamp the broker-assigned base offset and leader epoch (neither is covered by
 /// the CRC, so the client's CRC stays valid).
 pub fn stamp_offset_and_epoch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
@@ -617,6 +637,29 @@ mod tests {
         let h = validate_batch(&b).unwrap();
         assert_eq!(h.max_timestamp, 42);
         assert_ne!(h.attributes & ATTR_LOG_APPEND_TIME, 0);
+    }
+
+    #[test]
+    fn epoch_starts_are_the_batches_of_newer_epochs_that_fit() {
+        let batch = |offset: i64, epoch: i32| {
+            let mut b = sample_batch(2);
+            stamp_offset_and_epoch(&mut b, offset, epoch);
+            b
+        };
+        let buf = [
+            batch(10, 1),
+            batch(12, 3),
+            batch(14, 3),
+            batch(16, 2),
+            batch(18, 4),
+        ]
+        .concat();
+        assert_eq!(epoch_starts(&buf, 1), vec![(3, 12), (4, 18)]);
+        assert_eq!(epoch_starts(&buf, 0), vec![(1, 10), (3, 12), (4, 18)]);
+        assert_eq!(epoch_starts(&buf, 4), vec![]);
+        // A batch cut short brings nothing.
+        assert_eq!(epoch_starts(&buf[..buf.len() - 1], 1), vec![(3, 12)]);
+        assert_eq!(epoch_starts(&[], 0), vec![]);
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 
+use super::epochs::{EpochsAhead, LeaderEpochs};
 use super::format::{self, BatchHeader};
 use super::producer_state::{BatchMeta, Checked, ProducerStates};
+use super::replace::Replacement;
 use super::segment::{Segment, SegmentWriter};
 use super::tail_cache::TailCache;
 use super::StorageError;
@@ -135,7 +137,7 @@ pub struct PartitionLog {
     pub replication: super::replica::Replication,
     /// The leader epoch cache (`leader-epoch-checkpoint`): each epoch with
     /// the first offset written in it, oldest first.
-    pub epochs: Vec<(i32, i64)>,
+    pub epochs: LeaderEpochs,
     /// Everything below is on stable storage (fdatasync).
     pub synced_offset: i64,
     pub leader_epoch: i32,
@@ -481,62 +483,38 @@ impl PartitionLog {
         }
     }
 
-    /// Write `leader-epoch-checkpoint` from the epoch cache.
-    pub fn write_epoch_checkpoint(&self) -> std::io::Result<()> {
-        self.write_epoch_checkpoint_durably(true)
+    /// Entries of newer epochs for this log's `leader-epoch-checkpoint`, to
+    /// be written ahead (off the shard thread, many partitions' together)
+    /// and then taken with [`Self::take_epochs_ahead`]: a new leader's epoch
+    /// from the log end ([`Self::become_leader`]), or the epochs of fetched
+    /// batches that continue the log ([`Self::append_replicated`]). None if
+    /// none is newer than the epochs known.
+    pub fn epochs_ahead(&self, added: impl IntoIterator<Item = (i32, i64)>) -> Option<EpochsAhead> {
+        self.epochs.ahead(added, self.next_offset)
     }
 
-    /// `durable: false` for a new partition whose files are made durable
-    /// together by the caller.
-    pub fn write_epoch_checkpoint_durably(&self, durable: bool) -> std::io::Result<()> {
-        write_replacing(
-            &self.dir.join(format::LEADER_EPOCH_FILE),
-            format::encode_leader_epochs(&self.epochs).as_bytes(),
-            durable,
-        )
-    }
-
-    /// The `leader-epoch-checkpoint` this log holds once it leads at `epoch`
-    /// from its end ([`Self::become_leader`]), if that adds an entry: for the
-    /// caller to write (off the shard thread, many partitions' together) and
-    /// then note with [`Self::note_leader_epoch_written`].
-    pub fn leader_epoch_checkpoint(&self, epoch: i32) -> Option<EpochCheckpoint> {
-        if self.latest_epoch() >= epoch {
-            return None;
+    /// `ahead` was written (`written`: its write said so, and it is
+    /// durable): the epoch cache takes its entries, so that leading or
+    /// appending the batches writes nothing. Not if the log moved on
+    /// meanwhile (a follower's fetch appended, or an older epoch's leader
+    /// did, or the epochs changed): then their starts may be stale, the file
+    /// is put back as the cache holds it, and `become_leader` or
+    /// `append_replicated` writes the right entries itself. True when taken.
+    pub fn take_epochs_ahead(&mut self, ahead: &EpochsAhead, written: bool) -> bool {
+        if written && self.next_offset == ahead.at && self.epochs.take_ahead(ahead) {
+            return true;
         }
-        let mut epochs = self.epochs.clone();
-        epochs.push((epoch, self.next_offset));
-        Some(EpochCheckpoint {
-            file: Replacement {
-                path: self.dir.join(format::LEADER_EPOCH_FILE),
-                data: format::encode_leader_epochs(&epochs).into_bytes(),
-            },
-            epoch,
-            start: self.next_offset,
-        })
-    }
-
-    /// `checkpoint` is durable: the epoch cache takes its entry, so that
-    /// `become_leader` writes nothing. Not if the log moved on meanwhile (a
-    /// follower's fetch appended, or an older epoch's leader did): then the
-    /// entry's start is stale, and `become_leader` writes the right one
-    /// itself. True when taken.
-    pub fn note_leader_epoch_written(&mut self, checkpoint: &EpochCheckpoint) -> bool {
-        if self.latest_epoch() >= checkpoint.epoch || self.next_offset != checkpoint.start {
-            return false;
+        if let Err(e) = self.epochs.forget_ahead(ahead) {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
+                "could not write leader-epoch-checkpoint");
         }
-        self.epochs.push((checkpoint.epoch, checkpoint.start));
-        true
+        false
     }
 
     /// Record that `epoch` starts at `offset` (a new leader's first offset,
     /// or the first replicated batch of a newer epoch), durably.
     fn note_epoch(&mut self, epoch: i32, offset: i64) {
-        if self.epochs.last().is_some_and(|(e, _)| *e >= epoch) {
-            return;
-        }
-        self.epochs.push((epoch, offset));
-        if let Err(e) = self.write_epoch_checkpoint() {
+        if let Err(e) = self.epochs.assign(epoch, offset) {
             tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
                 "could not write leader-epoch-checkpoint");
         }
@@ -558,7 +536,7 @@ impl PartitionLog {
 
     /// The latest epoch this log holds records of (or was led in).
     pub fn latest_epoch(&self) -> i32 {
-        self.epochs.last().map_or(-1, |(e, _)| *e)
+        self.epochs.latest()
     }
 
     /// Recompute the high watermark from the ISR's progress; it only moves
@@ -715,59 +693,10 @@ pub fn snapshot_files(dir: &std::path::Path) -> Vec<(i64, PathBuf)> {
     out
 }
 
-/// A file's new contents, to be put in place by [`write_replacing`], owned
-/// so that a blocking thread can write it.
-pub struct Replacement {
-    pub path: PathBuf,
-    pub data: Vec<u8>,
-}
-
-impl Replacement {
-    /// Write it through a temporary file and a rename; `durable`: fsync'd.
-    pub fn write(&self, durable: bool) -> std::io::Result<()> {
-        write_replacing(&self.path, &self.data, durable)
-    }
-}
-
-/// A `leader-epoch-checkpoint` taken by [`PartitionLog::leader_epoch_checkpoint`].
-pub struct EpochCheckpoint {
-    pub file: Replacement,
-    /// The epoch it adds, and where it starts.
-    pub epoch: i32,
-    pub start: i64,
-}
-
 /// A producer snapshot taken by [`PartitionLog::producer_snapshot`].
 pub struct ProducerSnapshot {
     pub file: Replacement,
     pub offset: i64,
     /// (segment base, bytes into it) where it was taken, if at the written end.
     pub position: Option<(i64, u64)>,
-}
-
-/// Replace `path` with `data` so that a crash leaves the old or the new file,
-/// never a torn one.
-pub fn write_atomically(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
-    write_replacing(path, data, true)
-}
-
-/// Replace `path` with `data` through a temporary file and a rename, so a
-/// reader sees the old content or the new, never a mix. `durable`: fsync'd,
-/// file and directory, before returning; otherwise the caller makes it
-/// durable (a syncfs covering many files).
-pub fn write_replacing(path: &std::path::Path, data: &[u8], durable: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    if durable {
-        f.sync_data()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if durable {
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-    }
-    Ok(())
 }

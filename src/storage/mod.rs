@@ -3,6 +3,7 @@
 pub mod appender;
 pub mod commit;
 pub mod dir_lock;
+pub mod epochs;
 pub mod files;
 pub mod format;
 pub mod fs_sync;
@@ -12,6 +13,7 @@ pub mod producer_state;
 pub mod read;
 pub mod recompress;
 pub mod recovery;
+pub mod replace;
 pub mod replica;
 pub mod retention;
 pub mod segment;

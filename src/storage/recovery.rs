@@ -7,13 +7,13 @@ use std::rc::Rc;
 
 use super::appender::Appender;
 use super::commit::create_segment;
+use super::epochs::LeaderEpochs;
 use super::files::OpenFiles;
 use super::format;
 use super::index::SegmentIndex;
-use super::log::{
-    snapshot_files, write_atomically, write_replacing, LogConfig, PartitionLog, SharedLog,
-};
+use super::log::{snapshot_files, LogConfig, PartitionLog, SharedLog};
 use super::read::{Scanned, Scanner};
+use super::replace::{write_atomically, write_replacing};
 use super::segment::{Segment, SegmentWriter};
 use super::tail_cache::{TailBudget, TailCache};
 use super::{now_ms, StorageError};
@@ -137,7 +137,7 @@ fn load_epochs(log: &mut PartitionLog, durable: bool) -> Result<(), StorageError
         .ok()
         .and_then(|s| format::decode_leader_epochs(&s));
     let end = log.next_offset;
-    let mut epochs = match read {
+    let epochs = match read {
         Some(e) => e,
         None => {
             if path.exists() {
@@ -147,15 +147,30 @@ fn load_epochs(log: &mut PartitionLog, durable: bool) -> Result<(), StorageError
         }
     };
     let before = epochs.len();
+    // Each entry must start a newer epoch, no earlier than the one before
+    // (as Kafka's `assign` keeps them): a file edited or damaged otherwise
+    // keeps the entries that do.
+    let mut ordered: Vec<(i32, i64)> = Vec::with_capacity(epochs.len());
+    for (e, s) in epochs {
+        if ordered.last().is_none_or(|(le, ls)| e > *le && s >= *ls) {
+            ordered.push((e, s));
+        }
+    }
+    if ordered.len() != before {
+        tracing::warn!(file = %path.display(), kept = ordered.len(), of = before,
+            "leader-epoch-checkpoint entries out of order; keeping those in order");
+    }
+    let mut epochs = ordered;
     epochs.retain(|(_, start)| *start <= end);
     let rewrite = before != epochs.len() || !path.exists();
     if epochs.is_empty() {
         epochs.push((0, log.log_start_offset));
     }
     log.leader_epoch = epochs.last().map_or(0, |(e, _)| *e);
-    log.epochs = epochs;
     if rewrite {
-        log.write_epoch_checkpoint_durably(durable)?;
+        log.epochs.set(epochs, durable)?;
+    } else {
+        log.epochs = LeaderEpochs::loaded(path, epochs);
     }
     Ok(())
 }
@@ -232,6 +247,7 @@ pub async fn open_partition(p: OpenParams) -> Result<Opened, StorageError> {
     }
     let next = segments.values().next_back().unwrap().next_offset;
     let log_start = *segments.keys().next().unwrap();
+    let epochs_file = dir.join(format::LEADER_EPOCH_FILE);
     let mut log = PartitionLog {
         topic: p.topic,
         partition: p.partition,
@@ -250,7 +266,7 @@ pub async fn open_partition(p: OpenParams) -> Result<Opened, StorageError> {
         synced_offset: next,
         leader_epoch: 0,
         replication: super::replica::Replication::single(p.me),
-        epochs: Vec::new(),
+        epochs: LeaderEpochs::loaded(epochs_file, Vec::new()),
         pending: Default::default(),
         unsynced_messages: 0,
         tail: TailCache::new(p.tail_budget),
@@ -628,12 +644,8 @@ pub async fn truncate_to(log: &SharedLog, offset: i64) -> Result<i64, StorageErr
     l.high_watermark = l.high_watermark.min(new_end);
     l.tail.truncate_from(new_end);
     l.producers.truncate_from(new_end);
-    let before = l.epochs.len();
-    l.epochs.retain(|(_, s)| *s < new_end);
-    if l.epochs.len() != before {
-        if let Err(e) = l.write_epoch_checkpoint() {
-            tracing::warn!(error = %e, "could not write leader-epoch-checkpoint");
-        }
+    if let Err(e) = l.epochs.truncate_from_end(new_end) {
+        tracing::warn!(error = %e, "could not write leader-epoch-checkpoint");
     }
     for (at, path) in snapshot_files(&l.dir) {
         if at > new_end {
@@ -688,8 +700,7 @@ pub async fn truncate_fully_and_start_at(log: &SharedLog, offset: i64) -> Result
     l.snapshot_offset = None;
     l.snapshot_position = None;
     let epoch = l.latest_epoch().max(0);
-    l.epochs = vec![(epoch, offset)];
-    if let Err(e) = l.write_epoch_checkpoint() {
+    if let Err(e) = l.epochs.set(vec![(epoch, offset)], true) {
         tracing::warn!(error = %e, "could not write leader-epoch-checkpoint");
     }
     tracing::info!(topic = %l.topic, partition = l.partition, offset,
@@ -867,30 +878,63 @@ mod tests {
                 )
                 .unwrap()
             };
-            assert!(log.leader_epoch_checkpoint(0).is_none(), "epoch 0 is known");
-            let c = log.leader_epoch_checkpoint(3).unwrap();
-            c.file.write(true).unwrap();
-            assert!(log.note_leader_epoch_written(&c));
+            assert!(log.epochs_ahead([(0, 0)]).is_none(), "epoch 0 is known");
+            let c = log.epochs_ahead([(3, log.next_offset)]).unwrap();
+            assert!(c.write(true).unwrap());
+            assert!(log.take_epochs_ahead(&c, true));
             assert_eq!(read(&log), vec![(0, 0), (3, 0)]);
             log.become_leader(3);
-            assert_eq!(log.epochs, vec![(0, 0), (3, 0)], "nothing more to write");
+            assert_eq!(&*log.epochs, &[(0, 0), (3, 0)], "nothing more to write");
 
             // Taken at offset 0, but a record arrives before it is noted.
-            let c = log.leader_epoch_checkpoint(5).unwrap();
-            c.file.write(true).unwrap();
+            let c = log.epochs_ahead([(5, log.next_offset)]).unwrap();
+            assert!(c.write(true).unwrap());
             let batch = crate::client::records::encode_batch(
                 &[(None, Some(bytes::Bytes::from_static(b"v")))],
                 now_ms(),
             )
             .unwrap();
             let _ack = log.append(&batch, false, now_ms()).unwrap();
-            assert!(!log.note_leader_epoch_written(&c));
+            assert!(!log.take_epochs_ahead(&c, true));
             log.become_leader(5);
-            assert_eq!(log.epochs, vec![(0, 0), (3, 0), (5, 1)]);
+            assert_eq!(&*log.epochs, &[(0, 0), (3, 0), (5, 1)]);
             assert_eq!(
                 read(&log),
                 vec![(0, 0), (3, 0), (5, 1)],
                 "rewritten at the real end"
+            );
+        });
+    }
+
+    /// A checkpoint whose entries are out of order (edited, or damaged) is
+    /// no reason to refuse the partition: the entries in order are kept and
+    /// written back.
+    #[test]
+    fn a_leader_epoch_file_out_of_order_keeps_the_entries_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        crate::shard::block_on(async move {
+            let id = uuid::Uuid::new_v4();
+            let log = open_partition(new_partition(&root, 0, id, false))
+                .await
+                .unwrap()
+                .log;
+            let file = log.dir.join(format::LEADER_EPOCH_FILE);
+            drop(log);
+            std::fs::write(
+                &file,
+                format::encode_leader_epochs(&[(0, 0), (5, 0), (3, 0)]),
+            )
+            .unwrap();
+            let log = open_partition(new_partition(&root, 0, id, false))
+                .await
+                .unwrap()
+                .log;
+            assert_eq!(&*log.epochs, &[(0, 0), (5, 0)]);
+            assert_eq!(log.leader_epoch, 5);
+            assert_eq!(
+                format::decode_leader_epochs(&std::fs::read_to_string(&file).unwrap()),
+                Some(vec![(0, 0), (5, 0)])
             );
         });
     }
