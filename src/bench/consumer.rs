@@ -21,6 +21,29 @@ use crate::shard;
 /// How often a held-back consumer (catch-up runs) checks whether it may start.
 const HOLD_POLL: Duration = Duration::from_millis(10);
 
+/// After a fetch that a partition's leader refused with a retriable error,
+/// the next one waits this long (Kafka's `retry.backoff.ms`).
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Errors a leader answers while it is still taking up a partition the
+/// cluster's metadata already names it leader of (a new topic's metadata
+/// reaches the broker the plan asked before the leader has opened its log):
+/// a Kafka consumer retries them, and so does this one, for up to the
+/// request timeout.
+fn retriable(code: i16) -> bool {
+    use kafka_protocol::ResponseError as E;
+    matches!(
+        E::try_from_code(code),
+        Some(
+            E::NotLeaderOrFollower
+                | E::UnknownTopicOrPartition
+                | E::UnknownTopicId
+                | E::LeaderNotAvailable
+                | E::ReplicaNotAvailable
+        )
+    )
+}
+
 pub async fn run(ctx: Rc<ShardCtx>, plan: ConsumerPlan) {
     let shared = ctx.shared.clone();
     let id = plan.id;
@@ -31,18 +54,23 @@ pub async fn run(ctx: Rc<ShardCtx>, plan: ConsumerPlan) {
         by_leader.entry(leader).or_default().push(p);
     }
     let plan = Rc::new(plan);
+    // Each loop fails the run as soon as it fails: awaited in turn, a loop
+    // that failed at the start was told only when the loops before it
+    // ended, and the run reported only that consumers fell behind.
     let tasks: Vec<_> = by_leader
         .into_iter()
         .map(|(broker, partitions)| {
             let ctx = ctx.clone();
             let plan = plan.clone();
-            shard::spawn(async move { fetch_loop(&ctx, &plan, broker, partitions).await })
+            shard::spawn(async move {
+                if let Err(e) = fetch_loop(&ctx, &plan, broker, partitions).await {
+                    ctx.shared.fail(format!("consumer {id}: {e}"));
+                }
+            })
         })
         .collect();
     for t in tasks {
-        if let Err(e) = t.await {
-            shared.fail(format!("consumer {id}: {e}"));
-        }
+        t.await;
     }
     shared.consumers_done.add(1);
 }
@@ -78,6 +106,9 @@ async fn fetch_loop(
     let sub_counter = &shared.consumed_per_subscription
         [plan.topic * w.subscriptions_per_topic + plan.subscription];
     let name = TopicName(StrBytes::from_string(topic.name.clone()));
+    // Since when a partition's fetches have been refused with retriable
+    // errors only.
+    let mut refused_since: Option<std::time::Instant> = None;
     while !shared.stop_all.is_set() {
         if !shared.consumers_go.is_set() {
             shard::sleep(HOLD_POLL).await;
@@ -128,11 +159,19 @@ async fn fetch_loop(
         }
         let mut records = 0;
         let mut bytes = 0;
-        let mut lat = ctx.latency.borrow_mut();
+        let mut refused = false;
         for pd in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
             let Some(slot) = slot_of.get(&pd.partition_index).map(|&i| &mut offsets[i]) else {
                 continue; // not ours: ignore rather than trust it
             };
+            let retry =
+                retriable(pd.error_code) && refused_since.is_none_or(|t| t.elapsed() < timeout);
+            if retry {
+                tracing::debug!(topic = %topic.name, partition = pd.partition_index,
+                    error = %error_name(pd.error_code), "fetch refused; retrying");
+                refused = true;
+                continue;
+            }
             if pd.error_code != 0 {
                 return Err(BenchError::Broker {
                     addr: addr.to_string(),
@@ -147,6 +186,9 @@ async fn fetch_loop(
                 });
             }
             let Some(data) = &pd.records else { continue };
+            // Borrowed per partition: nothing may hold it across the
+            // back-off's await below.
+            let mut lat = ctx.latency.borrow_mut();
             let s = scan(data, slot.1, |ts_ms| {
                 lat.record_e2e_us(now_us - ts_ms * 1000)
             })
@@ -164,10 +206,15 @@ async fn fetch_loop(
             records += s.records;
             bytes += s.value_bytes;
         }
-        drop(lat);
         shared.consumed_msgs.add(records);
         shared.consumed_bytes.add(bytes);
         sub_counter.add(records);
+        if refused {
+            refused_since.get_or_insert_with(std::time::Instant::now);
+            shard::sleep(RETRY_BACKOFF).await;
+        } else {
+            refused_since = None;
+        }
     }
     Ok(())
 }

@@ -125,6 +125,7 @@ pub fn prepare(w: &Workload, o: &SetupOptions) -> Result<Plan, BenchError> {
             .map_err(|e| BenchError::Setup(format!("cannot create topic {name}: {e}")))?;
     }
     let (brokers, topics) = wait_for_leaders(&mut client, &names, w.partitions_per_topic)?;
+    wait_until_served(&mut client, &topics)?;
     Ok(Plan {
         workload: w.clone(),
         brokers,
@@ -202,6 +203,36 @@ fn wait_for_leaders(
             Some(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
+}
+
+/// Wait until every partition's leader serves it. A new topic's metadata
+/// can name a leader that has not yet opened the partition's log (it takes
+/// up the metadata a moment after the broker that answered), and the load's
+/// first produce or fetch would then be refused. ListOffsets is answered by
+/// the leader's open log alone.
+fn wait_until_served(client: &mut Client, topics: &[TopicPlan]) -> Result<(), BenchError> {
+    let deadline = Instant::now() + LEADERS_TIMEOUT;
+    for t in topics {
+        for p in 0..t.leaders.len() as i32 {
+            loop {
+                match client.list_offsets(&t.name, p, -1) {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() < deadline => {
+                        tracing::debug!(topic = %t.name, partition = p, error = %e,
+                            "partition not served yet");
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(e) => {
+                        return Err(BenchError::Setup(format!(
+                            "{}-{p} not served by its leader after {LEADERS_TIMEOUT:?}: {e}",
+                            t.name
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Producers first, round-robin over shards; consumers continue the rotation
