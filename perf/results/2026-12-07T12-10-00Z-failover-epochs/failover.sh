@@ -5,7 +5,15 @@
 # shard took from the first to the last "leading the partition" of the moved
 # partitions (the image is applied in one pass, so this is how long the shard spent
 # taking them over, serving nothing else), and the batched epoch write's own line.
-# usage: failover.sh BIN N OUT
+# usage: [FOLLOW_ROUNDS=R] failover.sh BIN N OUT   (needs tests/clients/.venv activated)
+# FOLLOW_ROUNDS=R (../2026-12-07T14-00-00Z-follower-epochs): then R rounds of one acks=all
+# record to every partition through the survivors, each timed from the first send to the
+# last delivery. In round 1 the surviving follower of every moved partition meets the new
+# leader epoch for the first time and makes it durable in its leader-epoch-checkpoint before
+# it appends the record; later rounds meet no new epoch (the control). Over the rounds,
+# strace records the fsync and fdatasync calls made on each survivor's shard thread (the
+# thread that serves every partition of the shard: while in them, it serves nothing), and
+# the followers' batched epoch writes are summed from their logs.
 set -u
 bin=$1; n=$2; out=$3
 mkdir -p "$out"
@@ -21,7 +29,15 @@ for i in 1 2 3; do
     --log-dirs "$data/d$i" > "$out/b$i.log" 2>&1 &
   pids[$i]=$!; disown $!
 done
-trap 'for i in 1 2 3; do kill ${pids[$i]} 2>/dev/null; done; sleep 1; rm -rf "$data"' EXIT
+stop() {
+  for i in 1 2 3; do kill ${pids[$i]} 2>/dev/null; done
+  for _ in $(seq 100); do
+    alive=0; for i in 1 2 3; do kill -0 ${pids[$i]} 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break; sleep 0.1
+  done
+  rm -rf "$data"
+}
+trap stop EXIT
 for i in 1 2 3; do for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/${ports[$i]}) 2>/dev/null && break; sleep 0.1; done; done
 bs="127.0.0.1:${ports[1]},127.0.0.1:${ports[2]},127.0.0.1:${ports[3]}"
 for _ in $(seq 100); do "$bin" topics --bootstrap-server "$bs" --create --topic fo --partitions "$n" --replication-factor 3 > /dev/null 2>&1 && break; sleep 0.3; done
@@ -62,3 +78,48 @@ for i in (1, 2):
     for b in batched:
         print(f"broker {i}: {b}")
 PY
+if [ -n "${FOLLOW_ROUNDS:-}" ]; then
+bs2="127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
+# The shard thread: the first thread named shard-0-* (the others are its helper threads).
+traces=()
+for i in 1 2; do
+  tid=$(for t in /proc/${pids[$i]}/task/*; do [[ $(cat $t/comm) == shard-* ]] && basename $t; done | sort -n | head -1)
+  strace -T -e trace=fsync,fdatasync -p "$tid" -o "$out/strace-b$i.txt" 2>/dev/null &
+  traces+=($!)
+done
+sleep 1
+python3 - "$bs2" "$n" "$FOLLOW_ROUNDS" <<'PY' | tee "$out/rounds.txt"
+import sys, time
+from confluent_kafka import Producer
+bs, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+p = Producer({"bootstrap.servers": bs, "acks": "all", "linger.ms": 5})
+p.list_topics("fo", timeout=10)
+for r in range(1, rounds + 1):
+    failed = []
+    t0 = time.monotonic()
+    for part in range(n):
+        p.produce("fo", value=b"y" * 100, partition=part,
+                  on_delivery=lambda e, m: e and failed.append(e))
+        p.poll(0)
+    left = p.flush(60)
+    ms = (time.monotonic() - t0) * 1000
+    print(f"round {r}: one acks=all record to each of {n} partitions in {ms:.0f} ms"
+          f"{'' if not failed and not left else f' ({len(failed)} failed, {left} left)'}")
+    time.sleep(1)
+PY
+kill -INT "${traces[@]}"; wait "${traces[@]}" 2>/dev/null
+python3 - "$mark" "$out" <<'PY' | tee "$out/summary.txt"
+import sys, re
+mark, out = sys.argv[1], sys.argv[2]
+for i in (1, 2):
+    calls = [float(m.group(1)) for m in
+             (re.search(r"<([0-9.]+)>$", l.strip()) for l in open(f"{out}/strace-b{i}.txt")) if m]
+    print(f"broker {i}: shard thread in fsync/fdatasync: {len(calls)} calls, {sum(calls) * 1000:.0f} ms")
+    ahead = [l for l in open(f"{out}/b{i}.log")
+             if l.split()[0][:4].isdigit() and l.split()[0] > mark
+             and "made durable before appending fetched records" in l]
+    parts = sum(int(re.search(r"partitions=(\d+)", l).group(1)) for l in ahead)
+    ms = sum(int(re.search(r" ms=(\d+)", l).group(1)) for l in ahead)
+    print(f"broker {i}: epochs written ahead of fetched records: {parts} partitions in {len(ahead)} writes, {ms} ms off the shard thread")
+PY
+fi
