@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -293,7 +294,7 @@ async fn round(
     if resp.error_code != 0 {
         anyhow::bail!("fetch refused with error {}", resp.error_code);
     }
-    write_epochs_ahead(state, &resp, &asked).await;
+    let (ahead_logs, ahead, durable) = write_epochs_ahead(state, &resp, &asked).await;
     let mut written = Vec::new();
     let mut out_of_range = Vec::new();
     for t in resp.responses {
@@ -330,7 +331,15 @@ async fn round(
                 }
             }
             if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
-                let appended = log.borrow_mut().append_replicated(records, cfg.fetch_fsync);
+                // Its newer epochs, if written ahead and durable.
+                let epochs = ahead_logs
+                    .iter()
+                    .zip(ahead.iter().zip(&durable))
+                    .find(|(l, (_, ok))| **ok && Rc::ptr_eq(l, &log))
+                    .map(|(_, (a, _))| a);
+                let appended = log
+                    .borrow_mut()
+                    .append_replicated(records, cfg.fetch_fsync, epochs);
                 match appended {
                     Ok(done) => {
                         state.committer.appended(&log);
@@ -353,6 +362,12 @@ async fn round(
                 retention::delete_segments_before(&log, leader_start, "the leader's log start");
             }
         }
+    }
+    // Epochs written ahead whose records were not appended (the answer went
+    // stale, or the records did not check out) leave the file as the cache
+    // holds it; those taken need nothing.
+    for (log, a) in ahead_logs.iter().zip(ahead.iter()) {
+        log.borrow_mut().forget_epochs_ahead(a);
     }
     // The next fetch offset must be written (it tells the leader what this
     // replica holds).
@@ -571,10 +586,16 @@ fn stale(l: &crate::storage::log::PartitionLog, epoch: i32, offset: i64) -> bool
 /// fsync each, one after another on the shard thread, in
 /// `append_replicated`: after a failover a follower meets a new epoch on
 /// every partition that moved, and its shard served nothing meanwhile.
+/// Returns the logs, their entries written ahead, and which are durable:
+/// `append_replicated` takes them only with records that check out.
 async fn write_epochs_ahead(
     state: &ShardState,
     resp: &FetchResponse,
     asked: &HashMap<(String, i32), (i32, i64)>,
+) -> (
+    Vec<SharedLog>,
+    Arc<Vec<crate::storage::epochs::EpochsAhead>>,
+    Vec<bool>,
 ) {
     let mut ahead = Vec::new();
     for t in &resp.responses {
@@ -606,7 +627,10 @@ async fn write_epochs_ahead(
             }
         }
     }
-    state
-        .write_epochs_ahead(ahead, "appending fetched records")
+    let (logs, ahead): (Vec<_>, Vec<_>) = ahead.into_iter().unzip();
+    let ahead = Arc::new(ahead);
+    let durable = state
+        .write_epochs_ahead(&ahead, "appending fetched records")
         .await;
+    (logs, ahead, durable)
 }

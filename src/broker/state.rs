@@ -463,49 +463,57 @@ impl ShardState {
         replicas: impl Iterator<Item = (&'a SharedLog, &'a crate::cluster::TopicMeta, i32)>,
         me: i32,
     ) {
-        let ahead: Vec<_> = replicas
+        let (logs, ahead): (Vec<_>, Vec<_>) = replicas
             .filter_map(|(log, meta, p)| {
                 let m = meta.parts.get(p as usize).filter(|m| m.leader == me)?;
                 let l = log.borrow();
                 let ahead = l.epochs_ahead([(m.leader_epoch, l.next_offset)])?;
                 Some((log.clone(), ahead))
             })
-            .collect();
-        self.write_epochs_ahead(ahead, "leading").await;
+            .unzip();
+        let ahead = std::sync::Arc::new(ahead);
+        let durable = self.write_epochs_ahead(&ahead, "leading").await;
+        for ((log, a), ok) in logs.iter().zip(ahead.iter()).zip(durable) {
+            log.borrow_mut().take_epochs_ahead(a, ok);
+        }
     }
 
-    /// Write the leader epochs taken ahead for many partitions (a
-    /// failover's new leaders, or a follower's first fetched records of a
-    /// newer epoch) on the shard's helper threads, made durable with one
-    /// syncfs where there are many (from
-    /// `sluice.log.sync.filesystem.min.partitions`, as for new partitions),
-    /// then let each log take its entries. One whose write fails, or whose
-    /// log moved on meanwhile, is left to `become_leader` or
-    /// `append_replicated`, which write it themselves. `before` names what
-    /// waits for them, for the log line.
+    /// Write leader epochs taken ahead for many partitions (a failover's
+    /// new leaders, or a follower's first fetched records of a newer epoch)
+    /// on the shard's helper threads, made durable with one syncfs where
+    /// there are many (from `sluice.log.sync.filesystem.min.partitions`, as
+    /// for new partitions). Returns which are durable, for the caller to
+    /// take (or forget) each. `before` names what waits for them, for the
+    /// log line.
     pub async fn write_epochs_ahead(
         &self,
-        ahead: Vec<(SharedLog, crate::storage::epochs::EpochsAhead)>,
+        ahead: &std::sync::Arc<Vec<crate::storage::epochs::EpochsAhead>>,
         before: &str,
-    ) {
-        if ahead.is_empty() {
-            return;
+    ) -> Vec<bool> {
+        let n = ahead.len();
+        if n == 0 {
+            return Vec::new();
         }
         let min = self.cfg.log_sync_filesystem_min_partitions;
+        // A descriptor of its own, opened before the writes: syncfs reports
+        // a write-back error once per descriptor, to whichever caller looks
+        // first, and fetchers and metadata changes may sync at once.
         let together = self
             .new_files_sync
             .as_ref()
-            .filter(|_| min > 0 && ahead.len() >= min);
+            .filter(|_| min > 0 && n >= min)
+            .and_then(|fs| {
+                fs.reopen()
+                    .map_err(|e| tracing::warn!(error = %e, "cannot open the log dir for a syncfs; fsyncing each file"))
+                    .ok()
+            });
         let durable_each = together.is_none();
         let began = std::time::Instant::now();
-        let (logs, ahead): (Vec<_>, Vec<_>) = ahead.into_iter().unzip();
         // Split over the shard's helper threads: each file is a create, a
         // write and a rename (and fsyncs when not left to the syncfs), about
         // 0.5 ms one after another.
-        let ahead = std::sync::Arc::new(ahead);
-        let n = ahead.len();
         let per_thread = n.div_ceil(shard::BLOCKING_THREADS_PER_SHARD);
-        let written: Vec<bool> =
+        let mut written: Vec<bool> =
             futures::future::join_all((0..n).step_by(per_thread).map(|from| {
                 let ahead = ahead.clone();
                 shard::run_blocking(move || {
@@ -524,27 +532,22 @@ impl ShardState {
             }))
             .await
             .concat();
-        let synced = match together {
-            Some(fs) => fs.sync().await.map_err(|e| {
+        if let Some(fs) = together {
+            if let Err(e) = fs.sync().await {
                 tracing::warn!(error = %e,
-                    "syncfs of leader epochs written ahead failed; each partition writes its own in place")
-            }),
-            None => Ok(()),
-        };
-        let mut taken = 0;
-        for ((log, a), ok) in logs.iter().zip(ahead.iter()).zip(written) {
-            if log.borrow_mut().take_epochs_ahead(a, ok && synced.is_ok()) {
-                taken += 1;
+                    "syncfs of leader epochs written ahead failed; each partition writes its own in place");
+                written.iter_mut().for_each(|w| *w = false);
             }
         }
         tracing::info!(
             shard = self.id,
-            partitions = taken,
+            partitions = written.iter().filter(|w| **w).count(),
             of = n,
             syncfs = !durable_each,
             ms = began.elapsed().as_millis() as u64,
             "leader epochs made durable before {before}"
         );
+        written
     }
 
     /// Flush everything, close every log (trimming padding, persisting

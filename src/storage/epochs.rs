@@ -124,11 +124,13 @@ impl LeaderEpochs {
         if self.latest() >= epoch {
             return Ok(false);
         }
-        assert!(
-            self.entries.last().is_none_or(|(_, s)| *s <= offset),
-            "epoch {epoch} at {offset} starts before {:?}",
-            self.entries.last()
-        );
+        // An entry starting past `offset` covers no record (the log ends at
+        // `offset`): dropped, as Kafka's `assign` drops conflicting entries.
+        while let Some(&last) = self.entries.last().filter(|(_, s)| *s > offset) {
+            tracing::warn!(file = %self.path.display(), dropped = ?last, epoch, offset,
+                "leader epoch entry starting past a newer epoch's start dropped");
+            self.entries.pop();
+        }
         self.entries.push((epoch, offset));
         self.changed(true).map(|()| true)
     }
@@ -162,21 +164,24 @@ impl LeaderEpochs {
     }
 
     /// The file with `added` appended (those newer than every epoch known,
-    /// in increasing order), for a helper thread to write before the log
-    /// takes them with [`Self::take_ahead`]; `at` is the log end now. None
-    /// if nothing is newer.
+    /// in increasing order, starting at or past `at`, the log end now), for
+    /// a helper thread to write before the log takes them with
+    /// [`Self::take_ahead`]. None if none is.
     pub fn ahead(
         &self,
         added: impl IntoIterator<Item = (i32, i64)>,
         at: i64,
     ) -> Option<EpochsAhead> {
         let mut latest = self.latest();
+        let mut from = self.entries.last().map_or(at, |(_, s)| at.max(*s));
         let added: Vec<(i32, i64)> = added
             .into_iter()
-            .filter(|(e, _)| {
-                let newer = *e > latest;
-                latest = latest.max(*e);
-                newer
+            .filter(|&(e, s)| {
+                let fits = e > latest && s >= from;
+                if fits {
+                    (latest, from) = (e, s);
+                }
+                fits
             })
             .collect();
         if added.is_empty() {
@@ -333,6 +338,29 @@ mod tests {
         assert!(!e.assign(6, 12).unwrap(), "known");
         assert!(e.assign(7, 12).unwrap());
         assert_eq!(on_disk(ahead.path()), vec![(0, 0), (4, 5), (6, 9), (7, 12)]);
+    }
+
+    /// An entry that starts past a newer epoch's start covers no record:
+    /// the newer epoch replaces it (as Kafka's `assign` does) rather than
+    /// stopping the broker; entries written ahead never start before the
+    /// log end or the last entry.
+    #[test]
+    fn a_newer_epoch_drops_entries_starting_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = cache(&dir);
+        e.set(vec![(0, 0), (4, 170), (5, 190)], true).unwrap();
+        assert!(e.assign(6, 150).unwrap());
+        assert_eq!(&*e, &[(0, 0), (6, 150)]);
+        assert_eq!(
+            on_disk(&dir.path().join(format::LEADER_EPOCH_FILE)),
+            vec![(0, 0), (6, 150)]
+        );
+        let a = e.ahead([(7, 140), (8, 150), (9, 160)], 155).unwrap();
+        assert_eq!(
+            a.added,
+            vec![(9, 160)],
+            "before the log end or the last entry"
+        );
     }
 
     /// Shard and helper threads writing one file at once leave it whole,

@@ -37,6 +37,7 @@ const SYNCFS_REPORTS_ERRORS_SINCE: (u32, u32) = (5, 8);
 
 pub struct FsSync {
     dir: Arc<std::fs::File>,
+    path: PathBuf,
 }
 
 impl FsSync {
@@ -62,7 +63,21 @@ impl FsSync {
         }
         let f =
             std::fs::File::open(&dir_path).map_err(|e| format!("{}: {e}", dir_path.display()))?;
-        Ok(FsSync { dir: Arc::new(f) })
+        Ok(FsSync {
+            dir: Arc::new(f),
+            path: dir_path,
+        })
+    }
+
+    /// The same file system through a descriptor of its own. syncfs reports
+    /// a write-back error once per descriptor (to the first caller after
+    /// it), and only errors since the descriptor was opened: one opened
+    /// before some writes, and synced by one caller alone, reports theirs.
+    pub fn reopen(&self) -> io::Result<FsSync> {
+        Ok(FsSync {
+            dir: Arc::new(std::fs::File::open(&self.path)?),
+            path: self.path.clone(),
+        })
     }
 
     /// Whatever the file system (tests of the callers).
@@ -70,6 +85,7 @@ impl FsSync {
     pub fn of_any_file_system(dir: &Path) -> FsSync {
         FsSync {
             dir: Arc::new(std::fs::File::open(dir).unwrap()),
+            path: dir.to_path_buf(),
         }
     }
 

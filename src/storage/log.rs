@@ -504,11 +504,18 @@ impl PartitionLog {
         if written && self.next_offset == ahead.at && self.epochs.take_ahead(ahead) {
             return true;
         }
+        self.forget_epochs_ahead(ahead);
+        false
+    }
+
+    /// Epochs written ahead that were not taken (or were: then nothing
+    /// happens): the file is put back as the cache holds it, so that it
+    /// never holds an epoch the cache lacks.
+    pub fn forget_epochs_ahead(&mut self, ahead: &EpochsAhead) {
         if let Err(e) = self.epochs.forget_ahead(ahead) {
             tracing::warn!(topic = %self.topic, partition = self.partition, error = %e,
                 "could not write leader-epoch-checkpoint");
         }
-        false
     }
 
     /// Record that `epoch` starts at `offset` (a new leader's first offset,
@@ -576,11 +583,15 @@ impl PartitionLog {
 
     /// Append batches fetched from the leader exactly as they are (same
     /// offsets, same CRCs). They must continue this log; their CRCs are
-    /// checked, since they crossed the network.
+    /// checked, since they crossed the network. `ahead`: their newer epochs,
+    /// already written durably ([`Self::epochs_ahead`]); taken only once
+    /// every batch checks out, so that the cache never holds an epoch for
+    /// records it does not have. Epochs not taken are written here.
     pub fn append_replicated(
         &mut self,
         records: Bytes,
         needs_sync: bool,
+        ahead: Option<&EpochsAhead>,
     ) -> Result<oneshot::Receiver<Result<(), StorageError>>, StorageError> {
         if self.closed {
             return Err(StorageError::Closed);
@@ -607,6 +618,9 @@ impl PartitionLog {
             next = h.next_offset();
             count += h.records_count.max(0) as u64;
             headers.push(*h);
+        }
+        if let Some(a) = ahead.filter(|a| a.at == self.next_offset) {
+            self.epochs.take_ahead(a);
         }
         for h in &headers {
             if h.leader_epoch > self.latest_epoch() {

@@ -906,6 +906,57 @@ mod tests {
         });
     }
 
+    /// A follower's epochs written ahead of fetched records are taken only
+    /// with records that check out; otherwise the file goes back to what
+    /// the cache holds.
+    #[test]
+    fn epochs_written_ahead_are_taken_only_with_records_that_check_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        crate::shard::block_on(async move {
+            let mut log = open_partition(new_partition(&root, 0, uuid::Uuid::new_v4(), false))
+                .await
+                .unwrap()
+                .log;
+            let file = log.dir.join(format::LEADER_EPOCH_FILE);
+            let read = || format::decode_leader_epochs(&std::fs::read_to_string(&file).unwrap());
+            let mut batch = crate::client::records::encode_batch(
+                &[(None, Some(bytes::Bytes::from_static(b"v")))],
+                now_ms(),
+            )
+            .unwrap()
+            .to_vec();
+            format::stamp_offset_and_epoch(&mut batch, 0, 5);
+            let starts = format::epoch_starts(&batch, log.latest_epoch());
+            assert_eq!(starts, vec![(5, 0)]);
+            let a = log.epochs_ahead(starts).unwrap();
+            assert!(a.write(true).unwrap());
+            // Damaged on the way: refused, nothing taken, the file put back.
+            let mut bad = batch.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 0xff;
+            assert!(log
+                .append_replicated(bytes::Bytes::from(bad), false, Some(&a))
+                .is_err());
+            assert_eq!(&*log.epochs, &[(0, 0)]);
+            log.forget_epochs_ahead(&a);
+            assert_eq!(read(), Some(vec![(0, 0)]));
+            // Written ahead again, then appended with records that check out.
+            let a = log.epochs_ahead([(5, 0)]).unwrap();
+            assert!(a.write(true).unwrap());
+            let _done = log
+                .append_replicated(bytes::Bytes::from(batch), false, Some(&a))
+                .unwrap();
+            assert_eq!(&*log.epochs, &[(0, 0), (5, 0)]);
+            log.forget_epochs_ahead(&a);
+            assert_eq!(
+                read(),
+                Some(vec![(0, 0), (5, 0)]),
+                "taken: nothing to put back"
+            );
+        });
+    }
+
     /// A checkpoint whose entries are out of order (edited, or damaged) is
     /// no reason to refuse the partition: the entries in order are kept and
     /// written back.
