@@ -860,6 +860,21 @@ mod tests {
         }
     }
 
+    /// Partition 0 of a new topic under `root`, opened.
+    async fn open_new(root: &Path, id: uuid::Uuid) -> PartitionLog {
+        open_partition(new_partition(root, 0, id, false))
+            .await
+            .unwrap()
+            .log
+    }
+
+    /// The entries of the `leader-epoch-checkpoint` in `dir`.
+    fn epochs_on_disk(dir: &Path) -> Option<Vec<(i32, i64)>> {
+        format::decode_leader_epochs(
+            &std::fs::read_to_string(dir.join(format::LEADER_EPOCH_FILE)).unwrap(),
+        )
+    }
+
     /// A new leader epoch written ahead (many partitions' together) is taken
     /// only while the log still ends where it was taken; otherwise leading
     /// writes the entry at the log's real end itself.
@@ -868,16 +883,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         crate::shard::block_on(async move {
-            let mut log = open_partition(new_partition(&root, 0, uuid::Uuid::new_v4(), false))
-                .await
-                .unwrap()
-                .log;
-            let read = |log: &PartitionLog| {
-                format::decode_leader_epochs(
-                    &std::fs::read_to_string(log.dir.join(format::LEADER_EPOCH_FILE)).unwrap(),
-                )
-                .unwrap()
-            };
+            let mut log = open_new(&root, uuid::Uuid::new_v4()).await;
+            let read = |log: &PartitionLog| epochs_on_disk(&log.dir).unwrap();
             assert!(log.epochs_ahead([(0, 0)]).is_none(), "epoch 0 is known");
             let c = log.epochs_ahead([(3, log.next_offset)]).unwrap();
             assert!(c.write(true).unwrap());
@@ -914,12 +921,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         crate::shard::block_on(async move {
-            let mut log = open_partition(new_partition(&root, 0, uuid::Uuid::new_v4(), false))
-                .await
-                .unwrap()
-                .log;
-            let file = log.dir.join(format::LEADER_EPOCH_FILE);
-            let read = || format::decode_leader_epochs(&std::fs::read_to_string(&file).unwrap());
+            let mut log = open_new(&root, uuid::Uuid::new_v4()).await;
+            let pdir = log.dir.clone();
+            let read = || epochs_on_disk(&pdir);
             let mut batch = crate::client::records::encode_batch(
                 &[(None, Some(bytes::Bytes::from_static(b"v")))],
                 now_ms(),
@@ -966,27 +970,16 @@ mod tests {
         let root = dir.path().to_path_buf();
         crate::shard::block_on(async move {
             let id = uuid::Uuid::new_v4();
-            let log = open_partition(new_partition(&root, 0, id, false))
-                .await
-                .unwrap()
-                .log;
-            let file = log.dir.join(format::LEADER_EPOCH_FILE);
-            drop(log);
+            let pdir = open_new(&root, id).await.dir.clone();
             std::fs::write(
-                &file,
+                pdir.join(format::LEADER_EPOCH_FILE),
                 format::encode_leader_epochs(&[(0, 0), (5, 0), (3, 0)]),
             )
             .unwrap();
-            let log = open_partition(new_partition(&root, 0, id, false))
-                .await
-                .unwrap()
-                .log;
+            let log = open_new(&root, id).await;
             assert_eq!(&*log.epochs, &[(0, 0), (5, 0)]);
             assert_eq!(log.leader_epoch, 5);
-            assert_eq!(
-                format::decode_leader_epochs(&std::fs::read_to_string(&file).unwrap()),
-                Some(vec![(0, 0), (5, 0)])
-            );
+            assert_eq!(epochs_on_disk(&pdir), Some(vec![(0, 0), (5, 0)]));
         });
     }
 
@@ -1010,12 +1003,7 @@ mod tests {
             assert!(o.needs_sync);
             let pdir = o.log.dir.clone();
             assert_eq!(meta_of(&pdir), Some(id));
-            assert_eq!(
-                format::decode_leader_epochs(
-                    &std::fs::read_to_string(pdir.join(format::LEADER_EPOCH_FILE)).unwrap()
-                ),
-                Some(vec![(0, 0)])
-            );
+            assert_eq!(epochs_on_disk(&pdir), Some(vec![(0, 0)]));
             for ext in ["log", "index", "timeindex"] {
                 assert!(format::segment_file(&pdir, 0, ext).exists(), "{ext}");
             }
